@@ -1,0 +1,145 @@
+// Reads models.yaml into a typed Config: YAML → zod (defaults applied) → values resolved for this
+// machine and this file's folder. Every failure is a ConfigError naming file, line and field.
+//
+// Environment overrides (the caller reads MODELS_CONFIG to find the file itself):
+//   HOST  overrides server.host    PORT  overrides server.port
+// Containers set these rather than baking a second models.yaml.
+import { readFileSync } from "node:fs";
+import { availableParallelism } from "node:os";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { LineCounter, parseDocument } from "yaml";
+import type { z } from "zod";
+import { describeIssue, formatPath } from "../openai/issues.ts";
+import { parseByteSize } from "./bytes.ts";
+import { ConfigError, type ConfigProblem } from "./errors.ts";
+import { ConfigFile, type LlamaModelEntry } from "./schema.ts";
+import { knownKeys, suggestKey } from "./suggest.ts";
+import { lineOfPath } from "./yaml-lines.ts";
+
+export interface LlamaModelConfig extends Omit<LlamaModelEntry, "threads" | "sha256"> {
+  /** Absolute file path, or an `hf:` URI left for the model loader to resolve. */
+  path: string;
+  threads: number;
+  /** Lower-case hex, when pinned. */
+  sha256: string | undefined;
+}
+
+/** One configured model; a union once upstream providers join. */
+export type ModelConfig = LlamaModelConfig;
+
+/** models.yaml with defaults applied and every value resolved. Keys keep the file's spelling. */
+export interface Config {
+  /** Absolute path of the file it came from. */
+  file: string;
+  server: { host: string; port: number };
+  /** Bytes; undefined when unset, leaving the loader's own free-memory check as the only limit. */
+  memory_budget: number | undefined;
+  max_loaded_models: number;
+  default_model: string | undefined;
+  models: ModelConfig[];
+}
+
+export type Env = Readonly<Record<string, string | undefined>>;
+
+export function loadConfig(path: string, env: Env = process.env): Config {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (err) {
+    const reason = err instanceof Error && "code" in err && err.code === "ENOENT" ? "file not found" : String(err);
+    throw new ConfigError(path, [
+      { line: undefined, field: undefined, message: `cannot read the configuration: ${reason}` },
+    ]);
+  }
+  return parseConfig(text, path, env);
+}
+
+/**
+ * As loadConfig, from text; `file` names it in errors and anchors relative model paths. The
+ * environment is not read unless passed: tests and tools parse text, and a PORT set on a CI
+ * machine must not leak into them.
+ */
+export function parseConfig(text: string, file: string, env: Env = {}): Config {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    throw new ConfigError(
+      file,
+      doc.errors.map((e) => ({
+        line: e.linePos?.[0].line,
+        field: undefined,
+        message: `invalid YAML: ${(e.message.split("\n")[0] ?? "").replace(/ at line \d+, column \d+:?$/, "")}`,
+      })),
+    );
+  }
+  const parsed = ConfigFile.safeParse(doc.toJS({ maxAliasCount: 100 }) ?? {}, { reportInput: true });
+  if (!parsed.success) {
+    throw new ConfigError(
+      file,
+      parsed.error.issues.flatMap((issue) => problemsOf(issue, doc, lines)),
+    );
+  }
+  return resolveConfig(parsed.data, resolve(file), env);
+}
+
+function problemsOf(
+  issue: z.core.$ZodIssue,
+  doc: ReturnType<typeof parseDocument>,
+  lines: LineCounter,
+): ConfigProblem[] {
+  if (issue.code === "unrecognized_keys") {
+    const known = knownKeys(ConfigFile, issue.path);
+    return issue.keys.map((key) => {
+      const path = [...issue.path, key];
+      return {
+        line: lineOfPath(doc, lines, path),
+        field: formatPath(path),
+        message: `unknown field${suggestKey(key, known)}`,
+      };
+    });
+  }
+  const described = describeIssue(issue);
+  return [
+    { line: lineOfPath(doc, lines, described.path), field: formatPath(described.path), message: described.message },
+  ];
+}
+
+function resolveConfig(file: ConfigFile, absFile: string, env: Env): Config {
+  const dir = dirname(absFile);
+  const threads = Math.max(1, availableParallelism() - 1);
+  return {
+    file: absFile,
+    server: {
+      host: env.HOST !== undefined && env.HOST !== "" ? env.HOST : file.server.host,
+      port: env.PORT !== undefined && env.PORT !== "" ? portFromEnv(absFile, env.PORT) : file.server.port,
+    },
+    // The schema's pattern guarantees the parse succeeds.
+    memory_budget: file.memory_budget === undefined ? undefined : parseByteSize(file.memory_budget),
+    max_loaded_models: file.max_loaded_models,
+    default_model: file.default_model,
+    models: file.models.map((model) => ({
+      ...model,
+      path: isHuggingFaceUri(model.path) || isAbsolute(model.path) ? model.path : resolve(dir, model.path),
+      threads: model.threads ?? threads,
+      sha256: model.sha256?.toLowerCase(),
+    })),
+  };
+}
+
+function portFromEnv(file: string, value: string): number {
+  const port = Number(value);
+  if (!/^\d+$/.test(value) || port > 65_535) {
+    throw new ConfigError(file, [
+      {
+        line: undefined,
+        field: "PORT",
+        message: `expected a port number 0-65535 in the environment, got ${JSON.stringify(value)}`,
+      },
+    ]);
+  }
+  return port;
+}
+
+export function isHuggingFaceUri(path: string): boolean {
+  return path.startsWith("hf:");
+}

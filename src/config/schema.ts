@@ -1,0 +1,140 @@
+// The models.yaml schema. Strict objects throughout: a misspelt field is an error with a line
+// number, never a silently ignored setting. Values that depend on the machine or on the file's
+// location (threads, paths, byte sizes) are resolved by load.ts, so this schema stays a pure
+// description that z.toJSONSchema can turn into models.schema.json for editors.
+import { z } from "zod";
+import { SIZE_PATTERN } from "./bytes.ts";
+
+/** Ids appear in URLs, metrics labels and file names: keep them to a safe alphabet. */
+export const ID_PATTERN = /^[A-Za-z0-9._:-]+$/;
+
+export const ModelId = z
+  .string()
+  .min(1)
+  .max(128)
+  .regex(ID_PATTERN, { error: "expected only letters, digits, '.', '_', ':' and '-'" });
+
+const ByteSize = z.union([
+  z.int().positive(),
+  z.string().regex(SIZE_PATTERN, { error: 'expected a size such as "8GiB", "512MB" or a number of bytes' }),
+]);
+
+export const Sampling = z
+  .strictObject({
+    temperature: z.number().min(0).max(2).optional(),
+    top_p: z.number().min(0).max(1).optional(),
+    top_k: z.int().min(0).optional(),
+    min_p: z.number().min(0).max(1).optional(),
+    repeat_penalty: z.number().min(0).optional(),
+  })
+  .describe("Sampling defaults for requests that do not set the parameter themselves.");
+
+export const Queue = z
+  .strictObject({
+    max_waiting: z.int().min(0).default(32).describe("Requests allowed to wait for a free sequence; beyond it, 429."),
+    timeout_ms: z
+      .int()
+      .min(1)
+      .default(30_000)
+      .describe("How long a request may wait for a sequence before it is refused."),
+  })
+  .describe("The wait queue in front of the model's sequences.");
+
+export const LlamaModel = z
+  .strictObject({
+    id: ModelId.describe("The public model name clients send as `model`."),
+    provider: z.literal("llama").describe("Served in-process by node-llama-cpp."),
+    path: z
+      .string()
+      .min(1)
+      .describe("GGUF file, relative to this file's folder or absolute, or an `hf:` URI (hf:user/repo/file.gguf)."),
+    aliases: z.array(ModelId).default([]).describe("Other names that resolve to this model."),
+    context_size: z.int().min(16).default(2048).describe("Context window in tokens."),
+    parallel: z
+      .int()
+      .min(1)
+      .max(64)
+      .default(4)
+      .describe("Sequences decoded together; concurrent requests beyond it wait."),
+    threads: z.int().min(1).optional().describe("CPU threads; default max(1, cores - 1)."),
+    batch_size: z.int().min(1).optional().describe("Prompt-processing batch size in tokens."),
+    gpu_layers: z
+      .union([z.enum(["auto", "max"]), z.int().min(0)])
+      .default("auto")
+      .describe('Layers to offload to the GPU: "auto", "max" or a count.'),
+    preload: z.boolean().default(false).describe("Load at start instead of on first use."),
+    sha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, { error: "expected 64 hexadecimal digits" })
+      .optional()
+      .describe("Refuse to load the file unless its sha256 matches."),
+    sampling: Sampling.optional(),
+    chat_template: z.string().min(1).optional().describe("Jinja chat template overriding the one in the GGUF."),
+    max_tokens: z.int().min(1).optional().describe("Cap on generated tokens per request."),
+    queue: Queue.prefault({}),
+    owned_by: z.string().min(1).optional().describe('`owned_by` in /v1/models; default "switchyard".'),
+  })
+  .describe("A local GGUF model.");
+
+// A union on `provider` so upstream (`openai`) models can join without reshaping the file.
+export const ModelEntry = z.discriminatedUnion("provider", [LlamaModel]);
+
+export const Server = z.strictObject({
+  host: z.string().min(1).default("127.0.0.1"),
+  port: z.int().min(0).max(65_535).default(8080),
+});
+
+export const ConfigFile = z
+  .strictObject({
+    server: Server.prefault({}).describe("Where to listen; HOST and PORT in the environment override it."),
+    memory_budget: ByteSize.optional().describe(
+      'Most memory loaded models may use together ("8GiB", "512MB", bytes); least recently used idle models are evicted to stay under it.',
+    ),
+    max_loaded_models: z.int().min(1).default(4).describe("Most models loaded at once."),
+    default_model: ModelId.optional().describe(
+      "Model (id or alias) that serves requests naming a model not configured here; without it they get 404 model_not_found.",
+    ),
+    models: z.array(ModelEntry).min(1),
+  })
+  .superRefine((config, ctx) => {
+    const owner = new Map<string, number>();
+    config.models.forEach((model, i) => {
+      const names: Array<[string, PropertyKey[]]> = [
+        [model.id, ["models", i, "id"]],
+        ...model.aliases.map((alias, j): [string, PropertyKey[]] => [alias, ["models", i, "aliases", j]]),
+      ];
+      for (const [name, path] of names) {
+        const first = owner.get(name);
+        if (first === undefined) owner.set(name, i);
+        else {
+          const where = first === i ? "this model" : `models[${first}] (${config.models[first]?.id})`;
+          ctx.addIssue({ code: "custom", path, message: `"${name}" is already used by ${where}` });
+        }
+      }
+    });
+    if (config.default_model !== undefined && !owner.has(config.default_model)) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["default_model"],
+        message: `"${config.default_model}" is not the id or alias of any model`,
+      });
+    }
+    const preloaded = config.models.filter((m) => m.preload).length;
+    if (preloaded > config.max_loaded_models) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["max_loaded_models"],
+        message: `${preloaded} models have preload: true but at most ${config.max_loaded_models} may be loaded`,
+      });
+    }
+  })
+  .meta({ title: "Switchyard models.yaml" });
+
+export type ConfigFile = z.output<typeof ConfigFile>;
+export type LlamaModelEntry = z.output<typeof LlamaModel>;
+export type ModelEntry = z.output<typeof ModelEntry>;
+
+/** The JSON Schema of models.yaml (draft-07, which editors' YAML plugins read best). */
+export function configJsonSchema(): Record<string, unknown> {
+  return z.toJSONSchema(ConfigFile, { io: "input", target: "draft-07" });
+}

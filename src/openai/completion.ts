@@ -1,0 +1,154 @@
+// Provider events → OpenAI's response shapes: SSE chunks, or one collected
+// ChatCompletion. Streaming is the one primitive; the JSON answer is the stream, collected.
+import type { ChatEvent, TokenUsage } from "../providers/provider.ts";
+import type {
+  ChatCompletion,
+  ChatCompletionChoice,
+  ChatCompletionChunk,
+  ChatCompletionChunkChoice,
+  FinishReason,
+  TokenLogprob,
+  ToolCall,
+  Usage,
+} from "./chat.ts";
+
+export interface CompletionMeta {
+  id: string;
+  created: number;
+  model: string;
+  systemFingerprint: string;
+}
+
+export function usageOf(u: TokenUsage): Usage {
+  return {
+    prompt_tokens: u.promptTokens,
+    completion_tokens: u.completionTokens,
+    total_tokens: u.promptTokens + u.completionTokens,
+  };
+}
+
+function chunk(meta: CompletionMeta, choices: ChatCompletionChunkChoice[], withUsageKey: boolean): ChatCompletionChunk {
+  return {
+    id: meta.id,
+    object: "chat.completion.chunk",
+    created: meta.created,
+    model: meta.model,
+    system_fingerprint: meta.systemFingerprint,
+    choices,
+    ...(withUsageKey ? { usage: null } : {}),
+  };
+}
+
+/** The chunks of a stream: the role first for each choice, then deltas, then the finish. */
+export async function* toChunks(
+  events: AsyncIterable<ChatEvent>,
+  meta: CompletionMeta,
+  includeUsage: boolean,
+): AsyncGenerator<ChatCompletionChunk> {
+  const started = new Set<number>();
+  const begin = (index: number): ChatCompletionChunk[] => {
+    if (started.has(index)) return [];
+    started.add(index);
+    return [
+      chunk(
+        meta,
+        [{ index, delta: { role: "assistant", content: "", refusal: null }, logprobs: null, finish_reason: null }],
+        includeUsage,
+      ),
+    ];
+  };
+  for await (const event of events) {
+    yield* begin(event.index);
+    switch (event.type) {
+      case "content":
+        yield chunk(
+          meta,
+          [
+            {
+              index: event.index,
+              delta: { content: event.text },
+              logprobs: event.logprobs ? { content: event.logprobs, refusal: null } : null,
+              finish_reason: null,
+            },
+          ],
+          includeUsage,
+        );
+        break;
+      case "tool_calls":
+        yield chunk(
+          meta,
+          [
+            {
+              index: event.index,
+              delta: { tool_calls: event.calls.map((call, i) => ({ index: i, ...call })) },
+              logprobs: null,
+              finish_reason: null,
+            },
+          ],
+          includeUsage,
+        );
+        break;
+      case "finish":
+        yield chunk(
+          meta,
+          [{ index: event.index, delta: {}, logprobs: null, finish_reason: event.reason }],
+          includeUsage,
+        );
+        break;
+    }
+  }
+}
+
+export function usageChunk(meta: CompletionMeta, usage: TokenUsage): ChatCompletionChunk {
+  return { ...chunk(meta, [], false), usage: usageOf(usage) };
+}
+
+/** Collects a whole stream into one ChatCompletion. */
+export async function collect(
+  events: AsyncIterable<ChatEvent>,
+  meta: CompletionMeta,
+  usage: () => TokenUsage,
+): Promise<ChatCompletion> {
+  const choices = new Map<
+    number,
+    { text: string; calls: ToolCall[]; logprobs: TokenLogprob[] | null; finish: FinishReason }
+  >();
+  const at = (index: number) => {
+    let c = choices.get(index);
+    if (!c) {
+      c = { text: "", calls: [], logprobs: null, finish: "stop" };
+      choices.set(index, c);
+    }
+    return c;
+  };
+  for await (const event of events) {
+    const c = at(event.index);
+    if (event.type === "content") {
+      c.text += event.text;
+      if (event.logprobs) c.logprobs = [...(c.logprobs ?? []), ...event.logprobs];
+    } else if (event.type === "tool_calls") c.calls.push(...event.calls);
+    else c.finish = event.reason;
+  }
+  const list: ChatCompletionChoice[] = [...choices.entries()]
+    .sort(([a], [b]) => a - b)
+    .map(([index, c]) => ({
+      index,
+      message: {
+        role: "assistant",
+        content: c.calls.length > 0 && c.text === "" ? null : c.text,
+        refusal: null,
+        ...(c.calls.length > 0 ? { tool_calls: c.calls } : {}),
+      },
+      logprobs: c.logprobs ? { content: c.logprobs, refusal: null } : null,
+      finish_reason: c.finish,
+    }));
+  return {
+    id: meta.id,
+    object: "chat.completion",
+    created: meta.created,
+    model: meta.model,
+    system_fingerprint: meta.systemFingerprint,
+    choices: list,
+    usage: usageOf(usage()),
+  };
+}
