@@ -1,0 +1,21 @@
+// Every failure → OpenAI's error envelope with the right status, in one place.
+import type { Context } from "hono";
+import { AbortedError, ModelLoadError, QueueFullError, QueueTimeoutError } from "../src/engine/errors.ts";
+import { ApiError, errorBody, internal, rateLimited, serviceUnavailable } from "../src/openai/errors.ts";
+
+export function toHttpError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (err instanceof QueueFullError) return rateLimited(err.retryAfterSeconds, err.message);
+  if (err instanceof QueueTimeoutError) return serviceUnavailable(err.message, 1);
+  if (err instanceof ModelLoadError) {
+    return new ApiError(503, err.message, { type: "server_error", code: "model_unavailable" });
+  }
+  if (err instanceof AbortedError) return new ApiError(499, err.message, { code: "client_closed_request" });
+  return internal();
+}
+
+export function errorResponse(c: Context, err: unknown): Response {
+  const api = toHttpError(err);
+  if (api.retryAfterSeconds !== undefined) c.header("retry-after", String(api.retryAfterSeconds));
+  return c.json(errorBody(api), api.status as 400);
+}

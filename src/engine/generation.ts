@@ -1,0 +1,183 @@
+// One choice of one request on one context sequence: evaluates the prompt (reusing
+// the sequence's cached prefix), samples tokens, turns them into text deltas with stop
+// sequences held back, and reports logprobs and token counts. It runs as a Stepper so
+// the model's LockstepDriver can advance all generations in one batch.
+import {
+  type LlamaContextSequence,
+  type LlamaGrammar,
+  LlamaGrammarEvaluationState,
+  type LlamaModel,
+  type SequenceEvaluateOptions,
+  type Token,
+  TokenBias,
+} from "node-llama-cpp";
+import type { Stepper } from "./lockstep.ts";
+import { StopMatcher } from "./stop.ts";
+
+export interface Sampling {
+  temperature: number;
+  topP?: number | undefined;
+  topK?: number | undefined;
+  minP?: number | undefined;
+  seed?: number | undefined;
+  repeatPenalty?: number | undefined;
+  presencePenalty?: number | undefined;
+  frequencyPenalty?: number | undefined;
+  /** OpenAI's logit_bias: token id → value added to its logit (−100 bans it). */
+  logitBias?: Readonly<Record<number, number>> | undefined;
+}
+
+export interface GenerationInput {
+  prompt: readonly Token[];
+  maxTokens: number;
+  stop: readonly string[];
+  sampling: Sampling;
+  grammar?: LlamaGrammar | undefined;
+  /** Report logprobs of each sampled token, with this many alternatives. */
+  topLogprobs?: number | undefined;
+}
+
+export interface TokenLogprob {
+  token: string;
+  logprob: number;
+  bytes: number[];
+  top_logprobs: { token: string; logprob: number; bytes: number[] }[];
+}
+
+export type FinishReason = "stop" | "length";
+
+export interface GenerationEvents {
+  text(delta: string, logprobs: TokenLogprob[] | undefined): void;
+  end(result: { finishReason: FinishReason; completionTokens: number }): void;
+}
+
+/** The request was sized to fit the sequence before it started, so no context shift can happen. */
+export class Generation implements Stepper {
+  private iterator: AsyncGenerator<{ token: Token; probabilities?: Map<Token, number> }, void, void> | undefined;
+  private readonly generated: Token[] = [];
+  private pending: Token[] = [];
+  private pendingLogprobs: TokenLogprob[] = [];
+  private readonly stops: StopMatcher;
+  private finished = false;
+
+  constructor(
+    private readonly model: LlamaModel,
+    private readonly sequence: LlamaContextSequence,
+    private readonly input: GenerationInput,
+    private readonly events: GenerationEvents,
+    private readonly signal: AbortSignal | undefined,
+  ) {
+    this.stops = new StopMatcher(input.stop);
+  }
+
+  async step(): Promise<boolean> {
+    if (this.finished) return false;
+    if (this.signal?.aborted) return this.close();
+    if (!this.iterator) this.iterator = await this.start();
+    if (this.generated.length >= this.input.maxTokens) return this.finish("length");
+    const next = await this.iterator.next();
+    if (next.done) return this.finish("stop");
+    const { token, probabilities } = next.value;
+    this.generated.push(token);
+    this.pending.push(token);
+    if (this.input.topLogprobs !== undefined && probabilities) {
+      this.pendingLogprobs.push(this.logprobOf(token, probabilities));
+    }
+    // Hold back tokens that end inside a multi-byte character until it is complete.
+    const text = this.model.detokenize(this.pending, false, this.generated.slice(0, -this.pending.length));
+    if (text.endsWith("\uFFFD") && this.pending.length < 4) return true;
+    this.pending = [];
+    const { emit, stopped } = this.stops.push(text);
+    this.emit(emit);
+    if (stopped) return this.finish("stop");
+    return true;
+  }
+
+  private async start() {
+    // Reuse what the sequence already holds of this prompt (multi-turn chats share
+    // their history), but always evaluate at least the last prompt token for logits.
+    const prompt = [...this.input.prompt];
+    const { firstDifferentIndex } = this.sequence.compareContextTokens(prompt);
+    const keep = Math.min(firstDifferentIndex, prompt.length - 1);
+    if (keep < this.sequence.nextTokenIndex) {
+      await this.sequence.eraseContextTokenRanges([{ start: keep, end: this.sequence.nextTokenIndex }]);
+    }
+    const options = this.evaluateOptions();
+    const wantProbabilities = this.input.topLogprobs !== undefined;
+    return this.sequence.evaluateWithMetadata(prompt.slice(keep), { probabilities: wantProbabilities }, options);
+  }
+
+  private evaluateOptions(): SequenceEvaluateOptions {
+    const s = this.input.sampling;
+    const options: SequenceEvaluateOptions = {
+      temperature: s.temperature,
+      topP: s.topP,
+      topK: s.topK,
+      minP: s.minP,
+      seed: s.seed,
+    };
+    if (s.repeatPenalty !== undefined || s.presencePenalty || s.frequencyPenalty) {
+      options.repeatPenalty = {
+        punishTokens: () => this.generated.slice(-64),
+        penalty: s.repeatPenalty ?? 1,
+        presencePenalty: s.presencePenalty ?? 0,
+        frequencyPenalty: s.frequencyPenalty ?? 0,
+      };
+    }
+    if (s.logitBias && Object.keys(s.logitBias).length > 0) {
+      const bias = new TokenBias(this.model.tokenizer);
+      for (const [id, value] of Object.entries(s.logitBias)) {
+        bias.set(Number(id) as Token, value <= -100 ? "never" : { logit: value });
+      }
+      options.tokenBias = bias;
+    }
+    if (this.input.grammar) {
+      options.grammarEvaluationState = new LlamaGrammarEvaluationState({
+        model: this.model,
+        grammar: this.input.grammar,
+      });
+    }
+    return options;
+  }
+
+  private logprobOf(token: Token, probabilities: Map<Token, number>): TokenLogprob {
+    const entry = (t: Token, p: number) => {
+      const text = this.model.detokenize([t], true);
+      return { token: text, logprob: p > 0 ? Math.log(p) : -9999, bytes: [...Buffer.from(text, "utf8")] };
+    };
+    const top: TokenLogprob["top_logprobs"] = [];
+    for (const [t, p] of probabilities) {
+      if (top.length >= (this.input.topLogprobs ?? 0)) break;
+      top.push(entry(t, p));
+    }
+    return { ...entry(token, probabilities.get(token) ?? 0), top_logprobs: top };
+  }
+
+  private emit(text: string): void {
+    const logprobs = this.input.topLogprobs !== undefined ? this.pendingLogprobs : undefined;
+    if (text.length === 0 && !(logprobs && logprobs.length > 0)) return;
+    this.pendingLogprobs = [];
+    this.events.text(text, logprobs);
+  }
+
+  private async finish(finishReason: FinishReason): Promise<boolean> {
+    if (this.pending.length > 0) {
+      const text = this.model.detokenize(this.pending, false, this.generated.slice(0, -this.pending.length));
+      this.pending = [];
+      const { emit, stopped } = this.stops.push(text);
+      this.emit(emit);
+      if (stopped) finishReason = "stop";
+    }
+    this.emit(this.stops.flush());
+    await this.close();
+    this.events.end({ finishReason, completionTokens: this.generated.length });
+    return false;
+  }
+
+  /** Ends the token generator so node-llama-cpp frees its evaluation state now. */
+  async close(): Promise<false> {
+    this.finished = true;
+    await this.iterator?.return();
+    return false;
+  }
+}

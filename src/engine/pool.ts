@@ -1,0 +1,248 @@
+// The loaded local models: loads on first use (or at start for `preload`), unloads
+// the least recently used idle model when a load would pass the memory budget or the
+// model count, and hands out context sequences to requests.
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import {
+  GgufInsights,
+  type Llama,
+  type LlamaContext,
+  type LlamaContextSequence,
+  type LlamaModel,
+  readGgufFileInfo,
+  resolveModelFile,
+} from "node-llama-cpp";
+import { ChatTemplate } from "./chat-template.ts";
+import { ModelLoadError } from "./errors.ts";
+import { type LoadedModelState, type PoolLimits, planEviction } from "./eviction.ts";
+import { LockstepDriver } from "./lockstep.ts";
+import { SequenceSlots } from "./slots.ts";
+
+export interface LocalModelSpec {
+  id: string;
+  /** A file path, or an `hf:` URI resolved (and downloaded) by node-llama-cpp. */
+  path: string;
+  contextSize: number;
+  parallel: number;
+  threads: number;
+  batchSize?: number | undefined;
+  gpuLayers: "auto" | "max" | number;
+  sha256?: string | undefined;
+  chatTemplate?: string | undefined;
+  queue: { maxWaiting: number; timeoutMs: number };
+  /** Sampling used where the request sets none. */
+  sampling: { temperature?: number; topP?: number; topK?: number; minP?: number; repeatPenalty?: number };
+  /** Largest completion a request may ask for. */
+  maxTokens?: number | undefined;
+}
+
+export interface LoadedModel {
+  spec: LocalModelSpec;
+  model: LlamaModel;
+  context: LlamaContext;
+  sequences: LlamaContextSequence[];
+  slots: SequenceSlots;
+  driver: LockstepDriver;
+  template: ChatTemplate;
+  /** Tokens one sequence can hold: prompt + completion must fit. */
+  contextSize: number;
+  vocabularySize: number;
+  bytes: number;
+  lastUsed: number;
+  inFlight: number;
+}
+
+export interface ModelLease {
+  loaded: LoadedModel;
+  sequences: LlamaContextSequence[];
+  release(): void;
+}
+
+export interface PoolEvents {
+  loaded?(id: string, seconds: number): void;
+  unloaded?(id: string): void;
+}
+
+export class ModelPool {
+  private readonly loaded = new Map<string, LoadedModel>();
+  private readonly loading = new Map<string, Promise<LoadedModel>>();
+  private clock = 0;
+
+  constructor(
+    private readonly llama: Llama,
+    private readonly specs: ReadonlyMap<string, LocalModelSpec>,
+    private readonly limits: PoolLimits,
+    private readonly options: { modelsDir: string; events?: PoolEvents } = { modelsDir: "./data/models" },
+  ) {}
+
+  spec(id: string): LocalModelSpec | undefined {
+    return this.specs.get(id);
+  }
+
+  get loadedIds(): string[] {
+    return [...this.loaded.keys()];
+  }
+
+  isLoaded(id: string): boolean {
+    return this.loaded.has(id);
+  }
+
+  get(id: string): LoadedModel | undefined {
+    return this.loaded.get(id);
+  }
+
+  /** Loads the model if needed and waits for `count` free sequences of it. */
+  async acquire(id: string, count: number, signal?: AbortSignal): Promise<ModelLease> {
+    const loaded = await this.load(id);
+    loaded.inFlight++;
+    loaded.lastUsed = ++this.clock;
+    let ids: number[];
+    try {
+      ids = await loaded.slots.acquire(count, signal);
+    } catch (err) {
+      loaded.inFlight--;
+      throw err;
+    }
+    let released = false;
+    return {
+      loaded,
+      sequences: ids.map((i) => loaded.sequences[i] as LlamaContextSequence),
+      release: () => {
+        if (released) return;
+        released = true;
+        loaded.inFlight--;
+        loaded.lastUsed = ++this.clock;
+        loaded.slots.release(ids);
+      },
+    };
+  }
+
+  load(id: string): Promise<LoadedModel> {
+    const ready = this.loaded.get(id);
+    if (ready) return Promise.resolve(ready);
+    let pending = this.loading.get(id);
+    if (!pending) {
+      pending = this.doLoad(id).finally(() => this.loading.delete(id));
+      this.loading.set(id, pending);
+    }
+    return pending;
+  }
+
+  private async doLoad(id: string): Promise<LoadedModel> {
+    const spec = this.specs.get(id);
+    if (!spec) throw new ModelLoadError(id, "not configured");
+    const started = performance.now();
+    try {
+      const path = spec.path.startsWith("hf:")
+        ? await resolveModelFile(spec.path, { directory: this.options.modelsDir, cli: false })
+        : spec.path;
+      if (spec.sha256) await verifySha256(path, spec.sha256);
+      const bytes = await this.estimateBytes(spec, path);
+      await this.makeRoom(id, bytes);
+      const model = await this.llama.loadModel({ modelPath: path, gpuLayers: spec.gpuLayers });
+      const context = await model.createContext({
+        contextSize: spec.contextSize,
+        sequences: spec.parallel,
+        threads: spec.threads,
+        ...(spec.batchSize ? { batchSize: spec.batchSize } : {}),
+      });
+      const sequences = Array.from({ length: spec.parallel }, () => context.getSequence());
+      const templateSource = spec.chatTemplate ?? stringMeta(model, "tokenizer.chat_template");
+      const template = new ChatTemplate(templateSource, {
+        bos: model.tokens.bosString ?? "",
+        eos: model.tokens.eosString ?? "",
+      });
+      const loaded: LoadedModel = {
+        spec,
+        model,
+        context,
+        sequences,
+        slots: new SequenceSlots(id, spec.parallel, spec.queue),
+        driver: new LockstepDriver(),
+        template,
+        contextSize: context.contextSize,
+        vocabularySize: vocabularySize(model),
+        bytes,
+        lastUsed: ++this.clock,
+        inFlight: 0,
+      };
+      this.loaded.set(id, loaded);
+      this.options.events?.loaded?.(id, (performance.now() - started) / 1000);
+      return loaded;
+    } catch (err) {
+      if (err instanceof ModelLoadError) throw err;
+      throw new ModelLoadError(id, (err as Error).message);
+    }
+  }
+
+  private async estimateBytes(spec: LocalModelSpec, path: string): Promise<number> {
+    const insights = await GgufInsights.from(await readGgufFileInfo(path), this.llama);
+    const gpuLayers =
+      this.llama.gpu === false ? 0 : typeof spec.gpuLayers === "number" ? spec.gpuLayers : insights.totalLayers;
+    const model = await insights.estimateModelResourceRequirementsV2({ gpuLayers });
+    const context = await insights.estimateContextResourceRequirementsV2({
+      contextSize: spec.contextSize,
+      sequences: spec.parallel,
+      modelGpuLayers: gpuLayers,
+      batchSize: spec.batchSize,
+    });
+    return model.cpuRam + model.gpuVram + context.cpuRam + context.gpuVram;
+  }
+
+  private async makeRoom(id: string, bytes: number): Promise<void> {
+    const states: LoadedModelState[] = [...this.loaded.values()].map((m) => ({
+      id: m.spec.id,
+      bytes: m.bytes,
+      lastUsed: m.lastUsed,
+      inFlight: m.inFlight,
+    }));
+    const plan = planEviction({ id, bytes }, states, this.limits);
+    if (!plan.ok) throw new ModelLoadError(id, plan.reason);
+    for (const victim of plan.evict) await this.unload(victim);
+  }
+
+  async unload(id: string): Promise<void> {
+    const m = this.loaded.get(id);
+    if (!m) return;
+    this.loaded.delete(id);
+    await m.context.dispose();
+    await m.model.dispose();
+    this.options.events?.unloaded?.(id);
+  }
+
+  async close(): Promise<void> {
+    await Promise.allSettled([...this.loading.values()]);
+    for (const id of [...this.loaded.keys()]) await this.unload(id);
+  }
+}
+
+function vocabularySize(model: LlamaModel): number {
+  const tokens = metaValue(model, "tokenizer.ggml.tokens");
+  if (Array.isArray(tokens)) return tokens.length;
+  const arch = metaValue(model, "general.architecture");
+  const size = typeof arch === "string" ? metaValue(model, `${arch}.vocab_size`) : undefined;
+  return typeof size === "number" ? size : 0;
+}
+
+function stringMeta(model: LlamaModel, key: string): string | undefined {
+  const value = metaValue(model, key);
+  return typeof value === "string" ? value : undefined;
+}
+
+function metaValue(model: LlamaModel, key: string): unknown {
+  let node: unknown = model.fileInfo.metadata;
+  for (const part of key.split(".")) {
+    if (typeof node !== "object" || node === null) return undefined;
+    node = (node as Record<string, unknown>)[part];
+  }
+  return node;
+}
+
+async function verifySha256(path: string, expected: string): Promise<void> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  const actual = hash.digest("hex");
+  if (actual !== expected.toLowerCase()) {
+    throw new Error(`sha256 of ${path} is ${actual}, but models.yaml pins ${expected}; refusing to load it`);
+  }
+}

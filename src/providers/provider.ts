@@ -1,0 +1,29 @@
+// What every model backend offers the chat route: a validated OpenAI request in, a
+// stream of choice events out. A non-streaming response is the collected stream.
+import type { ChatCompletionRequest, FinishReason, TokenLogprob, ToolCall } from "../openai/chat.ts";
+
+export type ChatEvent =
+  | { type: "content"; index: number; text: string; logprobs?: TokenLogprob[] | undefined }
+  | { type: "tool_calls"; index: number; calls: ToolCall[] }
+  | { type: "finish"; index: number; reason: FinishReason };
+
+export interface TokenUsage {
+  promptTokens: number;
+  completionTokens: number;
+}
+
+export interface ChatStream {
+  events: AsyncIterable<ChatEvent>;
+  /** Final once `events` is exhausted. */
+  usage(): TokenUsage;
+}
+
+export interface ChatContext {
+  signal: AbortSignal;
+}
+
+export interface ChatProvider {
+  /** Resolves once the request is admitted (model loaded, sequences held, prompt sized);
+   * every failure before the first byte is thrown here, so it can get its own status. */
+  chat(modelId: string, request: ChatCompletionRequest, ctx: ChatContext): Promise<ChatStream>;
+}

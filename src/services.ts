@@ -1,0 +1,139 @@
+// Builds everything a Switchyard app needs from a loaded config. No module-level
+// state: a test builds as many independent services as it likes.
+import { createHash } from "node:crypto";
+import { statSync } from "node:fs";
+import { join } from "node:path";
+import type { Llama } from "node-llama-cpp";
+import pino, { type Logger } from "pino";
+import type { Config, LlamaModelConfig } from "./config/load.ts";
+import { type LocalModelSpec, ModelPool } from "./engine/pool.ts";
+import { openRuntime } from "./engine/runtime.ts";
+import { LlamaProvider } from "./providers/llama.ts";
+import type { ChatProvider } from "./providers/provider.ts";
+import { ModelCatalog, type ServedModel } from "./traffic/catalog.ts";
+
+export interface ServiceOptions {
+  config: Config;
+  dataDir: string;
+  /** Share one runtime between several apps (tests); opened from `gpu` otherwise. */
+  llama?: Llama;
+  gpu?: "auto" | false;
+  logger?: Logger;
+  /** Bearer tokens accepted on /v1; empty leaves the API open. */
+  apiKeys?: readonly string[];
+  bodyLimitBytes?: number;
+}
+
+export interface HealthStatus {
+  ready: boolean;
+  status: "starting" | "ok" | "draining" | "failed";
+  models: { id: string; loaded: boolean }[];
+}
+
+export interface Services {
+  catalog: ModelCatalog;
+  providers: Record<ServedModel["provider"], ChatProvider>;
+  pool: ModelPool;
+  logger: Logger;
+  apiKeys: readonly string[];
+  bodyLimitBytes: number;
+  fingerprint(modelId: string): string;
+  health(): HealthStatus;
+  /** Loads the `preload` models; health turns ready when it resolves. */
+  preload(): Promise<void>;
+  /** Stops reporting ready (before draining) and frees the models. */
+  drain(): void;
+  close(): Promise<void>;
+}
+
+export async function createServices(options: ServiceOptions): Promise<Services> {
+  const { config } = options;
+  const logger = options.logger ?? pino({ level: process.env.LOG_LEVEL ?? "info" });
+  const llama = options.llama ?? (await openRuntime({ gpu: options.gpu ?? "auto" }));
+  const ownsRuntime = options.llama === undefined;
+  const specs = new Map(config.models.map((m) => [m.id, toSpec(m)]));
+  const pool = new ModelPool(
+    llama,
+    specs,
+    { memoryBudget: config.memory_budget, maxLoadedModels: config.max_loaded_models },
+    {
+      modelsDir: join(options.dataDir, "models"),
+      events: {
+        loaded: (id, seconds) => logger.info({ model: id, seconds }, "model loaded"),
+        unloaded: (id) => logger.info({ model: id }, "model unloaded"),
+      },
+    },
+  );
+  const catalog = new ModelCatalog(config.models.map(toServed), config.default_model);
+  const preloadIds = config.models.filter((m) => m.preload).map((m) => m.id);
+  let state: HealthStatus["status"] = preloadIds.length === 0 ? "ok" : "starting";
+
+  return {
+    catalog,
+    providers: { llama: new LlamaProvider(llama, pool) },
+    pool,
+    logger,
+    apiKeys: options.apiKeys ?? [],
+    bodyLimitBytes: options.bodyLimitBytes ?? 10 * 1024 * 1024,
+    fingerprint: (id) =>
+      `fp_${createHash("sha256")
+        .update(`${id}\0${specs.get(id)?.path ?? ""}`)
+        .digest("hex")
+        .slice(0, 10)}`,
+    health: () => ({
+      ready: state === "ok",
+      status: state,
+      models: config.models.map((m) => ({ id: m.id, loaded: pool.isLoaded(m.id) })),
+    }),
+    async preload() {
+      try {
+        for (const id of preloadIds) await pool.load(id);
+        if (state === "starting") state = "ok";
+      } catch (err) {
+        state = "failed";
+        throw err;
+      }
+    },
+    drain() {
+      state = "draining";
+    },
+    async close() {
+      state = "draining";
+      await pool.close();
+      if (ownsRuntime) await llama.dispose();
+    },
+  };
+}
+
+function toSpec(m: LlamaModelConfig): LocalModelSpec {
+  return {
+    id: m.id,
+    path: m.path,
+    contextSize: m.context_size,
+    parallel: m.parallel,
+    threads: m.threads,
+    batchSize: m.batch_size,
+    gpuLayers: m.gpu_layers,
+    sha256: m.sha256,
+    chatTemplate: m.chat_template,
+    queue: { maxWaiting: m.queue.max_waiting, timeoutMs: m.queue.timeout_ms },
+    sampling: {
+      temperature: m.sampling?.temperature,
+      topP: m.sampling?.top_p,
+      topK: m.sampling?.top_k,
+      minP: m.sampling?.min_p,
+      repeatPenalty: m.sampling?.repeat_penalty,
+    },
+    maxTokens: m.max_tokens,
+  };
+}
+
+function toServed(m: LlamaModelConfig): ServedModel {
+  let created = 0;
+  try {
+    created = Math.floor(statSync(m.path).mtimeMs / 1000);
+  } catch {
+    // hf: URIs and files not downloaded yet have no date until they are loaded.
+  }
+  return { id: m.id, provider: m.provider, aliases: m.aliases, ownedBy: m.owned_by ?? "switchyard", created };
+}

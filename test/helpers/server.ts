@@ -1,0 +1,88 @@
+// Starts a real Switchyard on a random loopback port: real config parsing, real
+// node-llama-cpp engine, real HTTP. Tests drive it with the official openai package.
+
+import { mkdtempSync, rmSync } from "node:fs";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { serve } from "@hono/node-server";
+import type { Llama } from "node-llama-cpp";
+import OpenAI from "openai";
+import pino from "pino";
+import { createApp } from "../../src/app.ts";
+import { parseConfig } from "../../src/config/load.ts";
+import { openRuntime } from "../../src/engine/runtime.ts";
+import { createServices, type Services } from "../../src/services.ts";
+
+export const REPO = join(import.meta.dirname, "..", "..");
+export const TINY_MODEL = process.env.SWITCHYARD_TEST_MODEL ?? join(REPO, "models", "switchyard-tiny-q8_0.gguf");
+
+export interface TestServer {
+  url: string;
+  baseURL: string;
+  client: OpenAI;
+  services: Services;
+  close(): Promise<void>;
+}
+
+let shared: Promise<Llama> | undefined;
+/** One runtime per test file: getLlama is the slow part, and it is safe to share. */
+export function testRuntime(): Promise<Llama> {
+  shared ??= openRuntime({ gpu: false });
+  return shared;
+}
+
+/** models.yaml text serving the built-in tiny model as `tiny`, with overrides appended to the model. */
+export function tinyConfig(modelExtra = "", globalExtra = ""): string {
+  return [
+    globalExtra,
+    "models:",
+    "  - id: switchyard-tiny",
+    "    provider: llama",
+    `    path: ${TINY_MODEL}`,
+    "    aliases: [tiny]",
+    "    context_size: 512",
+    "    parallel: 4",
+    "    threads: 1",
+    "    preload: true",
+    ...modelExtra
+      .split("\n")
+      .filter((l) => l.trim() !== "")
+      .map((l) => `    ${l}`),
+  ].join("\n");
+}
+
+export async function startServer(
+  options: { config?: string; apiKeys?: string[]; bodyLimitBytes?: number } = {},
+): Promise<TestServer> {
+  const dataDir = mkdtempSync(join(tmpdir(), "switchyard-test-"));
+  const config = parseConfig(options.config ?? tinyConfig(), join(REPO, "models.yaml"));
+  const services = await createServices({
+    config,
+    dataDir,
+    llama: await testRuntime(),
+    logger: pino({ level: "silent" }),
+    apiKeys: options.apiKeys ?? [],
+    ...(options.bodyLimitBytes ? { bodyLimitBytes: options.bodyLimitBytes } : {}),
+  });
+  await services.preload();
+  const app = createApp(services);
+  const server = await new Promise<Server>((resolve) => {
+    const s = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve(s as Server)) as Server;
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://127.0.0.1:${port}`;
+  return {
+    url,
+    baseURL: `${url}/v1`,
+    client: new OpenAI({ baseURL: `${url}/v1`, apiKey: options.apiKeys?.[0] ?? "unused", maxRetries: 0 }),
+    services,
+    async close() {
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await services.close();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}

@@ -1,0 +1,88 @@
+// Model pool and admission: loading on demand, eviction, the wait queue, sha256 pins.
+import { afterEach, describe, expect, it } from "vitest";
+import { startServer, type TestServer, TINY_MODEL } from "../helpers/server.ts";
+
+let s: TestServer | undefined;
+afterEach(async () => {
+  await s?.close();
+  s = undefined;
+});
+
+const model = (id: string, extra: string[] = []) =>
+  [
+    `  - id: ${id}`,
+    "    provider: llama",
+    `    path: ${TINY_MODEL}`,
+    "    context_size: 256",
+    "    threads: 1",
+    ...extra.map((l) => `    ${l}`),
+  ].join("\n");
+
+async function chat(server: TestServer, modelId: string, maxTokens = 4) {
+  return fetch(`${server.baseURL}/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      model: modelId,
+      messages: [{ role: "user", content: "Hello!" }],
+      max_tokens: maxTokens,
+      temperature: 1,
+    }),
+  });
+}
+
+describe("model pool", () => {
+  it("loads on first use and unloads the least recently used idle model at max_loaded_models", async () => {
+    s = await startServer({
+      config: ["max_loaded_models: 2", "models:", model("a"), model("b"), model("c")].join("\n"),
+    });
+    expect(s.services.pool.loadedIds).toEqual([]);
+    expect((await chat(s, "a")).status).toBe(200);
+    expect((await chat(s, "b")).status).toBe(200);
+    expect((await chat(s, "a")).status).toBe(200);
+    expect(s.services.pool.loadedIds.sort()).toEqual(["a", "b"]);
+    expect((await chat(s, "c")).status).toBe(200);
+    expect(s.services.pool.loadedIds.sort()).toEqual(["a", "c"]);
+  });
+
+  it("answers 429 with Retry-After when the wait queue is full, and serves the rest", async () => {
+    s = await startServer({
+      config: [
+        "models:",
+        model("one", ["parallel: 1", "preload: true", "queue: {max_waiting: 1, timeout_ms: 30000}"]),
+      ].join("\n"),
+    });
+    const server = s;
+    const results = await Promise.all([1, 2, 3, 4].map(() => chat(server, "one", 40)));
+    const statuses = results.map((r) => r.status).sort();
+    expect(statuses).toEqual([200, 200, 429, 429]);
+    const refused = results.find((r) => r.status === 429);
+    expect(Number(refused?.headers.get("retry-after"))).toBeGreaterThan(0);
+    const body = (await refused?.json()) as { error: { type: string; code: string } };
+    expect(body.error.code).toBe("rate_limit_exceeded");
+    // Recovered at once when load drops.
+    expect((await chat(server, "one")).status).toBe(200);
+  });
+
+  it("answers 503 when a request waits longer than the queue timeout", async () => {
+    s = await startServer({
+      config: [
+        "models:",
+        model("one", ["parallel: 1", "preload: true", "queue: {max_waiting: 4, timeout_ms: 1}"]),
+      ].join("\n"),
+    });
+    const server = s;
+    const results = await Promise.all([1, 2].map(() => chat(server, "one", 60)));
+    expect(results.map((r) => r.status).sort()).toEqual([200, 503]);
+  });
+
+  it("refuses a model whose file does not match its sha256 pin, naming the file", async () => {
+    s = await startServer({ config: ["models:", model("pinned", [`sha256: "${"0".repeat(64)}"`])].join("\n") });
+    const res = await chat(s, "pinned");
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { error: { message: string; code: string } };
+    expect(body.error.code).toBe("model_unavailable");
+    expect(body.error.message).toContain(TINY_MODEL);
+    expect(body.error.message).toContain("sha256");
+  });
+});
