@@ -15,20 +15,25 @@ export function chatRoutes(services: Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
   app.post("/", async (c) => {
+    const body = await readJson(c);
+    const named = (body as { model?: unknown } | null)?.model;
+    const target = typeof named === "string" ? services.catalog.resolve(named) : undefined;
+    const telemetry = c.get("telemetry");
+    telemetry?.requested(body, target);
     // reportInput lets the error say what was sent ("got \"hot\"") and tell a wrong type from a missing one.
-    const parsed = ChatCompletionRequest.safeParse(await readJson(c), { reportInput: true });
+    const parsed = ChatCompletionRequest.safeParse(body, { reportInput: true });
     if (!parsed.success) throw fromZodError(parsed.error);
     const req = parsed.data;
     const refused = checkSupported(req);
     if (refused) throw refused;
-    const target = services.catalog.resolve(req.model);
     if (!target) throw modelNotFound(req.model);
 
     // Generation stops as soon as the client goes away, streaming or not.
     const abort = new AbortController();
     c.req.raw.signal.addEventListener("abort", () => abort.abort(), { once: true });
     const provider = services.providers[target.provider];
-    const result = await provider.chat(target.id, req, { signal: abort.signal });
+    const chat = await provider.chat(target.id, req, { signal: abort.signal });
+    const result = telemetry ? telemetry.watch(chat) : chat;
 
     const meta: CompletionMeta = {
       id: `chatcmpl-${randomBytes(12).toString("base64url")}`,
@@ -48,6 +53,7 @@ export function chatRoutes(services: Services): Hono<AppEnv> {
 
     for (const [name, value] of Object.entries(SSE_HEADERS)) c.header(name, value);
     const includeUsage = req.stream_options?.include_usage === true;
+    telemetry?.respondingLater();
     return stream(c, async (out) => {
       out.onAbort(() => abort.abort());
       try {
@@ -58,9 +64,12 @@ export function chatRoutes(services: Services): Hono<AppEnv> {
         await out.write(SSE_DONE);
       } catch (err) {
         // The status line is gone; OpenAI's SDKs raise on a data event holding `error`.
-        if (!out.aborted) await out.write(sseError(toHttpError(err)));
+        const api = toHttpError(err);
+        telemetry?.failed(api);
+        if (!out.aborted) await out.write(sseError(api));
       } finally {
         abort.abort();
+        telemetry?.end(200, out.aborted || c.req.raw.signal.aborted);
       }
     });
   });

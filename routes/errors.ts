@@ -2,6 +2,7 @@
 import type { Context } from "hono";
 import { AbortedError, ModelLoadError, QueueFullError, QueueTimeoutError } from "../src/engine/errors.ts";
 import { ApiError, errorBody, internal, rateLimited, serviceUnavailable } from "../src/openai/errors.ts";
+import type { AppEnv } from "./env.ts";
 
 export function toHttpError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
@@ -14,8 +15,9 @@ export function toHttpError(err: unknown): ApiError {
   return internal();
 }
 
-export function errorResponse(c: Context, err: unknown): Response {
+export function errorResponse(c: Context<AppEnv>, err: unknown): Response {
   const api = toHttpError(err);
+  c.get("telemetry")?.failed(api);
   if (api.retryAfterSeconds !== undefined) c.header("retry-after", String(api.retryAfterSeconds));
   return c.json(errorBody(api), api.status as 400);
 }

@@ -4,12 +4,22 @@ import { randomUUID, timingSafeEqual } from "node:crypto";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { methodNotAllowed as methodNotAllowedMiddleware } from "hono/method-not-allowed";
+import { adminRoutes } from "../routes/admin.ts";
 import { chatRoutes } from "../routes/chat.ts";
 import type { AppEnv } from "../routes/env.ts";
 import { errorResponse } from "../routes/errors.ts";
 import { healthRoutes } from "../routes/health.ts";
+import { metricsRoutes } from "../routes/metrics.ts";
 import { modelRoutes } from "../routes/models.ts";
-import { invalidApiKey, methodNotAllowed, missingApiKey, payloadTooLarge, routeNotFound } from "./openai/errors.ts";
+import { recordRequests } from "../routes/record-request.ts";
+import {
+  invalidApiKey,
+  methodNotAllowed,
+  missingApiKey,
+  payloadTooLarge,
+  permissionDenied,
+  routeNotFound,
+} from "./openai/errors.ts";
 import type { Services } from "./services.ts";
 
 /** Client-chosen request ids are echoed into logs and headers: keep them short and plain. */
@@ -27,6 +37,8 @@ export function createApp(services: Services): Hono<AppEnv> {
     await next();
   });
 
+  app.use("/v1/chat/completions", recordRequests(services));
+
   app.use(
     methodNotAllowedMiddleware({
       app,
@@ -39,11 +51,23 @@ export function createApp(services: Services): Hono<AppEnv> {
 
   app.use("/v1/*", async (c, next) => {
     if (services.apiKeys.length === 0) return next();
-    const header = c.req.header("authorization") ?? "";
-    const token = header.startsWith("Bearer ") ? header.slice(7).trim() : "";
+    const token = bearerToken(c.req.header("authorization"));
     if (token === "") return errorResponse(c, missingApiKey());
     if (!services.apiKeys.some((key) => sameSecret(token, key))) return errorResponse(c, invalidApiKey());
     return next();
+  });
+
+  // Without ADMIN_API_KEY the admin routes are as open as /v1 without API_KEYS.
+  app.use("/admin/*", async (c, next) => {
+    const admin = services.adminApiKey;
+    if (admin === undefined) return next();
+    const token = bearerToken(c.req.header("authorization"));
+    if (token === "") return errorResponse(c, missingApiKey());
+    if (sameSecret(token, admin)) return next();
+    if (services.apiKeys.some((key) => sameSecret(token, key))) {
+      return errorResponse(c, permissionDenied("This endpoint needs the admin API key; API keys cannot use it."));
+    }
+    return errorResponse(c, invalidApiKey());
   });
 
   app.use(
@@ -57,6 +81,8 @@ export function createApp(services: Services): Hono<AppEnv> {
   app.route("/", healthRoutes(services));
   app.route("/v1/chat/completions", chatRoutes(services));
   app.route("/v1/models", modelRoutes(services));
+  app.route("/", metricsRoutes(services));
+  app.route("/admin", adminRoutes(services));
 
   app.notFound((c) => errorResponse(c, routeNotFound(c.req.method, c.req.path)));
   app.onError((err, c) => {
@@ -64,6 +90,10 @@ export function createApp(services: Services): Hono<AppEnv> {
     return errorResponse(c, err);
   });
   return app;
+}
+
+function bearerToken(header: string | undefined): string {
+  return header?.startsWith("Bearer ") ? header.slice(7).trim() : "";
 }
 
 /** Constant-time comparison, so response timing does not reveal how much of a key matched. */

@@ -18,6 +18,7 @@ async function main(): Promise<void> {
       .split(",")
       .map((k) => k.trim())
       .filter((k) => k.length > 0),
+    adminApiKey: process.env.ADMIN_API_KEY || undefined,
   });
   const app = createApp(services);
   const { host, port } = config.server;

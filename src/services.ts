@@ -10,6 +10,9 @@ import { type LocalModelSpec, ModelPool } from "./engine/pool.ts";
 import { openRuntime } from "./engine/runtime.ts";
 import { LlamaProvider } from "./providers/llama.ts";
 import type { ChatProvider } from "./providers/provider.ts";
+import type { ModelGaugeSample } from "./telemetry/metrics.ts";
+import type { ReferencePrice } from "./telemetry/reference-price.ts";
+import { Telemetry } from "./telemetry/telemetry.ts";
 import { ModelCatalog, type ServedModel } from "./traffic/catalog.ts";
 
 export interface ServiceOptions {
@@ -21,6 +24,8 @@ export interface ServiceOptions {
   logger?: Logger;
   /** Bearer tokens accepted on /v1; empty leaves the API open. */
   apiKeys?: readonly string[];
+  /** Bearer token for /admin; unset leaves the admin routes open. */
+  adminApiKey?: string | undefined;
   bodyLimitBytes?: number;
 }
 
@@ -35,7 +40,9 @@ export interface Services {
   providers: Record<ServedModel["provider"], ChatProvider>;
   pool: ModelPool;
   logger: Logger;
+  telemetry: Telemetry;
   apiKeys: readonly string[];
+  adminApiKey: string | undefined;
   bodyLimitBytes: number;
   fingerprint(modelId: string): string;
   health(): HealthStatus;
@@ -52,6 +59,12 @@ export async function createServices(options: ServiceOptions): Promise<Services>
   const llama = options.llama ?? (await openRuntime({ gpu: options.gpu ?? "auto" }));
   const ownsRuntime = options.llama === undefined;
   const specs = new Map(config.models.map((m) => [m.id, toSpec(m)]));
+  const telemetry = new Telemetry({
+    logger,
+    dataDir: options.dataDir,
+    prices: referencePrices(config.models),
+    models: () => poolGauges(pool, config.models),
+  });
   const pool = new ModelPool(
     llama,
     specs,
@@ -59,7 +72,10 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     {
       modelsDir: join(options.dataDir, "models"),
       events: {
-        loaded: (id, seconds) => logger.info({ model: id, seconds }, "model loaded"),
+        loaded: (id, seconds) => {
+          logger.info({ model: id, seconds }, "model loaded");
+          telemetry.modelLoaded(id, seconds, (text) => pool.get(id)?.model.tokenize(text).length ?? 0);
+        },
         unloaded: (id) => logger.info({ model: id }, "model unloaded"),
       },
     },
@@ -73,7 +89,9 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     providers: { llama: new LlamaProvider(llama, pool) },
     pool,
     logger,
+    telemetry,
     apiKeys: options.apiKeys ?? [],
+    adminApiKey: options.adminApiKey,
     bodyLimitBytes: options.bodyLimitBytes ?? 10 * 1024 * 1024,
     fingerprint: (id) =>
       `fp_${createHash("sha256")
@@ -100,6 +118,8 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     async close() {
       state = "draining";
       await pool.close();
+      // After the pool: requests cut short by it still get their records written.
+      await telemetry.close();
       if (ownsRuntime) await llama.dispose();
     },
   };
@@ -126,6 +146,25 @@ function toSpec(m: LlamaModelConfig): LocalModelSpec {
     },
     maxTokens: m.max_tokens,
   };
+}
+
+function referencePrices(models: readonly LlamaModelConfig[]): Map<string, ReferencePrice> {
+  return new Map(
+    models.flatMap((m): [string, ReferencePrice][] => (m.reference_price ? [[m.id, m.reference_price]] : [])),
+  );
+}
+
+/** Every configured model, loaded or not, so a gauge reads 0 rather than vanishing on unload. */
+function poolGauges(pool: ModelPool, models: readonly LlamaModelConfig[]): ModelGaugeSample[] {
+  return models.map((m) => {
+    const loaded = pool.get(m.id);
+    return {
+      model: m.id,
+      loaded: loaded !== undefined,
+      busy: loaded?.slots.busy ?? 0,
+      waiting: loaded?.slots.waiting ?? 0,
+    };
+  });
 }
 
 function toServed(m: LlamaModelConfig): ServedModel {

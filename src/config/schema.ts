@@ -40,6 +40,14 @@ export const Queue = z
   })
   .describe("The wait queue in front of the model's sequences.");
 
+export const ReferencePrice = z
+  .strictObject({
+    model: z.string().min(1).describe("A priced API model, e.g. gpt-4o-mini; its tiktoken encoding counts the tokens."),
+    input_per_1m: z.number().min(0).describe("US dollars per million prompt tokens."),
+    output_per_1m: z.number().min(0).describe("US dollars per million completion tokens."),
+  })
+  .describe("What this model's traffic would cost on a priced API model: /admin/usage reports it as cost avoided.");
+
 export const LlamaModel = z
   .strictObject({
     id: ModelId.describe("The public model name clients send as `model`."),
@@ -73,6 +81,7 @@ export const LlamaModel = z
     max_tokens: z.int().min(1).optional().describe("Cap on generated tokens per request."),
     queue: Queue.prefault({}),
     owned_by: z.string().min(1).optional().describe('`owned_by` in /v1/models; default "switchyard".'),
+    reference_price: ReferencePrice.optional(),
   })
   .describe("A local GGUF model.");
 

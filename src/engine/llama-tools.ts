@@ -128,7 +128,10 @@ export async function buildTools(opts: { jobs?: number; log?: (line: string) => 
   const bin = await toolsDir();
   if (await toolsBuilt()) return bin;
   const missing = await missingBuildTools();
-  if (missing.length > 0) throw new Error(`cannot build the llama.cpp tools: missing ${missing.join(", ")} (apt-get install cmake ninja-build g++ git)`);
+  if (missing.length > 0)
+    throw new Error(
+      `cannot build the llama.cpp tools: missing ${missing.join(", ")} (apt-get install cmake ninja-build g++ git)`,
+    );
   const root = dirname(bin);
   const src = join(root, "src");
   const build = join(root, "build");

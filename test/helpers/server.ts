@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { serve } from "@hono/node-server";
 import type { Llama } from "node-llama-cpp";
 import OpenAI from "openai";
-import pino from "pino";
+import pino, { type Logger } from "pino";
 import { createApp } from "../../src/app.ts";
 import { parseConfig } from "../../src/config/load.ts";
 import { openRuntime } from "../../src/engine/runtime.ts";
@@ -53,17 +53,26 @@ export function tinyConfig(modelExtra = "", globalExtra = ""): string {
   ].join("\n");
 }
 
-export async function startServer(
-  options: { config?: string; apiKeys?: string[]; bodyLimitBytes?: number } = {},
-): Promise<TestServer> {
-  const dataDir = mkdtempSync(join(tmpdir(), "switchyard-test-"));
+export interface ServerOptions {
+  config?: string;
+  apiKeys?: string[];
+  adminApiKey?: string;
+  bodyLimitBytes?: number;
+  /** State to start from (a restart); kept on close. A fresh temporary folder otherwise. */
+  dataDir?: string;
+  logger?: Logger;
+}
+
+export async function startServer(options: ServerOptions = {}): Promise<TestServer> {
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "switchyard-test-"));
   const config = parseConfig(options.config ?? tinyConfig(), join(REPO, "models.yaml"));
   const services = await createServices({
     config,
     dataDir,
     llama: await testRuntime(),
-    logger: pino({ level: "silent" }),
+    logger: options.logger ?? pino({ level: "silent" }),
     apiKeys: options.apiKeys ?? [],
+    adminApiKey: options.adminApiKey,
     ...(options.bodyLimitBytes ? { bodyLimitBytes: options.bodyLimitBytes } : {}),
   });
   await services.preload();
@@ -82,7 +91,7 @@ export async function startServer(
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await services.close();
-      rmSync(dataDir, { recursive: true, force: true });
+      if (options.dataDir === undefined) rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

@@ -1,0 +1,139 @@
+// The Prometheus metrics of one app, on its own registry. Label values are bounded: `model`
+// is a configured model id or "unknown", `variant` a configured variant or "none", `status`
+// an HTTP status; request ids, key ids and client-sent names never become labels.
+import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
+import { isError, type UsageRecord } from "./record.ts";
+
+export interface ModelGaugeSample {
+  model: string;
+  loaded: boolean;
+  /** Sequences generating now. */
+  busy: number;
+  /** Requests waiting for a sequence. */
+  waiting: number;
+}
+
+const PREFIX = "switchyard_";
+
+export class Metrics {
+  private readonly requests: Counter<"model" | "variant" | "status">;
+  private readonly tokens: Counter<"model" | "variant" | "kind">;
+  private readonly duration: Histogram<"model" | "variant" | "stream">;
+  private readonly ttft: Histogram<"model" | "variant" | "stream">;
+  private readonly tokensPerSecond: Histogram<"model" | "variant">;
+  private readonly cache: Counter<"result">;
+  private readonly loadSeconds: Histogram<"model">;
+  /** Set by the fine-tuning jobs (later issue). */
+  readonly fineTuneJobs: Gauge<"status">;
+  /** Incremented by the rollback rules (later issue). */
+  readonly rollbacks: Counter<"experiment" | "variant">;
+
+  /** `models` is read at scrape time, so pool gauges are never stale and cost nothing between scrapes. */
+  constructor(registry: Registry, models: () => readonly ModelGaugeSample[]) {
+    // Node's process metrics keep their standard names (process_*, nodejs_*) so stock
+    // dashboards work; prom-client allows this once per registry, and each app has its own.
+    collectDefaultMetrics({ register: registry });
+    const registers = [registry];
+    this.requests = new Counter({
+      name: `${PREFIX}requests_total`,
+      help: "Chat completion requests, by HTTP status (499: the client went away).",
+      labelNames: ["model", "variant", "status"],
+      registers,
+    });
+    this.tokens = new Counter({
+      name: `${PREFIX}tokens_total`,
+      help: "Tokens processed: prompt tokens read and completion tokens generated.",
+      labelNames: ["model", "variant", "kind"],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: `${PREFIX}request_duration_seconds`,
+      help: "Time from request to complete response, for requests that succeeded.",
+      labelNames: ["model", "variant", "stream"],
+      buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120],
+      registers,
+    });
+    this.ttft = new Histogram({
+      name: `${PREFIX}time_to_first_token_seconds`,
+      help: "Time from request to the first generated content or tool-call delta.",
+      labelNames: ["model", "variant", "stream"],
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.tokensPerSecond = new Histogram({
+      name: `${PREFIX}generation_tokens_per_second`,
+      help: "Decode speed per request: tokens after the first over the time from the first delta to the last.",
+      labelNames: ["model", "variant"],
+      buckets: [1, 2.5, 5, 10, 20, 40, 80, 160, 320, 640, 1280],
+      registers,
+    });
+    this.cache = new Counter({
+      name: `${PREFIX}cache_requests_total`,
+      help: "Response cache lookups by result (hit, miss, bypass).",
+      labelNames: ["result"],
+      registers,
+    });
+    this.loadSeconds = new Histogram({
+      name: `${PREFIX}model_load_seconds`,
+      help: "Time to load a model into memory.",
+      labelNames: ["model"],
+      buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+      registers,
+    });
+    new Gauge({
+      name: `${PREFIX}models_loaded`,
+      help: "Models loaded now.",
+      registers,
+      collect() {
+        this.set(models().filter((m) => m.loaded).length);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}queue_depth`,
+      help: "Requests waiting for a free sequence of the model.",
+      labelNames: ["model"],
+      registers,
+      collect() {
+        for (const m of models()) this.set({ model: m.model }, m.waiting);
+      },
+    });
+    new Gauge({
+      name: `${PREFIX}busy_sequences`,
+      help: "Sequences of the model generating now.",
+      labelNames: ["model"],
+      registers,
+      collect() {
+        for (const m of models()) this.set({ model: m.model }, m.busy);
+      },
+    });
+    this.fineTuneJobs = new Gauge({
+      name: `${PREFIX}fine_tune_jobs`,
+      help: "Fine-tuning jobs by status.",
+      labelNames: ["status"],
+      registers,
+    });
+    this.rollbacks = new Counter({
+      name: `${PREFIX}rollbacks_total`,
+      help: "Canary variants rolled back by a rule.",
+      labelNames: ["experiment", "variant"],
+      registers,
+    });
+  }
+
+  observe(r: UsageRecord): void {
+    const model = r.served_model ?? "unknown";
+    const variant = r.variant ?? "none";
+    const stream = r.stream ? "true" : "false";
+    this.requests.inc({ model, variant, status: String(r.status) });
+    if (r.prompt_tokens > 0) this.tokens.inc({ model, variant, kind: "prompt" }, r.prompt_tokens);
+    if (r.completion_tokens > 0) this.tokens.inc({ model, variant, kind: "completion" }, r.completion_tokens);
+    if (!isError(r) && !r.client_disconnected) this.duration.observe({ model, variant, stream }, r.latency_ms / 1000);
+    if (r.ttft_ms !== undefined) this.ttft.observe({ model, variant, stream }, r.ttft_ms / 1000);
+    if (r.tokens_per_second !== undefined) this.tokensPerSecond.observe({ model, variant }, r.tokens_per_second);
+    if (r.cache !== undefined) this.cache.inc({ result: r.cache });
+  }
+
+  modelLoaded(model: string, seconds: number): void {
+    this.loadSeconds.observe({ model }, seconds);
+  }
+}

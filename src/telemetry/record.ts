@@ -1,0 +1,148 @@
+// The one usage record per chat request: what the usage log stores, the request log line
+// carries and the metrics are derived from. Counts and timings only, never prompt or
+// completion text, and never the API key itself.
+import { createHash } from "node:crypto";
+import { z } from "zod";
+import type { TokenUsage } from "../providers/provider.ts";
+
+export const CacheResult = z.enum(["hit", "miss", "bypass"]);
+export type CacheResult = z.output<typeof CacheResult>;
+
+/** The status recorded when the client went away before the response was complete (nginx's code). */
+export const CLIENT_CLOSED = 499;
+
+export const ReferenceCost = z.object({
+  /** The priced model the traffic is compared with (models.yaml `reference_price.model`). */
+  model: z.string(),
+  prompt_tokens: z.int().min(0),
+  completion_tokens: z.int().min(0),
+  cost_usd: z.number().min(0),
+});
+export type ReferenceCost = z.output<typeof ReferenceCost>;
+
+// Not strict: records written by a newer version (more fields) must still read back.
+export const UsageRecord = z.object({
+  request_id: z.string(),
+  /** ISO 8601 UTC; named so it cannot collide with pino's own `time` on the log line. */
+  started_at: z.string(),
+  key_id: z.string(),
+  /** The model name the client sent (possibly unknown to us). */
+  model: z.string().optional(),
+  /** The configured model the name resolved to. */
+  served_model: z.string().optional(),
+  provider: z.string().optional(),
+  experiment: z.string().optional(),
+  variant: z.string().optional(),
+  cache: CacheResult.optional(),
+  status: z.int(),
+  /** OpenAI's error.type and error.code when the request failed, before or during a stream. */
+  error_type: z.string().optional(),
+  error_code: z.string().optional(),
+  stream: z.boolean(),
+  client_disconnected: z.boolean(),
+  prompt_tokens: z.int().min(0),
+  completion_tokens: z.int().min(0),
+  /** True when the counts come from tiktoken rather than the serving model's tokenizer. */
+  estimated: z.boolean(),
+  ttft_ms: z.number().optional(),
+  latency_ms: z.number(),
+  tokens_per_second: z.number().optional(),
+  fallbacks: z.int().min(0),
+  reference: ReferenceCost.optional(),
+});
+export type UsageRecord = z.output<typeof UsageRecord>;
+
+/** Everything known about a finished request; buildRecord turns it into the stored shape. */
+export interface RequestFacts {
+  requestId: string;
+  /** Epoch milliseconds. */
+  startedAt: number;
+  keyId: string;
+  model?: string | undefined;
+  servedModel?: string | undefined;
+  provider?: string | undefined;
+  experiment?: string | undefined;
+  variant?: string | undefined;
+  cache?: CacheResult | undefined;
+  stream: boolean;
+  status: number;
+  error?: { type: string; code: string | null } | undefined;
+  clientDisconnected: boolean;
+  usage?: TokenUsage | undefined;
+  estimated: boolean;
+  /** Milliseconds since the start: first and last content/tool delta, end of the response. */
+  firstDeltaMs?: number | undefined;
+  lastDeltaMs?: number | undefined;
+  endMs: number;
+  fallbacks: number;
+}
+
+/**
+ * Every key is always present (undefined when it does not apply, which JSON and pino leave
+ * out), so all records share one object shape: serializing them twice per request is the
+ * largest part of recording, and V8 serializes a shape it has seen before fastest.
+ */
+export function buildRecord(f: RequestFacts, reference?: ReferenceCost): UsageRecord {
+  const completion = f.usage?.completionTokens ?? 0;
+  return {
+    request_id: f.requestId,
+    started_at: new Date(f.startedAt).toISOString(),
+    key_id: f.keyId,
+    model: f.model,
+    served_model: f.servedModel,
+    provider: f.provider,
+    experiment: f.experiment,
+    variant: f.variant,
+    cache: f.cache,
+    status: f.clientDisconnected ? CLIENT_CLOSED : f.status,
+    error_type: f.error?.type,
+    error_code: f.error?.code ?? undefined,
+    stream: f.stream,
+    client_disconnected: f.clientDisconnected,
+    prompt_tokens: f.usage?.promptTokens ?? 0,
+    completion_tokens: completion,
+    estimated: f.estimated,
+    ttft_ms: f.firstDeltaMs === undefined ? undefined : roundMs(f.firstDeltaMs),
+    latency_ms: roundMs(f.endMs),
+    tokens_per_second: decodeRate(completion, f.firstDeltaMs, f.lastDeltaMs),
+    fallbacks: f.fallbacks,
+    reference,
+  };
+}
+
+/**
+ * Tokens generated after the first delta over the time from the first delta to the last:
+ * the decode speed a client sees, free of queueing and prompt processing. Undefined when
+ * the reply came in one delta (tool calls are sent whole), as any figure would be noise.
+ */
+export function decodeRate(
+  completionTokens: number,
+  firstMs: number | undefined,
+  lastMs: number | undefined,
+): number | undefined {
+  if (firstMs === undefined || lastMs === undefined || completionTokens < 2 || lastMs <= firstMs) return undefined;
+  return Math.round(((completionTokens - 1) / ((lastMs - firstMs) / 1000)) * 100) / 100;
+}
+
+/**
+ * Counted as an error: an error response or an error event inside a stream. A client that
+ * went away (499) is not a failure of the model, so it does not count.
+ */
+export function isError(r: UsageRecord): boolean {
+  return r.error_type !== undefined && !r.client_disconnected;
+}
+
+/**
+ * A stable, non-reversible id for the bearer key: the first 12 hex digits of its sha256
+ * (48 bits, enough to tell a team's keys apart, useless for recovering a random key).
+ */
+export function keyId(authorization: string | undefined): string {
+  if (!authorization?.startsWith("Bearer ")) return "anonymous";
+  const token = authorization.slice(7).trim();
+  if (token === "") return "anonymous";
+  return `key_${createHash("sha256").update(token).digest("hex").slice(0, 12)}`;
+}
+
+function roundMs(ms: number): number {
+  return Math.round(ms * 100) / 100;
+}

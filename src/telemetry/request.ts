@@ -1,0 +1,187 @@
+// The telemetry of one chat request in flight: the route and the middleware tell it what
+// happened as it happens; at the end it hands a RequestFacts to its sink. Holds no text.
+import type { ApiError } from "../openai/errors.ts";
+import type { ChatEvent, ChatStream, TokenUsage } from "../providers/provider.ts";
+import type { CacheResult, RequestFacts } from "./record.ts";
+
+/** Public model names are client input: capped so a huge one cannot bloat the log. */
+const MAX_NAME = 256;
+/** How long an abandoned stream may take to stop before its record goes out anyway. */
+const DRAIN_LIMIT_MS = 10_000;
+
+export interface RequestTarget {
+  id: string;
+  provider: string;
+}
+
+export class RequestTelemetry {
+  private readonly startedAt = Date.now();
+  private readonly start = performance.now();
+  private model: string | undefined;
+  private stream = false;
+  private target: RequestTarget | undefined;
+  private experiment: string | undefined;
+  private variant: string | undefined;
+  private cache: CacheResult | undefined;
+  private fallbacks = 0;
+  private error: RequestFacts["error"];
+  private usage: (() => TokenUsage) | undefined;
+  private estimated = false;
+  private firstDelta: number | undefined;
+  private lastDelta: number | undefined;
+  private settled: Promise<void> = Promise.resolve();
+  private settle: (() => void) | undefined;
+  private tapping = false;
+  private respondsLater = false;
+  private ended = false;
+
+  /** `keyId` and `sink` are shared by all requests; the bearer header is hashed only after the response. */
+  constructor(
+    private readonly requestId: string,
+    private readonly authorization: string | undefined,
+    private readonly keyId: (authorization: string | undefined) => string,
+    private readonly sink: (facts: RequestFacts) => void,
+  ) {}
+
+  /** What the raw body asks for, noted before validation so refused requests are attributed too. */
+  requested(body: unknown, target: RequestTarget | undefined): void {
+    if (typeof body === "object" && body !== null) {
+      const { model, stream } = body as { model?: unknown; stream?: unknown };
+      if (typeof model === "string") this.model = model.slice(0, MAX_NAME);
+      this.stream = stream === true;
+    }
+    this.target = target;
+  }
+
+  /** Hook for the traffic layer: the experiment variant that served the request. */
+  assigned(experiment: string, variant: string): void {
+    this.experiment = experiment;
+    this.variant = variant;
+  }
+
+  /** Hook for the response cache. */
+  cached(result: CacheResult): void {
+    this.cache = result;
+  }
+
+  /** Hook for provider fallbacks: call once per fallback taken. */
+  fellBack(): void {
+    this.fallbacks++;
+  }
+
+  failed(error: ApiError): void {
+    this.error = { type: error.type, code: error.code };
+  }
+
+  /**
+   * Observes a provider's stream: time of the first and last delta, and its usage. `estimated`
+   * marks counts that came from tiktoken (upstream providers without usage).
+   */
+  watch(chat: ChatStream, estimated = false): ChatStream {
+    this.usage = chat.usage;
+    this.estimated = estimated;
+    this.settled = new Promise((resolve) => {
+      this.settle = resolve;
+    });
+    return { events: this.tap(chat.events), usage: chat.usage };
+  }
+
+  /** The route answers with a stream and calls end() itself when the stream is over. */
+  respondingLater(): void {
+    this.respondsLater = true;
+  }
+
+  get endsItself(): boolean {
+    return this.respondsLater;
+  }
+
+  /**
+   * The response is complete (or abandoned). The record goes out once the provider's stream
+   * has settled, so usage counts are final; nothing here waits on I/O.
+   */
+  end(status: number, clientDisconnected: boolean): void {
+    if (this.ended) return;
+    this.ended = true;
+    const endMs = performance.now() - this.start;
+    // A stream nobody began to read has nothing to wait for.
+    if (!this.tapping) this.settle?.();
+    this.settled.then(() =>
+      this.sink({
+        requestId: this.requestId,
+        startedAt: this.startedAt,
+        keyId: this.keyId(this.authorization),
+        model: this.model,
+        servedModel: this.target?.id,
+        provider: this.target?.provider,
+        experiment: this.experiment,
+        variant: this.variant,
+        cache: this.cache,
+        stream: this.stream,
+        status,
+        error: this.error,
+        clientDisconnected,
+        usage: this.usage?.(),
+        estimated: this.estimated,
+        firstDeltaMs: this.firstDelta,
+        lastDeltaMs: this.lastDelta,
+        endMs,
+        fallbacks: this.fallbacks,
+      }),
+    );
+  }
+
+  /**
+   * A plain iterator rather than an async generator: it runs once per token, and a generator
+   * costs several promises per step where this costs one.
+   */
+  private tap(events: AsyncIterable<ChatEvent>): AsyncIterable<ChatEvent> {
+    const source = events[Symbol.asyncIterator]();
+    const settle = () => this.settle?.();
+    const seen = (next: IteratorResult<ChatEvent>): IteratorResult<ChatEvent> => {
+      if (next.done) settle();
+      else if (next.value.type !== "finish") {
+        const now = performance.now() - this.start;
+        this.firstDelta ??= now;
+        this.lastDelta = now;
+      }
+      return next;
+    };
+    const failed = (err: unknown): never => {
+      settle();
+      throw err;
+    };
+    const iterator: AsyncIterator<ChatEvent> = {
+      next: () => {
+        this.tapping = true;
+        return source.next().then(seen, failed);
+      },
+      // The consumer stopped early (client gone): it must not wait for the provider, but the
+      // usage is only final once the provider has stopped, so drain it in the background.
+      return: (value?: unknown) => {
+        this.tapping = true;
+        void drain(source, DRAIN_LIMIT_MS).finally(settle);
+        return Promise.resolve({ done: true, value: value as ChatEvent });
+      },
+    };
+    return { [Symbol.asyncIterator]: () => iterator };
+  }
+}
+
+/** Consumes what is left of an abandoned stream; gives up after `limitMs` so a stuck provider cannot hold the record back forever. */
+async function drain(source: AsyncIterator<ChatEvent>, limitMs: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const limit = new Promise<void>((resolve) => {
+    timer = setTimeout(resolve, limitMs);
+  });
+  const rest = (async () => {
+    try {
+      while (!(await source.next()).done) {
+        // discard: nobody is listening any more
+      }
+    } catch {
+      // the provider's failure was already the request's outcome, or nobody is left to tell
+    }
+  })();
+  await Promise.race([rest, limit]);
+  clearTimeout(timer);
+}

@@ -1,0 +1,82 @@
+import { Registry } from "prom-client";
+import { describe, expect, it } from "vitest";
+import { Metrics } from "../../src/telemetry/metrics.ts";
+import type { UsageRecord } from "../../src/telemetry/record.ts";
+
+const record = (extra: Partial<UsageRecord> = {}): UsageRecord => ({
+  request_id: "r",
+  started_at: "2025-06-12T08:00:00.000Z",
+  key_id: "key_aaaaaaaaaaaa",
+  served_model: "tiny",
+  status: 200,
+  stream: true,
+  client_disconnected: false,
+  prompt_tokens: 10,
+  completion_tokens: 20,
+  estimated: false,
+  latency_ms: 1500,
+  ttft_ms: 100,
+  tokens_per_second: 42,
+  fallbacks: 0,
+  ...extra,
+});
+
+async function values(registry: Registry, name: string) {
+  const metric = (await registry.getMetricsAsJSON()).find((m) => m.name === name);
+  return metric?.values ?? [];
+}
+
+describe("Metrics", () => {
+  it("turns records into counters and histograms with bounded labels", async () => {
+    const registry = new Registry();
+    const metrics = new Metrics(registry, () => [{ model: "tiny", loaded: true, busy: 2, waiting: 3 }]);
+    metrics.observe(record());
+    metrics.observe(
+      record({
+        served_model: undefined,
+        model: "whatever-the-client-sent",
+        status: 404,
+        error_type: "invalid_request_error",
+        prompt_tokens: 0,
+        completion_tokens: 0,
+        ttft_ms: undefined,
+        tokens_per_second: undefined,
+      }),
+    );
+    metrics.observe(record({ variant: "canary", experiment: "chat", cache: "hit" }));
+    metrics.modelLoaded("tiny", 1.25);
+
+    const requests = await values(registry, "switchyard_requests_total");
+    expect(requests.map((v) => [v.labels, v.value])).toEqual([
+      [{ model: "tiny", variant: "none", status: "200" }, 1],
+      [{ model: "unknown", variant: "none", status: "404" }, 1],
+      [{ model: "tiny", variant: "canary", status: "200" }, 1],
+    ]);
+    const tokens = await values(registry, "switchyard_tokens_total");
+    expect(tokens).toContainEqual({ labels: { model: "tiny", variant: "none", kind: "completion" }, value: 20 });
+    const duration = await values(registry, "switchyard_request_duration_seconds");
+    const counts = duration.filter(
+      (v) => "metricName" in v && v.metricName === "switchyard_request_duration_seconds_count",
+    );
+    // The 404 is not timed: only successes are.
+    expect(counts.reduce((n, v) => n + v.value, 0)).toBe(2);
+    expect(await values(registry, "switchyard_cache_requests_total")).toEqual([
+      { labels: { result: "hit" }, value: 1 },
+    ]);
+    expect(await values(registry, "switchyard_queue_depth")).toEqual([{ labels: { model: "tiny" }, value: 3 }]);
+    expect(await values(registry, "switchyard_busy_sequences")).toEqual([{ labels: { model: "tiny" }, value: 2 }]);
+    expect(await values(registry, "switchyard_models_loaded")).toEqual([{ labels: {}, value: 1 }]);
+    const text = await registry.metrics();
+    expect(text).not.toContain("whatever-the-client-sent");
+    expect(text).not.toContain("key_aaaaaaaaaaaa");
+    expect(text).toContain('switchyard_model_load_seconds_sum{model="tiny"} 1.25');
+    expect(text).toContain("nodejs_heap_size_total_bytes");
+  });
+
+  it("gives each app its own registry", () => {
+    const a = new Registry();
+    const b = new Registry();
+    new Metrics(a, () => []);
+    expect(() => new Metrics(b, () => [])).not.toThrow();
+  });
+});
