@@ -48,7 +48,8 @@ export type FinishReason = "stop" | "length";
 
 export interface GenerationEvents {
   text(delta: string, logprobs: TokenLogprob[] | undefined): void;
-  end(result: { finishReason: FinishReason; completionTokens: number }): void;
+  /** "aborted": the client went away; the tokens generated until then still count. */
+  end(result: { finishReason: FinishReason | "aborted"; completionTokens: number }): void;
 }
 
 /** The request was sized to fit the sequence before it started, so no context shift can happen. */
@@ -72,7 +73,11 @@ export class Generation implements Stepper {
 
   async step(): Promise<boolean> {
     if (this.finished) return false;
-    if (this.signal?.aborted) return this.close();
+    if (this.signal?.aborted) {
+      await this.close();
+      this.events.end({ finishReason: "aborted", completionTokens: this.generated.length });
+      return false;
+    }
     if (!this.iterator) this.iterator = await this.start();
     if (this.generated.length >= this.input.maxTokens) return this.finish("length");
     const next = await this.iterator.next();

@@ -65,6 +65,8 @@ export class LlamaProvider implements ChatProvider {
           },
           end: ({ finishReason, completionTokens: count }) => {
             completionTokens += count;
+            // An aborted choice has no finish: nobody reads it, and the cache must not store it.
+            if (finishReason === "aborted") return;
             for (const event of this.finishEvents(index, finishReason, tools, buffered)) queue.push(event);
           },
         },

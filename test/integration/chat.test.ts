@@ -249,16 +249,17 @@ describe("streaming", () => {
       { model: "tiny", messages: ask("Hello!"), stream: true, max_tokens: 400, temperature: 1 },
       { signal: controller.signal },
     );
+    // The openai SDK ends the stream quietly when its own signal aborts.
     let seen = 0;
-    await expect(
-      (async () => {
-        for await (const _ of stream) {
-          if (++seen === 3) controller.abort();
-        }
-      })(),
-    ).rejects.toThrow();
+    for await (const _ of stream) {
+      if (++seen === 3) controller.abort();
+    }
+    expect(seen).toBeGreaterThanOrEqual(3);
     for (let i = 0; i < 100 && loaded.slots.busy > 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(loaded.slots.busy).toBe(0);
     expect(loaded.inFlight).toBe(0);
+    // Generation stopped at the abort, not at max_tokens: sequence 0 (the only one used)
+    // holds the prompt and the few tokens generated before the client left.
+    expect(loaded.sequences[0]?.nextTokenIndex).toBeLessThan(100);
   });
 });
