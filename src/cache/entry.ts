@@ -1,0 +1,39 @@
+// What a cache entry holds: the provider's events and usage of one completed
+// generation. Replaying them through the same code that formats a live response makes a
+// hit indistinguishable from a miss, as JSON or as SSE, whichever the client asks for.
+import type { ChatEvent, TokenUsage } from "../providers/provider.ts";
+
+export interface CachedCompletion {
+  v: 1;
+  model: string;
+  events: ChatEvent[];
+  usage: TokenUsage;
+  storedAt: number;
+}
+
+/** Records events as they pass, merging adjacent text of a choice to keep entries small. */
+export class EventRecorder {
+  readonly events: ChatEvent[] = [];
+
+  record(event: ChatEvent): void {
+    const last = this.events.at(-1);
+    if (
+      event.type === "content" &&
+      last?.type === "content" &&
+      last.index === event.index &&
+      !event.logprobs === !last.logprobs
+    ) {
+      this.events[this.events.length - 1] = {
+        ...last,
+        text: last.text + event.text,
+        logprobs: last.logprobs && event.logprobs ? [...last.logprobs, ...event.logprobs] : undefined,
+      };
+      return;
+    }
+    this.events.push(event);
+  }
+}
+
+export async function* replay(events: readonly ChatEvent[]): AsyncGenerator<ChatEvent> {
+  yield* events;
+}

@@ -1,0 +1,57 @@
+// Serves a chat request through the cache: a hit replays the stored events; a miss runs
+// the provider and stores what it produced, but only once every choice finished, so an
+// aborted or failed generation never becomes an answer.
+import type { ChatEvent, ChatStream } from "../providers/provider.ts";
+import { type CachedCompletion, EventRecorder, replay } from "./entry.ts";
+import type { CacheDecision, CacheStatus } from "./policy.ts";
+import type { ResponseCache } from "./store.ts";
+
+export interface CachedRun {
+  stream: ChatStream;
+  status: CacheStatus;
+  /** Lookup failed (store down or slow): served as a miss. */
+  cacheError: boolean;
+}
+
+export async function serveWithCache(
+  cache: ResponseCache | undefined,
+  key: string,
+  decision: CacheDecision,
+  meta: { model: string; choices: number },
+  run: () => Promise<ChatStream>,
+): Promise<CachedRun> {
+  if (!cache || (!decision.read && !decision.write)) return { stream: await run(), status: "bypass", cacheError: false };
+  let cacheError = false;
+  if (decision.read) {
+    const lookup = await cache.get(key);
+    if (lookup.result === "hit") {
+      const { entry } = lookup;
+      return { stream: { events: replay(entry.events), usage: () => entry.usage }, status: "hit", cacheError };
+    }
+    cacheError = lookup.result === "error";
+  }
+  const stream = await run();
+  if (!decision.write) return { stream, status: "miss", cacheError };
+  return { stream: recording(stream, (entry) => cache.set(key, entry), meta), status: "miss", cacheError };
+}
+
+function recording(
+  stream: ChatStream,
+  store: (entry: CachedCompletion) => void,
+  meta: { model: string; choices: number },
+): ChatStream {
+  const recorder = new EventRecorder();
+  async function* events(): AsyncGenerator<ChatEvent> {
+    const finished = new Set<number>();
+    for await (const event of stream.events) {
+      recorder.record(event);
+      if (event.type === "finish") finished.add(event.index);
+      yield event;
+    }
+    // Reached only when the provider's stream ended normally (not thrown, not abandoned).
+    if (finished.size === meta.choices) {
+      store({ v: 1, model: meta.model, events: recorder.events, usage: stream.usage(), storedAt: Date.now() });
+    }
+  }
+  return { events: events(), usage: stream.usage };
+}

@@ -1,0 +1,147 @@
+// The response cache's storage: Keyv over a bounded in-process LRU (default) or Redis
+// (shared by replicas). Every call is bounded in time and never throws: a slow or
+// dead Redis turns into misses, warned about once per outage, and caching resumes by
+// itself when Redis answers again.
+import KeyvRedis from "@keyv/redis";
+import { Keyv } from "keyv";
+import { LRUCache } from "lru-cache";
+import type { Logger } from "pino";
+import type { CachedCompletion } from "./entry.ts";
+
+export interface CacheStoreOptions {
+  store: "memory" | "redis";
+  url?: string | undefined;
+  ttlMs: number;
+  maxEntries: number;
+  maxBytes: number;
+  /** Longest a lookup may wait before it counts as a miss. */
+  timeoutMs: number;
+}
+
+export type Lookup = { result: "hit"; entry: CachedCompletion } | { result: "miss" } | { result: "error" };
+
+const NAMESPACE = "switchyard:cache";
+
+export class ResponseCache {
+  private degraded = false;
+
+  private constructor(
+    private readonly keyv: Keyv<CachedCompletion>,
+    private readonly purgeKeys: (prefix: string) => Promise<number>,
+    private readonly options: CacheStoreOptions,
+    private readonly logger: Logger,
+    private readonly closeStore: () => Promise<void>,
+  ) {}
+
+  static create(options: CacheStoreOptions, logger: Logger): ResponseCache {
+    if (options.store === "redis") {
+      const adapter = new KeyvRedis<CachedCompletion>(
+        {
+          url: options.url ?? "redis://127.0.0.1:6379",
+          // Fail fast while disconnected instead of queueing commands behind a dead socket.
+          disableOfflineQueue: true,
+          socket: { connectTimeout: 1000, reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2000) },
+        },
+        { throwOnConnectError: false, throwOnErrors: true, namespace: NAMESPACE },
+      );
+      const keyv = new Keyv<CachedCompletion>({
+        store: adapter,
+        namespace: NAMESPACE,
+        useKeyPrefix: false,
+        throwOnErrors: true,
+      });
+      keyv.on("error", () => {
+        // Reported per call (and once per outage) by `guard`.
+      });
+      const purge = async (prefix: string) => {
+        const client = adapter.client as unknown as RedisScanClient;
+        let removed = 0;
+        for await (const keys of client.scanIterator({ MATCH: `${NAMESPACE}::${prefix}*`, COUNT: 500 })) {
+          const batch = Array.isArray(keys) ? keys : [keys];
+          if (batch.length > 0) removed += await client.unlink(batch);
+        }
+        return removed;
+      };
+      return new ResponseCache(keyv, purge, options, logger, () => adapter.disconnect());
+    }
+    // Keyv keeps in-memory values as objects; their JSON length stands in for their size.
+    const lru = new LRUCache<string, object>({
+      max: options.maxEntries,
+      maxSize: options.maxBytes,
+      sizeCalculation: (value) => Math.max(1, JSON.stringify(value).length),
+    });
+    // Keyv hands Map-like stores its ttl as a third argument, which LRUCache reads as an
+    // options object; Keyv enforces the ttl itself, so pass only key and value.
+    const store = {
+      get: (key: string) => lru.get(key),
+      set: (key: string, value: object) => lru.set(key, value),
+      delete: (key: string) => lru.delete(key),
+      has: (key: string) => lru.has(key),
+      clear: () => lru.clear(),
+    };
+    const keyv = new Keyv<CachedCompletion>({ store, namespace: NAMESPACE, throwOnErrors: true });
+    const purge = async (prefix: string) => {
+      let removed = 0;
+      for (const key of [...lru.keys()]) {
+        if (key.startsWith(`${NAMESPACE}:${prefix}`)) removed += lru.delete(key) ? 1 : 0;
+      }
+      return removed;
+    };
+    return new ResponseCache(keyv, purge, options, logger, async () => {});
+  }
+
+  async get(key: string): Promise<Lookup> {
+    const entry = await this.guard("read", () => this.keyv.get(key));
+    if (entry === FAILED) return { result: "error" };
+    return entry ? { result: "hit", entry } : { result: "miss" };
+  }
+
+  /** Fire and forget: the response never waits for the cache write. */
+  set(key: string, entry: CachedCompletion): void {
+    void this.guard("write", () => this.keyv.set(key, entry, this.options.ttlMs));
+  }
+
+  /** Removes every entry, or a model's entries; returns how many went. */
+  async purge(modelId?: string): Promise<number> {
+    const prefix = modelId === undefined ? "" : `${modelId}:`;
+    const removed = await this.guard("purge", () => this.purgeKeys(prefix), 10_000);
+    return removed === FAILED ? 0 : removed;
+  }
+
+  async close(): Promise<void> {
+    await this.closeStore().catch(() => {});
+  }
+
+  private async guard<T>(what: string, op: () => Promise<T>, timeoutMs = this.options.timeoutMs): Promise<T | typeof FAILED> {
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      const result = await Promise.race([
+        op(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`cache ${what} took longer than ${timeoutMs} ms`)), timeoutMs);
+        }),
+      ]);
+      if (this.degraded) {
+        this.degraded = false;
+        this.logger.info({ store: this.options.store }, "response cache is back");
+      }
+      return result;
+    } catch (err) {
+      if (!this.degraded) {
+        this.degraded = true;
+        this.logger.warn({ store: this.options.store, err: (err as Error).message }, "response cache unavailable; serving misses");
+      }
+      return FAILED;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+}
+
+const FAILED = Symbol("cache-failed");
+
+/** The two node-redis calls purge needs (the adapter's client type is a wide union). */
+interface RedisScanClient {
+  scanIterator(options: { MATCH: string; COUNT: number }): AsyncIterable<string[] | string>;
+  unlink(keys: string[]): Promise<number>;
+}

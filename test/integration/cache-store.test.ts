@@ -1,0 +1,123 @@
+// The cache's storage against real stores: the in-process LRU and a private Redis.
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CachedCompletion } from "../../src/cache/entry.ts";
+import { ResponseCache } from "../../src/cache/store.ts";
+import { type PrivateRedis, privateRedis } from "../helpers/redis.ts";
+
+const entry = (text: string): CachedCompletion => ({
+  v: 1,
+  model: "m",
+  events: [
+    { type: "content", index: 0, text },
+    { type: "finish", index: 0, reason: "stop" },
+  ],
+  usage: { promptTokens: 3, completionTokens: 2 },
+  storedAt: Date.now(),
+});
+
+const settle = () => new Promise((r) => setTimeout(r, 30));
+
+function capturingLogger() {
+  const lines: { level: number; msg: string }[] = [];
+  const logger = pino({ level: "info" }, { write: (s: string) => lines.push(JSON.parse(s) as { level: number; msg: string }) });
+  return { logger, lines };
+}
+
+describe("memory store", () => {
+  const options = { store: "memory" as const, ttlMs: 60_000, maxEntries: 3, maxBytes: 1_000_000, timeoutMs: 50 };
+
+  it("stores, finds and purges per model", async () => {
+    const cache = ResponseCache.create(options, pino({ level: "silent" }));
+    cache.set("a:1", entry("one"));
+    cache.set("b:1", entry("two"));
+    await settle();
+    const hit = await cache.get("a:1");
+    expect(hit.result).toBe("hit");
+    if (hit.result === "hit") expect(hit.entry.events[0]).toMatchObject({ text: "one" });
+    expect(await cache.get("a:2")).toEqual({ result: "miss" });
+    expect(await cache.purge("a")).toBe(1);
+    expect(await cache.get("a:1")).toEqual({ result: "miss" });
+    expect((await cache.get("b:1")).result).toBe("hit");
+  });
+
+  it("is bounded in entries (least recently used go first) and in bytes", async () => {
+    const cache = ResponseCache.create(options, pino({ level: "silent" }));
+    for (const k of ["m:1", "m:2", "m:3", "m:4"]) cache.set(k, entry(k));
+    await settle();
+    expect((await cache.get("m:1")).result).toBe("miss");
+    expect((await cache.get("m:4")).result).toBe("hit");
+    const small = ResponseCache.create({ ...options, maxBytes: 400 }, pino({ level: "silent" }));
+    small.set("m:big", entry("x".repeat(1000)));
+    await settle();
+    expect((await small.get("m:big")).result).toBe("miss");
+  });
+
+  it("expires entries after the ttl", async () => {
+    const cache = ResponseCache.create({ ...options, ttlMs: 20 }, pino({ level: "silent" }));
+    cache.set("m:1", entry("x"));
+    await new Promise((r) => setTimeout(r, 60));
+    expect((await cache.get("m:1")).result).toBe("miss");
+  });
+});
+
+describe("redis store", () => {
+  let redis: PrivateRedis;
+  beforeAll(async () => {
+    redis = await privateRedis();
+    await redis.start();
+  });
+  afterAll(async () => {
+    await redis?.stop();
+  });
+
+  const options = () => ({ store: "redis" as const, url: redis.url, ttlMs: 60_000, maxEntries: 100, maxBytes: 1e6, timeoutMs: 50 });
+
+  it("shares entries between two instances (replicas), and purges per model", async () => {
+    const a = ResponseCache.create(options(), pino({ level: "silent" }));
+    const b = ResponseCache.create(options(), pino({ level: "silent" }));
+    await a.get("warm:up");
+    await b.get("warm:up");
+    a.set("m:1", entry("shared"));
+    a.set("n:1", entry("other"));
+    await settle();
+    const hit = await b.get("m:1");
+    expect(hit.result).toBe("hit");
+    if (hit.result === "hit") expect(hit.entry.events[0]).toMatchObject({ text: "shared" });
+    expect(await b.purge("m")).toBe(1);
+    expect((await a.get("m:1")).result).toBe("miss");
+    expect((await a.get("n:1")).result).toBe("hit");
+    await a.close();
+    await b.close();
+  });
+
+  it("serves misses quickly while Redis is down, warns once, and resumes when it is back", async () => {
+    const { logger, lines } = capturingLogger();
+    const cache = ResponseCache.create(options(), logger);
+    cache.set("m:1", entry("before"));
+    await settle();
+    expect((await cache.get("m:1")).result).toBe("hit");
+
+    await redis.stop();
+    for (let i = 0; i < 5; i++) {
+      const started = performance.now();
+      expect((await cache.get("m:1")).result).toBe("error");
+      expect(performance.now() - started).toBeLessThan(1000);
+    }
+    expect(lines.filter((l) => l.msg.includes("unavailable")).length).toBe(1);
+
+    await redis.start();
+    let result = "error";
+    for (let i = 0; i < 60 && result !== "miss"; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      result = (await cache.get("m:1")).result;
+    }
+    // The restarted server kept nothing (no persistence): a miss, not an error.
+    expect(result).toBe("miss");
+    expect(lines.some((l) => l.msg.includes("back"))).toBe(true);
+    cache.set("m:2", entry("after"));
+    await settle();
+    expect((await cache.get("m:2")).result).toBe("hit");
+    await cache.close();
+  });
+});
