@@ -1,8 +1,9 @@
 // Admin API (behind ADMIN_API_KEY, checked in src/app.ts).
 // GET /admin/usage?group_by=model|variant|key&since=…&until=…: usage per group.
+// DELETE /admin/cache[?model=ID]: purges the response cache, or one model's entries.
 import { Hono } from "hono";
 import { z } from "zod";
-import { fromZodError, invalidRequest } from "../src/openai/errors.ts";
+import { fromZodError, invalidRequest, modelNotFound } from "../src/openai/errors.ts";
 import type { Services } from "../src/services.ts";
 import { GROUP_BY, UsageSummary } from "../src/telemetry/summary.ts";
 import { usageRange } from "../src/telemetry/time-range.ts";
@@ -33,6 +34,15 @@ export function adminRoutes(services: Services): Hono<AppEnv> {
       until: range.until.toISOString(),
       data: summary.result(),
     });
+  });
+
+  app.delete("/cache", async (c) => {
+    const model = c.req.query("model");
+    if (model !== undefined && !services.catalog.find(model)) throw modelNotFound(model);
+    // An alias purges the model it names: entries are keyed by the serving model's id.
+    const modelId = model === undefined ? undefined : services.catalog.find(model)?.id;
+    const deleted = services.cache ? await services.cache.purge(modelId) : 0;
+    return c.json({ object: "cache.purge", model: modelId ?? null, deleted });
   });
 
   app.onError((err, c) => errorResponse(c, err));

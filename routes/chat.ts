@@ -2,6 +2,9 @@
 import { randomBytes } from "node:crypto";
 import { Hono } from "hono";
 import { stream } from "hono/streaming";
+import { cacheKey } from "../src/cache/key.ts";
+import { decideCaching } from "../src/cache/policy.ts";
+import { serveWithCache } from "../src/cache/serve.ts";
 import { ChatCompletionRequest, checkSupported } from "../src/openai/chat.ts";
 import { type CompletionMeta, collect, toChunks, usageChunk } from "../src/openai/completion.ts";
 import { fromZodError, modelNotFound } from "../src/openai/errors.ts";
@@ -32,8 +35,24 @@ export function chatRoutes(services: Services): Hono<AppEnv> {
     const abort = new AbortController();
     c.req.raw.signal.addEventListener("abort", () => abort.abort(), { once: true });
     const provider = services.providers[target.provider];
-    const chat = await provider.chat(target.id, req, { signal: abort.signal });
-    const result = telemetry ? telemetry.watch(chat) : chat;
+    const decision = decideCaching(
+      req,
+      services.cacheMode,
+      c.req.header("cache-control"),
+      services.defaultTemperature(target.id),
+    );
+    const key = cacheKey({ modelId: target.id, modelDigest: services.modelDigest(target.id) }, req);
+    const served = await serveWithCache(services.cache, key, decision, { model: target.id, choices: req.n ?? 1 }, () =>
+      provider.chat(target.id, req, { signal: abort.signal }),
+    );
+    c.header("x-switchyard-cache", served.status);
+    telemetry?.cached(served.cacheError ? "error" : served.status);
+    // A hit generated nothing: telemetry counts 0 engine tokens, the client still gets the original usage.
+    const watched =
+      served.status === "hit"
+        ? { ...served.stream, usage: () => ({ promptTokens: 0, completionTokens: 0 }) }
+        : served.stream;
+    const result = telemetry ? { ...telemetry.watch(watched), usage: served.stream.usage } : served.stream;
 
     const meta: CompletionMeta = {
       id: `chatcmpl-${randomBytes(12).toString("base64url")}`,

@@ -5,6 +5,8 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import type { Llama } from "node-llama-cpp";
 import pino, { type Logger } from "pino";
+import type { CacheMode } from "./cache/policy.ts";
+import { ResponseCache } from "./cache/store.ts";
 import type { Config, LlamaModelConfig } from "./config/load.ts";
 import { type LocalModelSpec, ModelPool } from "./engine/pool.ts";
 import { openRuntime } from "./engine/runtime.ts";
@@ -45,6 +47,13 @@ export interface Services {
   adminApiKey: string | undefined;
   bodyLimitBytes: number;
   fingerprint(modelId: string): string;
+  /** Undefined when the cache is off. */
+  cache: ResponseCache | undefined;
+  cacheMode: CacheMode;
+  /** Identifies a model's weights, for cache keys: its sha256 pin, else its file's size and mtime. */
+  modelDigest(modelId: string): string;
+  /** The temperature a request gets when it sets none (the model's sampling default, else OpenAI's 1). */
+  defaultTemperature(modelId: string): number;
   health(): HealthStatus;
   /** Loads the `preload` models; health turns ready when it resolves. */
   preload(): Promise<void>;
@@ -80,6 +89,8 @@ export async function createServices(options: ServiceOptions): Promise<Services>
       },
     },
   );
+  const cache = config.cache.mode === "off" ? undefined : ResponseCache.create(config.cache, logger);
+  const digests = new Map<string, string>();
   const catalog = new ModelCatalog(config.models.map(toServed), config.default_model);
   const preloadIds = config.models.filter((m) => m.preload).map((m) => m.id);
   let state: HealthStatus["status"] = preloadIds.length === 0 ? "ok" : "starting";
@@ -90,6 +101,17 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     pool,
     logger,
     telemetry,
+    cache,
+    cacheMode: config.cache.mode,
+    modelDigest(id) {
+      let digest = digests.get(id);
+      if (digest === undefined) {
+        digest = fileDigest(pool.spec(id));
+        digests.set(id, digest);
+      }
+      return digest;
+    },
+    defaultTemperature: (id) => pool.spec(id)?.sampling.temperature ?? 1,
     apiKeys: options.apiKeys ?? [],
     adminApiKey: options.adminApiKey,
     bodyLimitBytes: options.bodyLimitBytes ?? 10 * 1024 * 1024,
@@ -120,9 +142,21 @@ export async function createServices(options: ServiceOptions): Promise<Services>
       await pool.close();
       // After the pool: requests cut short by it still get their records written.
       await telemetry.close();
+      await cache?.close();
       if (ownsRuntime) await llama.dispose();
     },
   };
+}
+
+function fileDigest(spec: LocalModelSpec | undefined): string {
+  if (!spec) return "unknown";
+  if (spec.sha256) return spec.sha256;
+  try {
+    const stat = statSync(spec.path);
+    return `${spec.path}:${stat.size}:${Math.floor(stat.mtimeMs)}`;
+  } catch {
+    return spec.path;
+  }
 }
 
 function toSpec(m: LlamaModelConfig): LocalModelSpec {

@@ -20,7 +20,8 @@ export async function serveWithCache(
   meta: { model: string; choices: number },
   run: () => Promise<ChatStream>,
 ): Promise<CachedRun> {
-  if (!cache || (!decision.read && !decision.write)) return { stream: await run(), status: "bypass", cacheError: false };
+  if (!cache || (!decision.read && !decision.write))
+    return { stream: await run(), status: "bypass", cacheError: false };
   let cacheError = false;
   if (decision.read) {
     const lookup = await cache.get(key);

@@ -112,7 +112,11 @@ export class ResponseCache {
     await this.closeStore().catch(() => {});
   }
 
-  private async guard<T>(what: string, op: () => Promise<T>, timeoutMs = this.options.timeoutMs): Promise<T | typeof FAILED> {
+  private async guard<T>(
+    what: string,
+    op: () => Promise<T>,
+    timeoutMs = this.options.timeoutMs,
+  ): Promise<T | typeof FAILED> {
     let timer: NodeJS.Timeout | undefined;
     try {
       const result = await Promise.race([
@@ -129,7 +133,10 @@ export class ResponseCache {
     } catch (err) {
       if (!this.degraded) {
         this.degraded = true;
-        this.logger.warn({ store: this.options.store, err: (err as Error).message }, "response cache unavailable; serving misses");
+        this.logger.warn(
+          { store: this.options.store, err: (err as Error).message },
+          "response cache unavailable; serving misses",
+        );
       }
       return FAILED;
     } finally {

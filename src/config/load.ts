@@ -11,6 +11,7 @@ import { LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 import { describeIssue, formatPath } from "../openai/issues.ts";
 import { parseByteSize } from "./bytes.ts";
+import { parseDurationMs } from "./duration.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { ConfigFile, type LlamaModelEntry } from "./schema.ts";
 import { knownKeys, suggestKey } from "./suggest.ts";
@@ -36,7 +37,18 @@ export interface Config {
   memory_budget: number | undefined;
   max_loaded_models: number;
   default_model: string | undefined;
+  cache: CacheConfig;
   models: ModelConfig[];
+}
+
+export interface CacheConfig {
+  store: "memory" | "redis";
+  url: string | undefined;
+  ttlMs: number;
+  maxEntries: number;
+  maxBytes: number;
+  mode: "deterministic" | "all" | "off";
+  timeoutMs: number;
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -117,6 +129,16 @@ function resolveConfig(file: ConfigFile, absFile: string, env: Env): Config {
     memory_budget: file.memory_budget === undefined ? undefined : parseByteSize(file.memory_budget),
     max_loaded_models: file.max_loaded_models,
     default_model: file.default_model,
+    // The schema's patterns guarantee these parses succeed.
+    cache: {
+      store: file.cache.store,
+      url: file.cache.url,
+      ttlMs: parseDurationMs(file.cache.ttl) ?? 3_600_000,
+      maxEntries: file.cache.max_entries,
+      maxBytes: parseByteSize(file.cache.max_bytes) ?? 256 * 2 ** 20,
+      mode: file.cache.mode,
+      timeoutMs: parseDurationMs(file.cache.timeout) ?? 50,
+    },
     models: file.models.map((model) => ({
       ...model,
       path: isHuggingFaceUri(model.path) || isAbsolute(model.path) ? model.path : resolve(dir, model.path),

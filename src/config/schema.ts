@@ -4,6 +4,7 @@
 // description that z.toJSONSchema can turn into models.schema.json for editors.
 import { z } from "zod";
 import { SIZE_PATTERN } from "./bytes.ts";
+import { DURATION_PATTERN } from "./duration.ts";
 
 /** Ids appear in URLs, metrics labels and file names: keep them to a safe alphabet. */
 export const ID_PATTERN = /^[A-Za-z0-9._:-]+$/;
@@ -88,6 +89,29 @@ export const LlamaModel = z
 // A union on `provider` so upstream (`openai`) models can join without reshaping the file.
 export const ModelEntry = z.discriminatedUnion("provider", [LlamaModel]);
 
+export const Duration = z.union([
+  z.number().min(0),
+  z.string().regex(DURATION_PATTERN, { error: 'expected a duration such as "90s", "5m", "1h" or a number of seconds' }),
+]);
+
+export const Cache = z
+  .strictObject({
+    store: z
+      .enum(["memory", "redis"])
+      .default("memory")
+      .describe("memory: this process only; redis: shared by replicas."),
+    url: z.string().min(1).optional().describe("Redis URL for store: redis (default redis://127.0.0.1:6379)."),
+    ttl: Duration.default("1h").describe("How long an answer stays cached."),
+    max_entries: z.int().min(1).default(10_000).describe("Most entries kept in memory (least recently used go first)."),
+    max_bytes: ByteSize.default("256MiB").describe("Most bytes kept in memory."),
+    mode: z
+      .enum(["deterministic", "all", "off"])
+      .default("deterministic")
+      .describe("deterministic: only temperature 0 or seeded requests; all: every request; off: no cache."),
+    timeout: Duration.default("50ms").describe("Longest a lookup may wait on the store before it counts as a miss."),
+  })
+  .describe("The response cache.");
+
 export const Server = z.strictObject({
   host: z.string().min(1).default("127.0.0.1"),
   port: z.int().min(0).max(65_535).default(8080),
@@ -103,6 +127,7 @@ export const ConfigFile = z
     default_model: ModelId.optional().describe(
       "Model (id or alias) that serves requests naming a model not configured here; without it they get 404 model_not_found.",
     ),
+    cache: Cache.prefault({}),
     models: z.array(ModelEntry).min(1),
   })
   .superRefine((config, ctx) => {

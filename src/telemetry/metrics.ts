@@ -69,7 +69,7 @@ export class Metrics {
     });
     this.cache = new Counter({
       name: `${PREFIX}cache_requests_total`,
-      help: "Response cache lookups by result (hit, miss, bypass).",
+      help: "Response cache lookups by result (hit, miss, bypass, error).",
       labelNames: ["result"],
       registers,
     });

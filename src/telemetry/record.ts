@@ -5,7 +5,8 @@ import { createHash } from "node:crypto";
 import { z } from "zod";
 import type { TokenUsage } from "../providers/provider.ts";
 
-export const CacheResult = z.enum(["hit", "miss", "bypass"]);
+// "error": the cache could not be read (store down or slow) and the request was served as a miss.
+export const CacheResult = z.enum(["hit", "miss", "bypass", "error"]);
 export type CacheResult = z.output<typeof CacheResult>;
 
 /** The status recorded when the client went away before the response was complete (nginx's code). */
