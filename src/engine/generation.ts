@@ -60,6 +60,7 @@ export class Generation implements Stepper {
   private pendingLogprobs: TokenLogprob[] = [];
   private readonly stops: StopMatcher;
   private finished = false;
+  private endTokens = 0;
 
   constructor(
     private readonly model: LlamaModel,
@@ -83,6 +84,12 @@ export class Generation implements Stepper {
     const next = await this.iterator.next();
     if (next.done) return this.finish("stop");
     const { token, probabilities } = next.value;
+    // The end-of-generation token was generated (and is counted, as llama-server counts it)
+    // but is never text.
+    if (this.model.isEogToken(token)) {
+      this.endTokens = 1;
+      return this.finish("stop");
+    }
     this.generated.push(token);
     this.pending.push(token);
     if (this.input.topLogprobs !== undefined && probabilities) {
@@ -109,7 +116,11 @@ export class Generation implements Stepper {
     }
     const options = this.evaluateOptions();
     const wantProbabilities = this.input.topLogprobs !== undefined;
-    return this.sequence.evaluateWithMetadata(prompt.slice(keep), { probabilities: wantProbabilities }, options);
+    return this.sequence.evaluateWithMetadata(
+      prompt.slice(keep),
+      { probabilities: wantProbabilities },
+      { ...options, yieldEogToken: true },
+    );
   }
 
   private evaluateOptions(): SequenceEvaluateOptions {
@@ -175,7 +186,7 @@ export class Generation implements Stepper {
     }
     this.emit(this.stops.flush());
     await this.close();
-    this.events.end({ finishReason, completionTokens: this.generated.length });
+    this.events.end({ finishReason, completionTokens: this.generated.length + this.endTokens });
     return false;
   }
 

@@ -14,11 +14,13 @@ export function openRuntime(options: RuntimeOptions = {}): Promise<Llama> {
     // Never compile llama.cpp on a request path or at start; `npm ci` brings the binaries.
     build: "never",
     logLevel: LlamaLogLevel.warn,
-    // ggml's spinning workers compete with the JS thread: leave one core to it (ENGINE-NOTES).
-    maxThreads: defaultThreads(),
+    // No process-wide cap: each model's context uses exactly its configured `threads`
+    // (default cores − 1, see defaultThreads), which a cap would silently lower.
+    maxThreads: 0,
   });
 }
 
+/** ggml's spinning workers compete with the JS thread: leave one core to it (ENGINE-NOTES). */
 export function defaultThreads(): number {
   return Math.max(1, availableParallelism() - 1);
 }
