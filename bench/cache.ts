@@ -5,8 +5,9 @@
 //   npx tsx bench/cache.ts            HITS=500 MISSES=20 to change the sample sizes
 //
 // Redis: a private redis-server on a spare port (started and stopped here).
-import type { Server } from "node:http";
+
 import { mkdtempSync, rmSync } from "node:fs";
+import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -49,10 +50,17 @@ async function measure(cacheLine: string): Promise<{ hit: Timings; miss: Timings
     ].join("\n"),
     join(REPO, "models.yaml"),
   );
-  const services = await createServices({ config, dataDir, llama: await openRuntime({ gpu: false }), logger: pino({ level: "silent" }) });
+  const services = await createServices({
+    config,
+    dataDir,
+    llama: await openRuntime({ gpu: false }),
+    logger: pino({ level: "silent" }),
+  });
   await services.preload();
   const server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: createApp(services).fetch, hostname: "127.0.0.1", port: 0 }, () => resolve(s as Server)) as Server;
+    const s = serve({ fetch: createApp(services).fetch, hostname: "127.0.0.1", port: 0 }, () =>
+      resolve(s as Server),
+    ) as Server;
   });
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/v1/chat/completions`;
   const body = JSON.stringify({

@@ -1,14 +1,29 @@
 // Admin API (behind ADMIN_API_KEY, checked in src/app.ts).
 // GET /admin/usage?group_by=model|variant|key&since=…&until=…: usage per group.
 // DELETE /admin/cache[?model=ID]: purges the response cache, or one model's entries.
+// GET /admin/experiments[/NAME][?since=…&until=…]: per-variant results and tests against control.
+// POST /admin/experiments/NAME/variants/VARIANT/restore: undoes a rollback.
+// PUT|POST /admin/experiments/NAME/weights {"weights": {"VARIANT": 50}}: run-time weights.
 import { Hono } from "hono";
 import { z } from "zod";
 import { fromZodError, invalidRequest, modelNotFound } from "../src/openai/errors.ts";
 import type { Services } from "../src/services.ts";
 import { GROUP_BY, UsageSummary } from "../src/telemetry/summary.ts";
-import { usageRange } from "../src/telemetry/time-range.ts";
+import { parseInstant, usageRange } from "../src/telemetry/time-range.ts";
 import type { AppEnv } from "./env.ts";
 import { errorResponse } from "./errors.ts";
+import { readJson } from "./json.ts";
+
+const ResultsQuery = z.strictObject({
+  since: z.string().optional(),
+  until: z.string().optional(),
+});
+
+const WeightsBody = z.strictObject({
+  weights: z.record(z.string(), z.number().min(0).max(1_000_000)).refine((w) => Object.keys(w).length > 0, {
+    error: "name at least one variant",
+  }),
+});
 
 const UsageQuery = z.strictObject({
   group_by: z.enum(GROUP_BY).default("model"),
@@ -45,6 +60,48 @@ export function adminRoutes(services: Services): Hono<AppEnv> {
     return c.json({ object: "cache.purge", model: modelId ?? null, deleted });
   });
 
+  app.get("/experiments", async (c) => {
+    const range = resultsRange(c.req.query());
+    return c.json({ object: "list", data: await services.traffic.allResults(range) });
+  });
+
+  app.get("/experiments/:name", async (c) => {
+    return c.json(await services.traffic.results(c.req.param("name"), resultsRange(c.req.query())));
+  });
+
+  app.post("/experiments/:name/variants/:variant/restore", async (c) => {
+    const name = c.req.param("name");
+    const variants = await services.traffic.restore(name, c.req.param("variant"));
+    return c.json({ object: "experiment.variants", experiment: name, data: variants });
+  });
+
+  app.on(["PUT", "POST"], "/experiments/:name/weights", async (c) => {
+    const parsed = WeightsBody.safeParse(await readJson(c), { reportInput: true });
+    if (!parsed.success) throw fromZodError(parsed.error);
+    const name = c.req.param("name");
+    const variants = await services.traffic.setWeights(name, parsed.data.weights);
+    return c.json({ object: "experiment.variants", experiment: name, data: variants });
+  });
+
   app.onError((err, c) => errorResponse(c, err));
   return app;
+}
+
+/** `since`/`until` of experiment results: both optional (since: the experiment's start; until: now). */
+function resultsRange(query: Record<string, string>): { since: Date | undefined; until: Date | undefined } {
+  const parsed = ResultsQuery.safeParse(query, { reportInput: true });
+  if (!parsed.success) throw fromZodError(parsed.error);
+  const at = (param: "since" | "until") => {
+    const value = parsed.data[param];
+    if (value === undefined) return undefined;
+    const instant = parseInstant(value);
+    if (!instant) {
+      throw invalidRequest(
+        `${param} must be an ISO 8601 time (2025-06-12T08:00:00Z) or unix seconds, got ${JSON.stringify(value)}.`,
+        param,
+      );
+    }
+    return instant;
+  };
+  return { since: at("since"), until: at("until") };
 }

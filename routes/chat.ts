@@ -1,4 +1,5 @@
-// POST /v1/chat/completions: validate, resolve the model, run it, answer as JSON or SSE.
+// POST /v1/chat/completions: validate, route (experiment variant, fallbacks), run through the
+// cache, answer as JSON or SSE.
 import { randomBytes } from "node:crypto";
 import { Hono } from "hono";
 import { stream } from "hono/streaming";
@@ -7,7 +8,7 @@ import { decideCaching } from "../src/cache/policy.ts";
 import { serveWithCache } from "../src/cache/serve.ts";
 import { ChatCompletionRequest, checkSupported } from "../src/openai/chat.ts";
 import { type CompletionMeta, collect, toChunks, usageChunk } from "../src/openai/completion.ts";
-import { fromZodError, modelNotFound } from "../src/openai/errors.ts";
+import { fromZodError } from "../src/openai/errors.ts";
 import { SSE_DONE, SSE_HEADERS, sseError, sseEvent } from "../src/openai/sse.ts";
 import type { Services } from "../src/services.ts";
 import type { AppEnv } from "./env.ts";
@@ -20,30 +21,41 @@ export function chatRoutes(services: Services): Hono<AppEnv> {
   app.post("/", async (c) => {
     const body = await readJson(c);
     const named = (body as { model?: unknown } | null)?.model;
-    const target = typeof named === "string" ? services.catalog.resolve(named) : undefined;
     const telemetry = c.get("telemetry");
-    telemetry?.requested(body, target);
+    telemetry?.requested(body, typeof named === "string" ? services.traffic.attribution(named) : undefined);
     // reportInput lets the error say what was sent ("got \"hot\"") and tell a wrong type from a missing one.
     const parsed = ChatCompletionRequest.safeParse(body, { reportInput: true });
     if (!parsed.success) throw fromZodError(parsed.error);
     const req = parsed.data;
     const refused = checkSupported(req);
     if (refused) throw refused;
-    if (!target) throw modelNotFound(req.model);
+    const route = services.traffic.route(req.model, {
+      header: (name) => c.req.header(name),
+      user: req.user,
+      safetyIdentifier: req.safety_identifier,
+    });
+    if (route.experiment) {
+      telemetry?.assigned(route.experiment.name, route.experiment.variant);
+      c.header("x-switchyard-experiment", route.experiment.name);
+      c.header("x-switchyard-variant", route.experiment.variant);
+    }
 
     // Generation stops as soon as the client goes away, streaming or not.
     const abort = new AbortController();
     c.req.raw.signal.addEventListener("abort", () => abort.abort(), { once: true });
-    const provider = services.providers[target.provider];
-    const decision = decideCaching(
-      req,
-      services.cacheMode,
-      c.req.header("cache-control"),
-      services.defaultTemperature(target.id),
-    );
-    const key = cacheKey({ modelId: target.id, modelDigest: services.modelDigest(target.id) }, req);
-    const served = await serveWithCache(services.cache, key, decision, { model: target.id, choices: req.n ?? 1 }, () =>
-      provider.chat(target.id, req, { signal: abort.signal }),
+    // Each target in the route's order, until one admits the request; the cache key is the serving model's.
+    const { model: target, result: served } = await services.traffic.serve(
+      route,
+      (model) => {
+        telemetry?.routedTo(model);
+        const temperature = services.defaultTemperature(model.id);
+        const decision = decideCaching(req, services.cacheMode, c.req.header("cache-control"), temperature);
+        const key = cacheKey({ modelId: model.id, modelDigest: services.modelDigest(model.id) }, req);
+        return serveWithCache(services.cache, key, decision, { model: model.id, choices: req.n ?? 1 }, () =>
+          services.providers[model.provider].chat(model.id, req, { signal: abort.signal }),
+        );
+      },
+      { requestId: c.get("requestId"), log: c.get("log"), fellBack: () => telemetry?.fellBack() },
     );
     c.header("x-switchyard-cache", served.status);
     telemetry?.cached(served.cacheError ? "error" : served.status);

@@ -1,6 +1,6 @@
 // GET /v1/models and /v1/models/{id}, in OpenAI's shapes.
 import { Hono } from "hono";
-import { modelNotFound } from "../src/openai/errors.ts";
+import { modelNotFound, permissionDenied } from "../src/openai/errors.ts";
 import { modelList, modelObject } from "../src/openai/models.ts";
 import type { Services } from "../src/services.ts";
 import type { ServedModel } from "../src/traffic/catalog.ts";
@@ -11,13 +11,26 @@ const toModel = (m: ServedModel) => modelObject(m.id, m.created, m.ownedBy);
 
 export function modelRoutes(services: Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
-  app.get("/", (c) => c.json(modelList(services.catalog.list().map(toModel))));
+  app.get("/", async (c) => {
+    // Picks up models that fine-tuning workers registered in a shared DATA_DIR.
+    await services.fineTuning.models.sync();
+    return c.json(modelList(services.catalog.list().map(toModel)));
+  });
   // Fine-tuned ids contain ':' (ft:base:suffix:id), so take the rest of the path.
   app.get("/:id{.+}", (c) => {
     const id = c.req.param("id");
     const model = services.catalog.find(id);
     if (!model) throw modelNotFound(id);
     return c.json(toModel(model));
+  });
+  // Only fine-tuned models can be deleted; configured ones belong to models.yaml.
+  app.delete("/:id{.+}", async (c) => {
+    const id = c.req.param("id");
+    if (await services.fineTuning.models.delete(id)) return c.json({ id, object: "model", deleted: true });
+    if (services.catalog.find(id)) {
+      throw permissionDenied(`Model ${id} is configured in models.yaml; only fine-tuned models can be deleted.`);
+    }
+    throw modelNotFound(id);
   });
   app.onError((err, c) => errorResponse(c, err));
   return app;

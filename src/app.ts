@@ -8,6 +8,9 @@ import { adminRoutes } from "../routes/admin.ts";
 import { chatRoutes } from "../routes/chat.ts";
 import type { AppEnv } from "../routes/env.ts";
 import { errorResponse } from "../routes/errors.ts";
+import { feedbackRoutes } from "../routes/feedback.ts";
+import { fileRoutes } from "../routes/files.ts";
+import { fineTuningRoutes } from "../routes/fine-tuning.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { metricsRoutes } from "../routes/metrics.ts";
 import { modelRoutes } from "../routes/models.ts";
@@ -81,6 +84,9 @@ export function createApp(services: Services): Hono<AppEnv> {
   app.route("/", healthRoutes(services));
   app.route("/v1/chat/completions", chatRoutes(services));
   app.route("/v1/models", modelRoutes(services));
+  app.route("/v1/feedback", feedbackRoutes(services));
+  app.route("/v1/files", fileRoutes(services));
+  app.route("/v1/fine_tuning", fineTuningRoutes(services));
   app.route("/", metricsRoutes(services));
   app.route("/admin", adminRoutes(services));
 

@@ -10,12 +10,16 @@ import { ResponseCache } from "./cache/store.ts";
 import type { Config, LlamaModelConfig } from "./config/load.ts";
 import { type LocalModelSpec, ModelPool } from "./engine/pool.ts";
 import { openRuntime } from "./engine/runtime.ts";
+import type { TrainableModel } from "./finetune/runner.ts";
+import { FineTuning } from "./finetune/service.ts";
 import { LlamaProvider } from "./providers/llama.ts";
 import type { ChatProvider } from "./providers/provider.ts";
+import { createExperimentStore } from "./storage/experiments.ts";
 import type { ModelGaugeSample } from "./telemetry/metrics.ts";
 import type { ReferencePrice } from "./telemetry/reference-price.ts";
 import { Telemetry } from "./telemetry/telemetry.ts";
 import { ModelCatalog, type ServedModel } from "./traffic/catalog.ts";
+import { Traffic } from "./traffic/traffic.ts";
 
 export interface ServiceOptions {
   config: Config;
@@ -39,6 +43,8 @@ export interface HealthStatus {
 
 export interface Services {
   catalog: ModelCatalog;
+  /** Experiments, fallbacks, rollbacks, feedback. */
+  traffic: Traffic;
   providers: Record<ServedModel["provider"], ChatProvider>;
   pool: ModelPool;
   logger: Logger;
@@ -46,6 +52,8 @@ export interface Services {
   apiKeys: readonly string[];
   adminApiKey: string | undefined;
   bodyLimitBytes: number;
+  /** Files, fine-tuning jobs and the fine-tuned models they made. */
+  fineTuning: FineTuning;
   fingerprint(modelId: string): string;
   /** Undefined when the cache is off. */
   cache: ResponseCache | undefined;
@@ -92,11 +100,51 @@ export async function createServices(options: ServiceOptions): Promise<Services>
   const cache = config.cache.mode === "off" ? undefined : ResponseCache.create(config.cache, logger);
   const digests = new Map<string, string>();
   const catalog = new ModelCatalog(config.models.map(toServed), config.default_model);
+  const traffic = new Traffic({
+    experiments: config.experiments,
+    catalog,
+    store: createExperimentStore({ ...config.experiment_state, dataDir: options.dataDir, logger }),
+    usage: telemetry.usage,
+    rollbacks: telemetry.metrics.rollbacks,
+    logger,
+    pollMs: config.experiment_state.pollMs,
+  });
+  await traffic.start();
+  telemetry.onRecord((record) => traffic.completed(record));
   const preloadIds = config.models.filter((m) => m.preload).map((m) => m.id);
+  const configured = new Map(config.models.map((m) => [m.id, m]));
+  const fineTuning = new FineTuning({
+    dataDir: options.dataDir,
+    llama,
+    logger,
+    threads: config.fine_tuning.threads,
+    redisUrl: config.fine_tuning.redisUrl,
+    trainable: (id) => trainableModel(configured.get(id)),
+    resolveModel: (name) => catalog.find(name)?.id,
+    serving: {
+      // A fine-tuned model is served like its base (context, threads, sampling), from its own file.
+      serve: (record) => {
+        const base = specs.get(record.base);
+        if (!base || catalog.find(record.id)) return false;
+        pool.addSpec({ ...base, id: record.id, path: record.path, sha256: undefined });
+        catalog.add({ id: record.id, provider: "llama", aliases: [], ownedBy: "switchyard", created: record.created });
+        return true;
+      },
+      unserve: async (id) => {
+        catalog.remove(id);
+        await pool.removeSpec(id);
+      },
+    },
+    gauge: (counts) => {
+      for (const [status, n] of Object.entries(counts)) telemetry.metrics.fineTuneJobs.set({ status }, n);
+    },
+  });
+  await fineTuning.start();
   let state: HealthStatus["status"] = preloadIds.length === 0 ? "ok" : "starting";
 
   return {
     catalog,
+    traffic,
     providers: { llama: new LlamaProvider(llama, pool) },
     pool,
     logger,
@@ -115,9 +163,10 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     apiKeys: options.apiKeys ?? [],
     adminApiKey: options.adminApiKey,
     bodyLimitBytes: options.bodyLimitBytes ?? 10 * 1024 * 1024,
+    fineTuning,
     fingerprint: (id) =>
       `fp_${createHash("sha256")
-        .update(`${id}\0${specs.get(id)?.path ?? ""}`)
+        .update(`${id}\0${pool.spec(id)?.path ?? ""}`)
         .digest("hex")
         .slice(0, 10)}`,
     health: () => ({
@@ -139,13 +188,21 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     },
     async close() {
       state = "draining";
+      // First: a training job stops (and resumes at the next start) before the runtime goes.
+      await fineTuning.close();
       await pool.close();
       // After the pool: requests cut short by it still get their records written.
       await telemetry.close();
+      await traffic.close();
       await cache?.close();
       if (ownsRuntime) await llama.dispose();
     },
   };
+}
+
+function trainableModel(m: LlamaModelConfig | undefined): TrainableModel | undefined {
+  if (!m?.finetune) return undefined;
+  return { id: m.id, path: m.path, chatTemplate: m.chat_template, finetune: m.finetune };
 }
 
 function fileDigest(spec: LocalModelSpec | undefined): string {

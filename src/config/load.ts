@@ -13,6 +13,7 @@ import { describeIssue, formatPath } from "../openai/issues.ts";
 import { parseByteSize } from "./bytes.ts";
 import { parseDurationMs } from "./duration.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
+import { type ExperimentSpec, type ExperimentStateConfig, resolveExperiments } from "./experiments.ts";
 import { ConfigFile, type LlamaModelEntry } from "./schema.ts";
 import { knownKeys, suggestKey } from "./suggest.ts";
 import { lineOfPath } from "./yaml-lines.ts";
@@ -38,7 +39,16 @@ export interface Config {
   max_loaded_models: number;
   default_model: string | undefined;
   cache: CacheConfig;
+  fine_tuning: FineTuningConfig;
   models: ModelConfig[];
+  experiments: ExperimentSpec[];
+  experiment_state: ExperimentStateConfig;
+}
+
+export interface FineTuningConfig {
+  /** REDIS_URL in the environment wins over the file. */
+  redisUrl: string | undefined;
+  threads: number;
 }
 
 export interface CacheConfig {
@@ -139,13 +149,34 @@ function resolveConfig(file: ConfigFile, absFile: string, env: Env): Config {
       mode: file.cache.mode,
       timeoutMs: parseDurationMs(file.cache.timeout) ?? 50,
     },
+    fine_tuning: {
+      redisUrl: env.REDIS_URL !== undefined && env.REDIS_URL !== "" ? env.REDIS_URL : file.fine_tuning.redis_url,
+      // Training beside serving on a small machine: 2 threads keep it fast without starving requests.
+      threads: file.fine_tuning.threads ?? Math.max(1, Math.min(2, availableParallelism())),
+    },
     models: file.models.map((model) => ({
       ...model,
       path: isHuggingFaceUri(model.path) || isAbsolute(model.path) ? model.path : resolve(dir, model.path),
+      finetune: model.finetune && {
+        ...model.finetune,
+        base: model.finetune.base === undefined ? undefined : resolve(dir, model.finetune.base),
+      },
       threads: model.threads ?? threads,
       sha256: model.sha256?.toLowerCase(),
     })),
+    experiments: resolveExperiments(file.experiments, (name) => modelIdOf(file, name)),
+    // Replicas that share a cache share experiment state too, unless told otherwise.
+    experiment_state: {
+      store: file.experiment_state.store ?? (file.cache.store === "redis" ? "redis" : "file"),
+      url: file.experiment_state.url ?? file.cache.url ?? "redis://127.0.0.1:6379",
+      pollMs: parseDurationMs(file.experiment_state.poll) ?? 500,
+    },
   };
+}
+
+/** The id of the model `name` (an id or alias) names; the schema checked that one does. */
+function modelIdOf(file: ConfigFile, name: string): string {
+  return file.models.find((m) => m.id === name || m.aliases.includes(name))?.id ?? name;
 }
 
 function portFromEnv(file: string, value: string): number {

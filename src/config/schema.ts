@@ -5,6 +5,7 @@
 import { z } from "zod";
 import { SIZE_PATTERN } from "./bytes.ts";
 import { DURATION_PATTERN } from "./duration.ts";
+import { checkExperiments } from "./experiments.ts";
 
 /** Ids appear in URLs, metrics labels and file names: keep them to a safe alphabet. */
 export const ID_PATTERN = /^[A-Za-z0-9._:-]+$/;
@@ -49,6 +50,29 @@ export const ReferencePrice = z
   })
   .describe("What this model's traffic would cost on a priced API model: /admin/usage reports it as cost avoided.");
 
+export const FineTune = z
+  .strictObject({
+    base: z
+      .string()
+      .min(1)
+      .optional()
+      .describe(
+        "The trainable F32 GGUF of this model, relative to this file or absolute; without it the F32 is derived from `path` with llama-quantize --allow-requantize and cached under DATA_DIR.",
+      ),
+    quantize: z.enum(["Q8_0", "Q4_0", "F32"]).default("Q8_0").describe("Type the fine-tuned model is served as."),
+    learning_rate: z
+      .number()
+      .positive()
+      .default(1e-3)
+      .describe("Learning rate at learning_rate_multiplier 1 (llama-finetune's AdamW)."),
+    context: z
+      .int()
+      .min(16)
+      .default(128)
+      .describe("Training window in tokens; windows step by half of it, and a dataset must hold at least 1.5 windows."),
+  })
+  .describe("Fine-tuning jobs may train this model (POST /v1/fine_tuning/jobs).");
+
 export const LlamaModel = z
   .strictObject({
     id: ModelId.describe("The public model name clients send as `model`."),
@@ -83,6 +107,7 @@ export const LlamaModel = z
     queue: Queue.prefault({}),
     owned_by: z.string().min(1).optional().describe('`owned_by` in /v1/models; default "switchyard".'),
     reference_price: ReferencePrice.optional(),
+    finetune: FineTune.optional(),
   })
   .describe("A local GGUF model.");
 
@@ -117,6 +142,102 @@ export const Server = z.strictObject({
   port: z.int().min(0).max(65_535).default(8080),
 });
 
+export const FineTuning = z
+  .strictObject({
+    redis_url: z
+      .string()
+      .regex(/^rediss?:\/\//, { error: "expected a redis:// or rediss:// URL" })
+      .optional()
+      .describe(
+        "Run fine-tuning jobs on a BullMQ queue in this Redis (REDIS_URL overrides) so `npm run worker` processes train them; in-process otherwise.",
+      ),
+    threads: z.int().min(1).optional().describe("Trainer threads; default min(2, cores)."),
+  })
+  .describe("Fine-tuning jobs: where they run.");
+
+// Experiments (A/B splits, canaries): cross-field rules (names, models, the control) are
+// checked in experiments.ts, called from ConfigFile's superRefine below.
+export const ROLLBACK_METRICS = ["error_rate", "latency_p95_ms", "ttft_p95_ms"] as const;
+
+export const RollbackRule = z
+  .strictObject({
+    metric: z
+      .enum(ROLLBACK_METRICS)
+      .describe(
+        "error_rate: share of requests the variant's own models failed (5xx, 429, a stream cut by an error, or served by a fallback outside the variant); latency_p95_ms / ttft_p95_ms: 95th percentile (nearest rank) over successful requests, cache hits left out.",
+      ),
+    max: z.number().min(0).optional().describe("Trip when the metric is above this value."),
+    max_vs_control: z
+      .number()
+      .positive()
+      .optional()
+      .describe("Trip when the metric is above this multiple of control's value over the same window."),
+    min_requests: z
+      .int()
+      .min(1)
+      .default(20)
+      .describe(
+        "Samples the variant (and, for max_vs_control, control) needs in the window before the rule is judged.",
+      ),
+    window: Duration.default("5m").describe("Sliding window the metric is computed over."),
+  })
+  .describe(
+    "Rolls the canary back (weight 0 on every replica) when the metric passes its bound. Set max or max_vs_control.",
+  );
+
+export const Variant = z
+  .strictObject({
+    name: ModelId.describe("Named in x-switchyard-variant, metrics and results."),
+    model: z
+      .union([ModelId, z.array(ModelId).min(1)])
+      .describe("Model id or alias that serves this variant, or a list: the fallback order."),
+    weight: z.number().min(0).describe("Share of traffic, relative to the other variants' weights."),
+    canary: z.boolean().default(false).describe("A canary may carry rollback rules; it is never the control."),
+    control: z
+      .boolean()
+      .optional()
+      .describe(
+        "Marks the control (the baseline canaries and results compare to); default: the first non-canary variant.",
+      ),
+    fallback: z
+      .boolean()
+      .default(true)
+      .describe(
+        "When every model of this variant fails before the first byte (load failure, full queue, queue timeout), try control's models too.",
+      ),
+    rollback: z.array(RollbackRule).default([]).describe("Rules that roll this canary back; needs canary: true."),
+  })
+  .describe("One arm of an experiment.");
+
+export const Experiment = z
+  .strictObject({
+    name: ModelId.describe("The model name clients send; must not be a model id or alias."),
+    sticky_header: z
+      .string()
+      .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, { error: "expected an HTTP header name" })
+      .default("x-user-id")
+      .describe("Request header whose value keeps a client on one variant; else the request's `user`, else random."),
+    variants: z.array(Variant).min(1),
+  })
+  .describe("A public model name split between weighted variants.");
+
+export const ExperimentState = z
+  .strictObject({
+    store: z
+      .enum(["file", "redis"])
+      .optional()
+      .describe(
+        "Where weights, rollbacks, events and feedback live. file: DATA_DIR/experiments (one replica); redis: shared by replicas. Default: redis when cache.store is redis, else file.",
+      ),
+    url: z
+      .string()
+      .regex(/^rediss?:\/\//, { error: "expected a redis:// or rediss:// URL" })
+      .optional()
+      .describe("Redis URL; default the cache's url, else redis://127.0.0.1:6379."),
+    poll: Duration.default("500ms").describe("How often a replica reads the shared state (redis only)."),
+  })
+  .describe("Experiment state: run-time weights, rollbacks, events, feedback.");
+
 export const ConfigFile = z
   .strictObject({
     server: Server.prefault({}).describe("Where to listen; HOST and PORT in the environment override it."),
@@ -128,7 +249,10 @@ export const ConfigFile = z
       "Model (id or alias) that serves requests naming a model not configured here; without it they get 404 model_not_found.",
     ),
     cache: Cache.prefault({}),
+    fine_tuning: FineTuning.prefault({}),
     models: z.array(ModelEntry).min(1),
+    experiments: z.array(Experiment).default([]),
+    experiment_state: ExperimentState.prefault({}),
   })
   .superRefine((config, ctx) => {
     const owner = new Map<string, number>();
@@ -153,6 +277,7 @@ export const ConfigFile = z
         message: `"${config.default_model}" is not the id or alias of any model`,
       });
     }
+    checkExperiments(config, owner, ctx);
     const preloaded = config.models.filter((m) => m.preload).length;
     if (preloaded > config.max_loaded_models) {
       ctx.addIssue({
@@ -167,6 +292,7 @@ export const ConfigFile = z
 export type ConfigFile = z.output<typeof ConfigFile>;
 export type LlamaModelEntry = z.output<typeof LlamaModel>;
 export type ModelEntry = z.output<typeof ModelEntry>;
+export type ExperimentEntry = z.output<typeof Experiment>;
 
 /** The JSON Schema of models.yaml (draft-07, which editors' YAML plugins read best). */
 export function configJsonSchema(): Record<string, unknown> {

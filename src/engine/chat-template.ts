@@ -28,10 +28,11 @@ export class ChatTemplate {
     this.template = new Template(this.source);
   }
 
-  render(messages: readonly TemplateMessage[]): string {
+  /** A prompt by default; `addGenerationPrompt: false` renders a finished conversation (training text). */
+  render(messages: readonly TemplateMessage[], opts: { addGenerationPrompt?: boolean } = {}): string {
     return this.template.render({
       messages,
-      add_generation_prompt: true,
+      add_generation_prompt: opts.addGenerationPrompt ?? true,
       bos_token: this.specials.bos,
       eos_token: this.specials.eos,
     });

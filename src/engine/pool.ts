@@ -67,16 +67,33 @@ export class ModelPool {
   private readonly loaded = new Map<string, LoadedModel>();
   private readonly loading = new Map<string, Promise<LoadedModel>>();
   private clock = 0;
+  /** Copied: models are added and removed at run time (fine-tuned models). */
+  private readonly specs: Map<string, LocalModelSpec>;
 
   constructor(
     private readonly llama: Llama,
-    private readonly specs: ReadonlyMap<string, LocalModelSpec>,
+    specs: ReadonlyMap<string, LocalModelSpec>,
     private readonly limits: PoolLimits,
     private readonly options: { modelsDir: string; events?: PoolEvents } = { modelsDir: "./data/models" },
-  ) {}
+  ) {
+    this.specs = new Map(specs);
+  }
 
   spec(id: string): LocalModelSpec | undefined {
     return this.specs.get(id);
+  }
+
+  /** Makes a model loadable (a fine-tuned model registered at run time). */
+  addSpec(spec: LocalModelSpec): void {
+    this.specs.set(spec.id, spec);
+  }
+
+  /** Forgets a model; it is unloaded now if idle, else when its last request ends. */
+  async removeSpec(id: string): Promise<void> {
+    this.specs.delete(id);
+    await this.loading.get(id)?.catch(() => {});
+    const loaded = this.loaded.get(id);
+    if (loaded && loaded.inFlight === 0) await this.unload(id);
   }
 
   get loadedIds(): string[] {
@@ -113,6 +130,7 @@ export class ModelPool {
         loaded.inFlight--;
         loaded.lastUsed = ++this.clock;
         loaded.slots.release(ids);
+        if (loaded.inFlight === 0 && !this.specs.has(id)) void this.unload(id);
       },
     };
   }

@@ -59,6 +59,11 @@ export class RequestTelemetry {
     this.variant = variant;
   }
 
+  /** Hook for the traffic layer: the model trying the request now (after a fallback, the next one). */
+  routedTo(target: RequestTarget): void {
+    this.target = target;
+  }
+
   /** Hook for the response cache. */
   cached(result: CacheResult): void {
     this.cache = result;

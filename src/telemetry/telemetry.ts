@@ -33,6 +33,7 @@ export class Telemetry {
   private readonly pricing: ReferencePricing;
   private readonly logger: Logger;
   private readonly keyIds = new KeyIds();
+  private readonly listeners: ((record: UsageRecord) => void)[] = [];
 
   constructor(options: TelemetryOptions) {
     this.logger = options.logger;
@@ -57,6 +58,12 @@ export class Telemetry {
     // Nested, not flat: pino serializes a flat object key by key, several times slower than
     // the one native JSON.stringify a nested one gets. `requestId` matches other request lines.
     this.logger.info({ requestId: record.request_id, record }, "request");
+    for (const listener of this.listeners) listener(record);
+  }
+
+  /** Calls `listener` with every finished request's record (the rollback rules feed on them). */
+  onRecord(listener: (record: UsageRecord) => void): void {
+    this.listeners.push(listener);
   }
 
   /**

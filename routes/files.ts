@@ -1,0 +1,94 @@
+// /v1/files: upload (multipart), list, retrieve, download and delete, in OpenAI's shapes.
+import { Hono } from "hono";
+import { type FilePurpose, InvalidFileError, UPLOAD_PURPOSES } from "../src/finetune/files.ts";
+import { fromZodError, invalidRequest, notFound, unsupportedParameter } from "../src/openai/errors.ts";
+import { ListFilesQuery } from "../src/openai/fine-tuning.ts";
+import type { Services } from "../src/services.ts";
+import type { AppEnv } from "./env.ts";
+import { errorResponse } from "./errors.ts";
+
+const FORM_FIELDS = new Set(["file", "purpose"]);
+
+export function fileRoutes(services: Services): Hono<AppEnv> {
+  const app = new Hono<AppEnv>();
+  const files = services.fineTuning.files;
+  const missing = (id: string) => notFound(`No such File object: ${id}`, "file_id");
+
+  app.post("/", async (c) => {
+    if (!(c.req.header("content-type") ?? "").startsWith("multipart/form-data")) {
+      throw invalidRequest("Upload the file as multipart/form-data with fields `file` and `purpose`.");
+    }
+    const form = await c.req.parseBody();
+    for (const key of Object.keys(form)) if (!FORM_FIELDS.has(key)) throw unsupportedParameter(key);
+    const { file, purpose } = form;
+    if (!(file instanceof File))
+      throw invalidRequest("Missing the `file` field (a file part).", "file", "missing_required_parameter");
+    if (typeof purpose !== "string")
+      throw invalidRequest("Missing the `purpose` field.", "purpose", "missing_required_parameter");
+    if (!(UPLOAD_PURPOSES as readonly string[]).includes(purpose)) {
+      throw invalidRequest(
+        `Invalid purpose "${purpose}": expected one of ${UPLOAD_PURPOSES.join(", ")}.`,
+        "purpose",
+        "invalid_value",
+      );
+    }
+    try {
+      const created = await files.create({
+        filename: file.name || "upload",
+        purpose: purpose as FilePurpose,
+        bytes: new Uint8Array(await file.arrayBuffer()),
+      });
+      return c.json(created);
+    } catch (err) {
+      if (err instanceof InvalidFileError) throw invalidRequest(err.message, "file", "invalid_file_format");
+      throw err;
+    }
+  });
+
+  app.get("/", async (c) => {
+    const parsed = ListFilesQuery.safeParse(c.req.query(), { reportInput: true });
+    if (!parsed.success) throw fromZodError(parsed.error);
+    const { purpose, after, limit, order } = parsed.data;
+    const all = await files.list(purpose);
+    if (order === "desc") all.reverse();
+    let start = 0;
+    if (after !== undefined) {
+      const i = all.findIndex((f) => f.id === after);
+      start = i < 0 ? all.length : i + 1;
+    }
+    const data = all.slice(start, start + limit);
+    return c.json({
+      object: "list",
+      data,
+      first_id: data[0]?.id ?? null,
+      last_id: data.at(-1)?.id ?? null,
+      has_more: start + limit < all.length,
+    });
+  });
+
+  app.get("/:id", async (c) => {
+    const id = c.req.param("id");
+    const file = await files.get(id);
+    if (!file) throw missing(id);
+    return c.json(file);
+  });
+
+  app.get("/:id/content", async (c) => {
+    const id = c.req.param("id");
+    const [file, bytes] = [await files.get(id), await files.content(id)];
+    if (!file || !bytes) throw missing(id);
+    return c.body(new Uint8Array(bytes), 200, {
+      "content-type": "application/octet-stream",
+      "content-disposition": `attachment; filename="${file.filename.replace(/["\\\r\n]/g, "_")}"`,
+    });
+  });
+
+  app.delete("/:id", async (c) => {
+    const id = c.req.param("id");
+    if (!(await files.delete(id))) throw missing(id);
+    return c.json({ id, object: "file", deleted: true });
+  });
+
+  app.onError((err, c) => errorResponse(c, err));
+  return app;
+}

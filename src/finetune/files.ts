@@ -1,0 +1,113 @@
+// Uploaded files (/v1/files) under DATA_DIR/files: `<id>.json` holds the OpenAI file
+// object, `<id>.data` the bytes exactly as uploaded. Fine-tune uploads are validated
+// line by line before anything is stored.
+import { readFile, rm } from "node:fs/promises";
+import { join } from "node:path";
+import { JsonDir, writeFileAtomic } from "../storage/durable.ts";
+import { parseDataset } from "./dataset.ts";
+import { isId, newId } from "./ids.ts";
+
+/** Purposes a client may upload with (OpenAI's list); `fine-tune-results` is ours to create. */
+export const UPLOAD_PURPOSES = ["assistants", "batch", "fine-tune", "vision", "user_data", "evals"] as const;
+export type FilePurpose = (typeof UPLOAD_PURPOSES)[number] | "fine-tune-results";
+
+export interface FileObject {
+  id: string;
+  object: "file";
+  bytes: number;
+  created_at: number;
+  /** Absent: files here never expire (OpenAI's schema has no null for it). */
+  expires_at?: number;
+  filename: string;
+  purpose: FilePurpose;
+  /** Deprecated by OpenAI but still required: always `processed`, since a bad upload is refused outright. */
+  status: "uploaded" | "processed" | "error";
+}
+
+/** A refused upload: `line` is the first bad line of a fine-tune file. */
+export class InvalidFileError extends Error {
+  constructor(
+    message: string,
+    readonly line?: number,
+  ) {
+    super(message);
+  }
+}
+
+/** On disk: the object plus a millisecond clock, so files made within one second keep their order. */
+interface StoredFile {
+  file: FileObject;
+  created_ms: number;
+}
+
+export class FileStore {
+  private readonly meta: JsonDir<StoredFile>;
+  private lastMs = 0;
+
+  constructor(private readonly dir: string) {
+    this.meta = new JsonDir(dir);
+  }
+
+  async create(input: { filename: string; purpose: FilePurpose; bytes: Uint8Array }): Promise<FileObject> {
+    if (input.purpose === "fine-tune") {
+      const text = decodeUtf8(input.bytes);
+      if (text === undefined) throw new InvalidFileError("The fine-tune file is not valid UTF-8 text.");
+      const check = parseDataset(text);
+      if (!check.ok) {
+        throw new InvalidFileError(`Invalid fine-tune file: line ${check.line}: ${check.reason}.`, check.line);
+      }
+    }
+    const file: FileObject = {
+      id: newId("file"),
+      object: "file",
+      bytes: input.bytes.byteLength,
+      created_at: Math.floor(Date.now() / 1000),
+      filename: input.filename,
+      purpose: input.purpose,
+      status: "processed",
+    };
+    // Bytes first: a file object never points at content that is not there.
+    await writeFileAtomic(this.dataPath(file.id), input.bytes);
+    // Strictly increasing, so two uploads in the same millisecond still sort in upload order.
+    this.lastMs = Math.max(Date.now(), this.lastMs + 1);
+    await this.meta.put(file.id, { file, created_ms: this.lastMs });
+    return file;
+  }
+
+  async get(id: string): Promise<FileObject | undefined> {
+    return isId("file", id) ? (await this.meta.get(id))?.file : undefined;
+  }
+
+  async content(id: string): Promise<Buffer | undefined> {
+    if (!(await this.get(id))) return undefined;
+    return readFile(this.dataPath(id));
+  }
+
+  async delete(id: string): Promise<boolean> {
+    if (!(await this.get(id))) return false;
+    await this.meta.delete(id);
+    await rm(this.dataPath(id), { force: true });
+    return true;
+  }
+
+  /** Oldest first, ties broken by id, so cursors are stable. */
+  async list(purpose?: string): Promise<FileObject[]> {
+    const all = await this.meta.all();
+    return all
+      .filter((s) => purpose === undefined || s.file.purpose === purpose)
+      .sort((a, b) => a.created_ms - b.created_ms || a.file.id.localeCompare(b.file.id))
+      .map((s) => s.file);
+  }
+
+  private dataPath(id: string): string {
+    return join(this.dir, `${id}.data`);
+  }
+}
+
+function decodeUtf8(bytes: Uint8Array): string | undefined {
+  try {
+    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,66 @@
+// The fine-tuned models a server serves: one JSON record per model under
+// DATA_DIR/finetune/registry, so they come back after a restart. `sync` reconciles
+// the records on disk with what is being served, which also picks up models that a
+// `npm run worker` process registered in a shared DATA_DIR.
+
+import { existsSync } from "node:fs";
+import { rm } from "node:fs/promises";
+import { join } from "node:path";
+import { JsonDir } from "../storage/durable.ts";
+import type { FineTunedModelRecord } from "./runner.ts";
+
+export interface ServingHooks {
+  /** Start serving it; false when its base model is no longer configured. */
+  serve(record: FineTunedModelRecord): boolean;
+  unserve(id: string): Promise<void>;
+}
+
+export class FineTunedModels {
+  private readonly records: JsonDir<FineTunedModelRecord>;
+  private readonly served = new Map<string, FineTunedModelRecord>();
+
+  constructor(
+    root: string,
+    private readonly hooks: ServingHooks,
+  ) {
+    this.records = new JsonDir(join(root, "registry"));
+  }
+
+  isServed(id: string): boolean {
+    return this.served.has(id);
+  }
+
+  /** Record file names are the job id: model ids hold ':' and are not safe file names everywhere. */
+  async register(record: FineTunedModelRecord): Promise<void> {
+    await this.records.put(record.job_id, record);
+    this.start(record);
+  }
+
+  /** Stops serving the model and deletes its record and weights. False when it is not a fine-tuned model. */
+  async delete(id: string): Promise<boolean> {
+    const record = (await this.records.all()).find((r) => r.id === id);
+    if (!record) return false;
+    await this.records.delete(record.job_id);
+    if (this.served.delete(id)) await this.hooks.unserve(id);
+    await rm(record.path, { force: true });
+    return true;
+  }
+
+  /** Serves every recorded model not yet served; stops serving those whose record is gone. */
+  async sync(): Promise<void> {
+    const records = await this.records.all();
+    const ids = new Set(records.map((r) => r.id));
+    for (const r of records) if (!this.served.has(r.id)) this.start(r);
+    for (const id of [...this.served.keys()]) {
+      if (!ids.has(id)) {
+        this.served.delete(id);
+        await this.hooks.unserve(id);
+      }
+    }
+  }
+
+  private start(record: FineTunedModelRecord): void {
+    if (this.served.has(record.id) || !existsSync(record.path)) return;
+    if (this.hooks.serve(record)) this.served.set(record.id, record);
+  }
+}

@@ -1,0 +1,443 @@
+// Runs one fine-tuning job end to end: checks its files (validating_files → queued),
+// then trains (queued → running → succeeded | failed): llama-finetune one epoch per
+// run, each epoch's output a checkpoint and the next epoch's input; then metadata
+// repair, quantization, a results CSV and registration of the ft: model. The same
+// code runs in the server (in-process queue) and in `npm run worker` (BullMQ).
+
+import { createHash } from "node:crypto";
+import { existsSync, statSync } from "node:fs";
+import { copyFile, mkdir, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import type { Logger } from "pino";
+import type { FileStore } from "./files.ts";
+import { newId } from "./ids.ts";
+import type { FineTuningJob, JobStore, StoredCheckpoint } from "./jobs.ts";
+import { nowSeconds } from "./jobs.ts";
+import {
+  type EpochResult,
+  finetune,
+  type QuantType,
+  quantize,
+  restoreMetadata,
+  type StepProgress,
+  TextTooShortError,
+  TrainerAbortedError,
+} from "./llama-finetune.ts";
+import { examplesOf, minimumTokens, modelText, planWindows, renderExamples, type WindowPlan } from "./prepare.ts";
+import type { JobError } from "./state.ts";
+
+/** A configured model that fine-tuning jobs may train. */
+export interface TrainableModel {
+  id: string;
+  /** The served GGUF: its template, BOS and context length describe the text. */
+  path: string;
+  chatTemplate?: string | undefined;
+  finetune: { base?: string | undefined; quantize: QuantType; learning_rate: number; context: number };
+}
+
+export interface FineTunedModelRecord {
+  id: string;
+  base: string;
+  job_id: string;
+  path: string;
+  created: number;
+}
+
+export interface RunnerDeps {
+  store: JobStore;
+  files: FileStore;
+  /** Folder for derived bases, work files and trained models (DATA_DIR/finetune). */
+  root: string;
+  trainable(modelId: string): TrainableModel | undefined;
+  /** Tokens llama-finetune will see for `text` with `modelPath`'s tokenizer (BOS included). */
+  countTokens(modelPath: string, text: string): Promise<number>;
+  register(model: FineTunedModelRecord): Promise<void>;
+  unregister(id: string): Promise<void>;
+  threads: number;
+  logger: Logger;
+  /** Called after every status change (metrics). */
+  changed?(): void;
+}
+
+/** A failure to report on the job as its `error`. */
+export class JobFailure extends Error {
+  constructor(readonly error: JobError) {
+    super(error.message);
+  }
+}
+
+interface Prepared {
+  model: TrainableModel;
+  text: string;
+  plan: WindowPlan;
+  templateSource: string;
+  contextLength: number;
+}
+
+const EVENT_INTERVAL_MS = 1000;
+const ESTIMATE_INTERVAL_MS = 5000;
+
+export class JobRunner {
+  constructor(private readonly deps: RunnerDeps) {}
+
+  /** validating_files → queued (true) or failed (false). */
+  async validate(jobId: string): Promise<boolean> {
+    const job = await this.deps.store.get(jobId);
+    if (job?.status !== "validating_files") return job?.status === "queued";
+    try {
+      const prepared = await this.prepare(job);
+      const moved = await this.deps.store.transition(jobId, "queued", {
+        message: `Files validated: ${prepared.plan.trainWindows} training and ${prepared.plan.valWindows} validation windows of ${prepared.model.finetune.context} tokens; job queued`,
+      });
+      this.deps.changed?.();
+      return moved !== undefined;
+    } catch (err) {
+      await this.fail(jobId, err);
+      return false;
+    }
+  }
+
+  /**
+   * Trains a queued job (or one whose previous run died: it resumes after its last checkpoint).
+   * `signal` aborts it: the trainer is killed and its work folder removed.
+   */
+  async train(jobId: string, signal: AbortSignal): Promise<void> {
+    const { store } = this.deps;
+    let job = await store.get(jobId);
+    if (!job) return;
+    if (job.status === "queued") {
+      job = await store.transition(jobId, "running", { patch: { estimated_finish: null } });
+      this.deps.changed?.();
+    } else if (job.status !== "running") {
+      return;
+    }
+    if (!job) return;
+    const work = store.workDir(jobId);
+    try {
+      await this.runTraining(job, work, signal);
+    } catch (err) {
+      if (signal.aborted || err instanceof TrainerAbortedError) {
+        // Cancelled (or shutting down): whoever aborted set the status; leave no partial model.
+        if ((await store.get(jobId))?.status === "cancelled") await rm(work, { recursive: true, force: true });
+        return;
+      }
+      await this.fail(jobId, err);
+      await rm(work, { recursive: true, force: true });
+    }
+  }
+
+  private async runTraining(job: FineTuningJob, work: string, signal: AbortSignal): Promise<void> {
+    const { store } = this.deps;
+    const prepared = await this.prepare(job);
+    const { model, plan } = prepared;
+    const context = model.finetune.context;
+    const epochs = job.hyperparameters.n_epochs;
+    const lr = model.finetune.learning_rate * job.hyperparameters.learning_rate_multiplier;
+    await mkdir(work, { recursive: true });
+    const textFile = join(work, "train.txt");
+    await writeFile(textFile, prepared.text);
+    const base = await this.trainableBase(job.id, model, signal);
+    const ftId = fineTunedModelId(model.id, job.user_provided_suffix, job.id);
+
+    // Resume after the last checkpoint whose weights are still on disk.
+    const checkpoints = (await store.checkpoints(job.id)).filter((c) => c.epoch < epochs);
+    const last = checkpoints.at(-1);
+    let input = base;
+    let startEpoch = 0;
+    if (last?.file && existsSync(last.file)) {
+      input = last.file;
+      startEpoch = last.epoch + 1;
+      await store.addEvent(job.id, {
+        level: "info",
+        message: `Resuming from the checkpoint at step ${last.checkpoint.step_number} (epoch ${last.epoch + 1}/${epochs})`,
+        type: "message",
+        data: { step: last.checkpoint.step_number, epoch: last.epoch + 1 },
+      });
+    }
+    const kept = checkpoints.filter((c) => c.epoch < startEpoch);
+    const steps: StepRow[] = [];
+    const totalSteps = plan.trainWindows * epochs;
+    let lastEvent = 0;
+    let lastEstimate = 0;
+    let epochSeconds = 0;
+
+    for (let epoch = startEpoch; epoch < epochs; epoch++) {
+      signal.throwIfAborted();
+      const out = join(work, `epoch-${epoch + 1}.gguf`);
+      const started = performance.now();
+      let previousMean = { loss: 0, accuracy: 0 };
+      const result = await finetune({
+        model: input,
+        textFile,
+        out,
+        context,
+        epochs: 1,
+        lr,
+        valSplit: plan.valSplit,
+        threads: this.deps.threads,
+        seed: job.seed + epoch,
+        signal,
+        onStep: (p: StepProgress) => {
+          if (p.phase !== "train") return;
+          // The bar shows running means; the step's own figure is what the mean moved by.
+          const stepLoss = p.step * p.loss - (p.step - 1) * previousMean.loss;
+          const stepAccuracy = Math.min(1, Math.max(0, p.step * p.accuracy - (p.step - 1) * previousMean.accuracy));
+          previousMean = { loss: p.loss, accuracy: p.accuracy };
+          const step = epoch * plan.trainWindows + p.step;
+          steps.push({ step, loss: stepLoss, accuracy: stepAccuracy });
+          const now = performance.now();
+          const perEpoch = epochSeconds || p.elapsedSeconds + p.etaSeconds;
+          const eta = p.etaSeconds + perEpoch * (epochs - epoch - 1);
+          if (now - lastEvent >= EVENT_INTERVAL_MS || p.step === p.steps) {
+            lastEvent = now;
+            void store.addEvent(job.id, {
+              level: "info",
+              message: `Step ${step}/${totalSteps}: training loss=${stepLoss.toFixed(4)}`,
+              type: "metrics",
+              data: {
+                step,
+                total_steps: totalSteps,
+                epoch: epoch + 1,
+                n_epochs: epochs,
+                train_loss: round(stepLoss),
+                train_mean_token_accuracy: round(stepAccuracy),
+                epoch_mean_loss: round(p.loss),
+                eta_seconds: eta,
+              },
+            });
+          }
+          if (now - lastEstimate >= ESTIMATE_INTERVAL_MS) {
+            lastEstimate = now;
+            void store.update(job.id, (j) =>
+              j.status === "running" ? { ...j, estimated_finish: nowSeconds() + Math.round(eta) } : undefined,
+            );
+          }
+        },
+      });
+      epochSeconds = (performance.now() - started) / 1000;
+      const stored = await this.checkpoint(job, ftId, epoch, plan, context, out, result);
+      // Only the newest weights are kept on disk: enough to resume, without one model file per epoch.
+      for (const c of kept) if (c.file) await rm(c.file, { force: true });
+      kept.splice(0, kept.length, ...kept.map((c) => ({ ...c, file: null })), stored);
+      await store.setCheckpoints(job.id, kept);
+      await store.addEvent(job.id, {
+        level: "info",
+        message: epochMessage(epoch, epochs, result),
+        type: "metrics",
+        data: { ...stored.checkpoint.metrics, epoch: epoch + 1, n_epochs: epochs, epoch_seconds: round(epochSeconds) },
+      });
+      input = out;
+    }
+
+    signal.throwIfAborted();
+    // Serve what the last epoch made: metadata back, quantized as configured, results attached.
+    const modelsDir = join(this.deps.root, "models");
+    await mkdir(modelsDir, { recursive: true });
+    const restored = join(work, "final-f32.gguf");
+    await restoreMetadata(input, restored, {
+      chatTemplate: prepared.templateSource,
+      contextLength: prepared.contextLength,
+      fileType: 0,
+      name: ftId,
+    });
+    const served = join(modelsDir, `${job.id}.gguf`);
+    if (model.finetune.quantize === "F32") await copyFile(restored, served);
+    else await quantize(restored, served, model.finetune.quantize, this.deps.threads);
+    signal.throwIfAborted();
+    const results = await this.deps.files.create({
+      filename: "step_metrics.csv",
+      purpose: "fine-tune-results",
+      bytes: Buffer.from(resultsCsv(steps, kept)),
+    });
+    const record: FineTunedModelRecord = {
+      id: ftId,
+      base: model.id,
+      job_id: job.id,
+      path: served,
+      created: nowSeconds(),
+    };
+    // Registered before the job says succeeded, so a client that sees it can use it at once.
+    await this.deps.register(record);
+    const done = await store.transition(job.id, "succeeded", {
+      patch: {
+        fine_tuned_model: ftId,
+        trained_tokens: plan.trainWindows * context * epochs,
+        result_files: [results.id],
+      },
+    });
+    this.deps.changed?.();
+    if (!done) {
+      // Cancelled while the model was being written: it never becomes available.
+      await this.deps.unregister(ftId);
+      await rm(served, { force: true });
+      await this.deps.files.delete(results.id);
+    }
+    await rm(work, { recursive: true, force: true });
+  }
+
+  private async checkpoint(
+    job: FineTuningJob,
+    ftId: string,
+    epoch: number,
+    plan: WindowPlan,
+    context: number,
+    file: string,
+    result: EpochResult,
+  ): Promise<StoredCheckpoint> {
+    const step = (epoch + 1) * plan.trainWindows;
+    return {
+      epoch,
+      file,
+      trained_tokens: step * context,
+      checkpoint: {
+        id: newId("checkpoint"),
+        object: "fine_tuning.job.checkpoint",
+        created_at: nowSeconds(),
+        fine_tuned_model_checkpoint: `${ftId}:ckpt-step-${step}`,
+        fine_tuning_job_id: job.id,
+        step_number: step,
+        metrics: {
+          step,
+          train_loss: round(result.train.loss),
+          train_mean_token_accuracy: round(result.train.accuracy),
+          ...(result.val
+            ? {
+                valid_loss: round(result.val.loss),
+                valid_mean_token_accuracy: round(result.val.accuracy),
+                full_valid_loss: round(result.val.loss),
+                full_valid_mean_token_accuracy: round(result.val.accuracy),
+              }
+            : {}),
+        },
+      },
+    };
+  }
+
+  /** Renders and measures the job's data; a JobFailure names what is wrong with which file. */
+  private async prepare(job: FineTuningJob): Promise<Prepared> {
+    const model = this.deps.trainable(job.model);
+    if (!model) {
+      throw new JobFailure({
+        code: "invalid_model",
+        message: `Model ${job.model} has no trainable base (no finetune: section in models.yaml).`,
+        param: "model",
+      });
+    }
+    const text = await modelText(model.path, model.chatTemplate);
+    const render = async (fileId: string, param: string): Promise<string> => {
+      const content = await this.deps.files.content(fileId);
+      if (!content) {
+        throw new JobFailure({ code: "invalid_file", message: `File ${fileId} no longer exists.`, param });
+      }
+      try {
+        return renderExamples(examplesOf(content, fileId), text, job.seed);
+      } catch (err) {
+        throw new JobFailure({ code: "invalid_file", message: (err as Error).message, param });
+      }
+    };
+    const train = await render(job.training_file, "training_file");
+    const val = job.validation_file ? await render(job.validation_file, "validation_file") : "";
+    const trainTokens = await this.deps.countTokens(model.path, train);
+    // The validation text follows the training text in one file: no second BOS is added for it.
+    const valTokens = val === "" ? 0 : (await this.deps.countTokens(model.path, train + val)) - trainTokens;
+    const context = model.finetune.context;
+    const plan = planWindows(trainTokens, valTokens, context);
+    if (!plan) {
+      const needed = minimumTokens(context);
+      throw new JobFailure({
+        code: "invalid_training_file",
+        message:
+          trainTokens < needed
+            ? `The training file renders to ${trainTokens} tokens, shorter than one training window: at least ${needed} are needed (window ${context} tokens, stepping ${Math.floor(context / 2)}). Add examples, or lower finetune.context for ${model.id} in models.yaml.`
+            : `The validation file renders to ${valTokens} tokens, too few for one validation window of ${context} tokens. Add examples to it.`,
+        param: trainTokens < needed ? "training_file" : "validation_file",
+      });
+    }
+    return { model, text: train + val, plan, templateSource: text.templateSource, contextLength: text.contextLength };
+  }
+
+  /**
+   * The F32 weights llama-finetune trains: `finetune.base` when configured, else
+   * derived once from the served file (llama-quantize --allow-requantize … F32) and
+   * cached under DATA_DIR, keyed on the served file's path, size and date.
+   */
+  private async trainableBase(jobId: string, model: TrainableModel, signal: AbortSignal): Promise<string> {
+    if (model.finetune.base) {
+      if (!existsSync(model.finetune.base)) {
+        throw new JobFailure({
+          code: "invalid_model",
+          message: `The trainable base of ${model.id} (${model.finetune.base}) does not exist.`,
+          param: "model",
+        });
+      }
+      return model.finetune.base;
+    }
+    const st = statSync(model.path);
+    const key = createHash("sha256").update(`${model.path}\0${st.size}\0${st.mtimeMs}`).digest("hex").slice(0, 12);
+    const dir = join(this.deps.root, "bases");
+    const path = join(dir, `${model.id.replace(/[^A-Za-z0-9._-]/g, "_")}-${key}-f32.gguf`);
+    if (existsSync(path)) return path;
+    await mkdir(dir, { recursive: true });
+    const tmp = `${path}.${process.pid}.tmp`;
+    await quantize(model.path, tmp, "F32", this.deps.threads, { allowRequantize: true });
+    signal.throwIfAborted();
+    const { rename } = await import("node:fs/promises");
+    await rename(tmp, path);
+    await this.deps.store.addEvent(jobId, {
+      level: "info",
+      message: `Derived the trainable F32 weights of ${model.id} from its served file`,
+      type: "message",
+      data: {},
+    });
+    return path;
+  }
+
+  private async fail(jobId: string, err: unknown): Promise<void> {
+    const error: JobError =
+      err instanceof JobFailure
+        ? err.error
+        : err instanceof TextTooShortError
+          ? { code: "invalid_training_file", message: err.message, param: "training_file" }
+          : { code: "training_failed", message: `Training failed: ${firstLine(err)}`, param: null };
+    if (!(err instanceof JobFailure)) this.deps.logger.error({ err, job: jobId }, "fine-tuning job failed");
+    await this.deps.store.transition(jobId, "failed", { error });
+    this.deps.changed?.();
+  }
+}
+
+/** `ft:<base>:<suffix>:<8 characters of the job id>`, OpenAI's shape without the organization. */
+export function fineTunedModelId(base: string, suffix: string | null, jobId: string): string {
+  return `ft:${base}:${suffix ?? ""}:${jobId.slice("ftjob-".length, "ftjob-".length + 8)}`;
+}
+
+interface StepRow {
+  step: number;
+  loss: number;
+  accuracy: number;
+}
+
+/** OpenAI's results file columns; validation figures on each epoch's last step. */
+function resultsCsv(steps: readonly StepRow[], checkpoints: readonly StoredCheckpoint[]): string {
+  const lines = ["step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy"];
+  const valAt = new Map(checkpoints.map((c) => [c.checkpoint.step_number, c.checkpoint.metrics]));
+  for (const s of steps) {
+    const v = valAt.get(s.step);
+    lines.push(
+      [s.step, round(s.loss), round(s.accuracy), v?.valid_loss ?? "", v?.valid_mean_token_accuracy ?? ""].join(","),
+    );
+  }
+  return `${lines.join("\n")}\n`;
+}
+
+function epochMessage(epoch: number, epochs: number, r: EpochResult): string {
+  const val = r.val ? `, validation loss ${r.val.loss.toFixed(4)}, accuracy ${(r.val.accuracy * 100).toFixed(1)}%` : "";
+  return `Epoch ${epoch + 1}/${epochs} done: training loss ${r.train.loss.toFixed(4)}, accuracy ${(r.train.accuracy * 100).toFixed(1)}%${val}`;
+}
+
+function round(x: number): number {
+  return Math.round(x * 1e5) / 1e5;
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split("\n")[0] ?? "unknown error";
+}

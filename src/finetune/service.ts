@@ -1,0 +1,322 @@
+// Fine-tuning as one service: the files store, the durable jobs, the queue that runs
+// them and the fine-tuned models they register. Routes call this; it throws OpenAI
+// API errors for what a client got wrong.
+import { join } from "node:path";
+import type { Llama, LlamaModel } from "node-llama-cpp";
+import type { Logger } from "pino";
+import {
+  ApiError,
+  invalidRequest,
+  modelNotFound,
+  notFound,
+  unsupportedParameter,
+  unsupportedValue,
+} from "../openai/errors.ts";
+import type { CreateFineTuningJobRequest, Hyperparameters as RequestedHyperparameters } from "../openai/fine-tuning.ts";
+import { FileStore } from "./files.ts";
+import { newId } from "./ids.ts";
+import {
+  type Checkpoint,
+  type FineTuningJob,
+  type Hyperparameters,
+  type JobEvent,
+  JobStore,
+  nowSeconds,
+} from "./jobs.ts";
+import { InProcessQueue, type JobQueue, RedisQueue } from "./queue.ts";
+import { FineTunedModels, type ServingHooks } from "./registry.ts";
+import { JobRunner, type TrainableModel } from "./runner.ts";
+import { isTerminal, JOB_STATUSES } from "./state.ts";
+
+/** n_epochs when the request says "auto". */
+export const AUTO_EPOCHS = 3;
+/** Restarts a running job survives before it is failed: a job that kills its process must not loop. */
+const MAX_RESUMES = 2;
+
+export interface FineTuningOptions {
+  dataDir: string;
+  llama: Llama;
+  logger: Logger;
+  /** Configured models (by id) that may be fine-tuned. */
+  trainable(modelId: string): TrainableModel | undefined;
+  /** Resolves a client's model name (id or alias) to a configured id. */
+  resolveModel(name: string): string | undefined;
+  serving: ServingHooks;
+  threads: number;
+  /** BullMQ queue in this Redis; in-process when undefined. */
+  redisUrl?: string | undefined;
+  /** Job counts by status, for the metrics gauge. */
+  gauge?(counts: Record<string, number>): void;
+}
+
+export interface Page<T> {
+  data: T[];
+  has_more: boolean;
+}
+
+export class FineTuning {
+  readonly files: FileStore;
+  readonly jobs: JobStore;
+  readonly models: FineTunedModels;
+  readonly runner: JobRunner;
+  readonly queue: JobQueue;
+  private readonly tokenizers = new Map<string, Promise<LlamaModel>>();
+  private readonly pending = new Set<Promise<unknown>>();
+  private syncTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly opts: FineTuningOptions) {
+    const root = join(opts.dataDir, "finetune");
+    this.files = new FileStore(join(opts.dataDir, "files"));
+    this.jobs = new JobStore(root);
+    this.models = new FineTunedModels(root, opts.serving);
+    this.runner = new JobRunner({
+      store: this.jobs,
+      files: this.files,
+      root,
+      trainable: opts.trainable,
+      countTokens: (path, text) => this.countTokens(path, text),
+      register: (record) => this.models.register(record),
+      unregister: async (id) => {
+        await this.models.delete(id);
+      },
+      threads: opts.threads,
+      logger: opts.logger,
+      changed: () => this.track(this.updateGauge()),
+    });
+    this.queue = opts.redisUrl
+      ? new RedisQueue(opts.redisUrl)
+      : new InProcessQueue((id, signal) => this.runner.train(id, signal), opts.logger);
+  }
+
+  /**
+   * Serves the registered models and picks up jobs a previous process left: those still
+   * validating are validated again, queued ones re-queued, and (in-process) running ones
+   * resumed from their last checkpoint, or failed after too many restarts.
+   */
+  async start(): Promise<void> {
+    await this.models.sync();
+    for (const job of await this.jobs.list()) {
+      if (job.status === "validating_files") this.track(this.validateAndQueue(job.id));
+      else if (job.status === "queued") await this.queue.enqueue(job.id);
+      else if (job.status === "running" && this.queue.kind === "in-process") await this.resume(job);
+    }
+    await this.updateGauge();
+    if (this.queue.kind === "redis") {
+      // Workers register models in the shared DATA_DIR: serve them soon after they appear.
+      this.syncTimer = setInterval(() => this.track(this.models.sync().then(() => this.updateGauge())), 2000);
+      this.syncTimer.unref();
+    }
+  }
+
+  private async resume(job: FineTuningJob): Promise<void> {
+    const events = await this.jobs.events(job.id);
+    const resumes = events.filter((e) => e.data.resumed === true).length;
+    if (resumes >= MAX_RESUMES) {
+      await this.jobs.transition(job.id, "failed", {
+        error: {
+          code: "server_restarted",
+          message: `The server stopped ${resumes + 1} times while this job was training; it was not resumed again.`,
+          param: null,
+        },
+      });
+      return;
+    }
+    const last = (await this.jobs.checkpoints(job.id)).at(-1);
+    const from = last?.file ? `its checkpoint at step ${last.checkpoint.step_number}` : "the beginning";
+    const moved = await this.jobs.transition(job.id, "queued", {
+      message: `The server restarted while this job was running; it resumes from ${from}`,
+    });
+    if (moved) {
+      await this.jobs.addEvent(job.id, {
+        level: "info",
+        message: "Job re-queued",
+        type: "message",
+        data: { resumed: true },
+      });
+      await this.queue.enqueue(job.id);
+    }
+  }
+
+  async createJob(req: CreateFineTuningJobRequest): Promise<FineTuningJob> {
+    if (req.integrations && req.integrations.length > 0) {
+      throw unsupportedParameter(
+        "integrations",
+        "(Weights & Biases and other integrations) is not supported by this server",
+      );
+    }
+    if (req.method && req.method.type !== "supervised") {
+      throw unsupportedValue("method.type", `only "supervised" fine-tuning is supported, got "${req.method.type}".`);
+    }
+    if (req.method?.supervised?.hyperparameters && req.hyperparameters) {
+      throw invalidRequest(
+        "Give hyperparameters either in method.supervised.hyperparameters or at the top level, not both.",
+        "hyperparameters",
+      );
+    }
+    const modelId = this.opts.resolveModel(req.model);
+    if (modelId === undefined) throw modelNotFound(req.model);
+    if (!this.opts.trainable(modelId)) {
+      throw invalidRequest(
+        `Model ${req.model} cannot be fine-tuned: it has no trainable base. Add a \`finetune:\` section to it in models.yaml.`,
+        "model",
+        "model_not_trainable",
+      );
+    }
+    await this.checkFile(req.training_file, "training_file");
+    if (req.validation_file) await this.checkFile(req.validation_file, "validation_file");
+    const hyperparameters = resolveHyperparameters(req.method?.supervised?.hyperparameters ?? req.hyperparameters);
+    const job: FineTuningJob = {
+      id: newId("job"),
+      object: "fine_tuning.job",
+      created_at: nowSeconds(),
+      model: modelId,
+      status: "validating_files",
+      error: null,
+      fine_tuned_model: null,
+      finished_at: null,
+      estimated_finish: null,
+      organization_id: "org-switchyard",
+      result_files: [],
+      trained_tokens: null,
+      training_file: req.training_file,
+      validation_file: req.validation_file ?? null,
+      hyperparameters,
+      method: { type: "supervised", supervised: { hyperparameters } },
+      seed: req.seed ?? Math.floor(Math.random() * 2_147_483_647),
+      metadata: req.metadata ?? null,
+      integrations: null,
+      user_provided_suffix: req.suffix ?? null,
+    };
+    await this.jobs.create(job);
+    await this.jobs.addEvent(job.id, {
+      level: "info",
+      message: `Created fine-tuning job: ${job.id}`,
+      type: "message",
+      data: {},
+    });
+    this.track(this.validateAndQueue(job.id));
+    await this.updateGauge();
+    return job;
+  }
+
+  private async validateAndQueue(id: string): Promise<void> {
+    if (await this.runner.validate(id)) await this.queue.enqueue(id);
+  }
+
+  private async checkFile(id: string, param: string): Promise<void> {
+    const file = await this.files.get(id);
+    if (!file) throw new ApiError(400, `Invalid file ID: ${id}. No such file.`, { param, code: "invalid_file_id" });
+    if (file.purpose !== "fine-tune") {
+      throw invalidRequest(
+        `File ${id} has purpose "${file.purpose}"; fine-tuning needs a file uploaded with purpose "fine-tune".`,
+        param,
+        "invalid_file_purpose",
+      );
+    }
+  }
+
+  async getJob(id: string): Promise<FineTuningJob> {
+    const job = await this.jobs.get(id);
+    if (!job) throw notFound(`No fine-tuning job found with id ${id}.`, "fine_tuning_job_id");
+    return job;
+  }
+
+  /** Newest first, as OpenAI lists them; `after` is the id of the last job of the previous page. */
+  async listJobs(q: {
+    after?: string | undefined;
+    limit: number;
+    metadata?: Record<string, string> | null;
+  }): Promise<Page<FineTuningJob>> {
+    let jobs = (await this.jobs.list()).reverse();
+    const filter = q.metadata;
+    if (filter === null) jobs = jobs.filter((j) => j.metadata === null || Object.keys(j.metadata).length === 0);
+    else if (filter) jobs = jobs.filter((j) => Object.entries(filter).every(([k, v]) => j.metadata?.[k] === v));
+    return page(jobs, q.after, q.limit, (j) => j.id);
+  }
+
+  /** Stops the job at once: a waiting job leaves the queue, a training one's trainer is killed. */
+  async cancel(id: string): Promise<FineTuningJob> {
+    const job = await this.getJob(id);
+    if (isTerminal(job.status)) {
+      throw invalidRequest(
+        `Job ${id} has already ${job.status === "succeeded" ? "succeeded" : job.status}; it cannot be cancelled.`,
+        null,
+        "job_not_cancellable",
+      );
+    }
+    const cancelled = await this.jobs.transition(id, "cancelled");
+    await this.queue.stop(id);
+    await this.updateGauge();
+    return cancelled ?? (await this.getJob(id));
+  }
+
+  async events(id: string, q: { after?: string | undefined; limit: number }): Promise<Page<JobEvent>> {
+    await this.getJob(id);
+    const events = (await this.jobs.events(id)).reverse();
+    return page(events, q.after, q.limit, (e) => e.id);
+  }
+
+  async checkpoints(id: string, q: { after?: string | undefined; limit: number }): Promise<Page<Checkpoint>> {
+    await this.getJob(id);
+    const list = (await this.jobs.checkpoints(id)).map((c) => c.checkpoint).reverse();
+    return page(list, q.after, q.limit, (c) => c.id);
+  }
+
+  /** Tokens llama-finetune will count: the model's own tokenizer (vocabulary only), special tokens parsed, plus BOS. */
+  private async countTokens(path: string, text: string): Promise<number> {
+    let model = this.tokenizers.get(path);
+    if (!model) {
+      model = this.opts.llama.loadModel({ modelPath: path, vocabOnly: true });
+      this.tokenizers.set(path, model);
+    }
+    return (await model).tokenize(text, true).length + 1;
+  }
+
+  private async updateGauge(): Promise<void> {
+    if (!this.opts.gauge) return;
+    const counts: Record<string, number> = Object.fromEntries(JOB_STATUSES.map((s) => [s, 0]));
+    for (const job of await this.jobs.list()) counts[job.status] = (counts[job.status] ?? 0) + 1;
+    this.opts.gauge(counts);
+  }
+
+  private track(p: Promise<unknown>): void {
+    const tracked = p.catch((err: unknown) => this.opts.logger.error({ err }, "fine-tuning task failed"));
+    this.pending.add(tracked);
+    void tracked.finally(() => this.pending.delete(tracked));
+  }
+
+  /** Stops training (a running job resumes at the next start) and releases the tokenizers. */
+  async close(): Promise<void> {
+    clearInterval(this.syncTimer);
+    await this.queue.close();
+    await Promise.allSettled([...this.pending]);
+    for (const model of this.tokenizers.values()) await (await model.catch(() => undefined))?.dispose();
+    this.tokenizers.clear();
+  }
+}
+
+export function resolveHyperparameters(h: RequestedHyperparameters | undefined): Hyperparameters {
+  const batch = h?.batch_size;
+  if (typeof batch === "number" && batch !== 1) {
+    throw unsupportedValue(
+      "hyperparameters.batch_size",
+      `batch_size ${batch} is not supported: llama-finetune takes one optimizer step per training window, so batch_size must be 1 or "auto".`,
+    );
+  }
+  return {
+    n_epochs: typeof h?.n_epochs === "number" ? h.n_epochs : AUTO_EPOCHS,
+    learning_rate_multiplier: typeof h?.learning_rate_multiplier === "number" ? h.learning_rate_multiplier : 1,
+    batch_size: 1,
+  };
+}
+
+function page<T>(items: T[], after: string | undefined, limit: number, id: (item: T) => string): Page<T> {
+  let start = 0;
+  if (after !== undefined) {
+    const i = items.findIndex((item) => id(item) === after);
+    // An unknown cursor yields an empty page rather than starting over from the top.
+    start = i < 0 ? items.length : i + 1;
+  }
+  const data = items.slice(start, start + limit);
+  return { data, has_more: start + limit < items.length };
+}
