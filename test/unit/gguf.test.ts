@@ -6,7 +6,6 @@ import {
   GGML_TYPE,
   type GgufMetadata,
   type GgufTensorInput,
-  type GgufValue,
   gguf,
   patchGgufMetadata,
   readGguf,
