@@ -163,9 +163,11 @@ export class LlamaProvider implements ChatProvider {
       grammar,
       sampling: {
         temperature: req.temperature ?? spec.sampling.temperature ?? 1,
-        topP: req.top_p ?? spec.sampling.topP,
-        topK: spec.sampling.topK,
-        minP: spec.sampling.minP,
+        // OpenAI's defaults (no truncation) unless the model's config sets its own; this also
+        // keeps every candidate in the distribution that top_logprobs reads.
+        topP: req.top_p ?? spec.sampling.topP ?? 1,
+        topK: spec.sampling.topK ?? 0,
+        minP: spec.sampling.minP ?? 0,
         seed: req.seed,
         repeatPenalty: spec.sampling.repeatPenalty,
         presencePenalty: req.presence_penalty,

@@ -20,7 +20,10 @@ const settle = () => new Promise((r) => setTimeout(r, 30));
 
 function capturingLogger() {
   const lines: { level: number; msg: string }[] = [];
-  const logger = pino({ level: "info" }, { write: (s: string) => lines.push(JSON.parse(s) as { level: number; msg: string }) });
+  const logger = pino(
+    { level: "info" },
+    { write: (s: string) => lines.push(JSON.parse(s) as { level: number; msg: string }) },
+  );
   return { logger, lines };
 }
 
@@ -71,7 +74,14 @@ describe("redis store", () => {
     await redis?.stop();
   });
 
-  const options = () => ({ store: "redis" as const, url: redis.url, ttlMs: 60_000, maxEntries: 100, maxBytes: 1e6, timeoutMs: 50 });
+  const options = () => ({
+    store: "redis" as const,
+    url: redis.url,
+    ttlMs: 60_000,
+    maxEntries: 100,
+    maxBytes: 1e6,
+    timeoutMs: 50,
+  });
 
   it("shares entries between two instances (replicas), and purges per model", async () => {
     const a = ResponseCache.create(options(), pino({ level: "silent" }));

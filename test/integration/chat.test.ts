@@ -42,7 +42,8 @@ describe("non-streaming", () => {
     expect(choice?.message.role).toBe("assistant");
     expect(choice?.message.refusal).toBeNull();
     expect(choice?.finish_reason).toBe("stop");
-    expect(choice?.message.content).toContain("Paris");
+    // What the reply says is the built-in model's business (test/quality); here: real text.
+    expect(choice?.message.content?.trim().length).toBeGreaterThan(0);
 
     // prompt_tokens is the templated prompt, counted by the model's own tokenizer.
     const llama = await getLlama({ gpu: false, build: "never" });
@@ -102,7 +103,8 @@ describe("non-streaming", () => {
   it("enforces a JSON schema with a grammar", async () => {
     const schema = {
       type: "object",
-      properties: { answer: { type: "string" }, confident: { type: "boolean" } },
+      // maxLength bounds the string, so the grammar, not max_tokens, ends the reply.
+      properties: { answer: { type: "string", maxLength: 40 }, confident: { type: "boolean" } },
       required: ["answer", "confident"],
       additionalProperties: false,
     };
@@ -113,8 +115,10 @@ describe("non-streaming", () => {
       max_tokens: 200,
       response_format: { type: "json_schema", json_schema: { name: "answer", schema, strict: true } },
     });
+    expect(res.choices[0]?.finish_reason).toBe("stop");
     const parsed = JSON.parse(res.choices[0]?.message.content ?? "") as Record<string, unknown>;
     expect(typeof parsed.answer).toBe("string");
+    expect((parsed.answer as string).length).toBeLessThanOrEqual(40);
     expect(typeof parsed.confident).toBe("boolean");
   });
 
@@ -128,7 +132,10 @@ describe("non-streaming", () => {
     });
     assertMatchesSchema("CreateChatCompletionResponse", res);
     const content = res.choices[0]?.logprobs?.content ?? [];
-    expect(content.length).toBe(4);
+    // One entry per generated text token: the end-of-generation token, when it came, is not text.
+    const textTokens = (res.usage?.completion_tokens ?? 0) - (res.choices[0]?.finish_reason === "stop" ? 1 : 0);
+    expect(content.length).toBeGreaterThan(0);
+    expect(content.length).toBe(textTokens);
     for (const t of content) {
       expect(t.logprob).toBeLessThanOrEqual(0);
       expect(t.top_logprobs.length).toBe(3);
@@ -171,7 +178,9 @@ describe("tools", () => {
     expect(call?.type).toBe("function");
     if (call?.type !== "function") throw new Error("expected a function call");
     expect(call.function.name).toBe("get_capital");
-    expect(["France", "Spain", "Italy"]).toContain((JSON.parse(call.function.arguments) as { country: unknown }).country);
+    expect(["France", "Spain", "Italy"]).toContain(
+      (JSON.parse(call.function.arguments) as { country: unknown }).country,
+    );
     expect(call.id).toMatch(/^call_/);
 
     const second = await s.client.chat.completions.create({
