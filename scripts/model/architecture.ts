@@ -1,6 +1,7 @@
 // The tiny model's shape and its untrained weights: a llama-architecture GGUF that
 // llama.cpp loads and llama-finetune can train. Seeded, so a rebuild is identical.
 import { type GgufMetadata, type GgufTensorInput, gguf } from "../../src/engine/gguf.ts";
+import type { Vocabulary } from "./bpe.ts";
 
 export interface ModelDims {
   nVocab: number;
@@ -14,16 +15,8 @@ export interface ModelDims {
   rmsEps: number;
 }
 
-/** What the GGUF needs from a tokenizer: llama.cpp's SPM ("llama") vocabulary. */
-export interface TokenizerVocab {
-  tokens: string[];
-  scores: number[];
-  types: number[];
-  unkId: number;
-  bosId: number;
-  eosId: number;
-  addSpacePrefix: boolean;
-}
+/** What the GGUF needs from a tokenizer: llama.cpp's SPM ("llama") vocabulary, as trained by bpe.ts. */
+export type TokenizerVocab = Vocabulary;
 
 export interface ModelSpec {
   name: string;
@@ -42,6 +35,9 @@ export interface ModelSpec {
    * a weight by ~1e-4 a step: started small, context would stay drowned by the
    * frozen token embedding for thousands of steps. */
   residualScale: number;
+  /** Co-occurrence vectors (nVocab × dims, see embeddings.ts) added to the first
+   * `dims` embedding dimensions at `scale` per dimension. */
+  semantic?: { vectors: Float32Array; dims: number; scale: number };
 }
 
 /** A head that starts out attending to the tokens `from`..`to` back (0 = itself),

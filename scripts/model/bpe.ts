@@ -154,48 +154,6 @@ function bigramBefore(a: Bigram, b: Bigram): boolean {
   return a.score > b.score || (a.score === b.score && a.left < b.left);
 }
 
-class BigramQueue {
-  private heap: Bigram[] = [];
-
-  get size(): number {
-    return this.heap.length;
-  }
-
-  push(item: Bigram): void {
-    const heap = this.heap;
-    heap.push(item);
-    let i = heap.length - 1;
-    while (i > 0) {
-      const parent = (i - 1) >> 1;
-      const p = heap[parent] as Bigram;
-      if (!bigramBefore(item, p)) break;
-      heap[i] = p;
-      i = parent;
-    }
-    heap[i] = item;
-  }
-
-  pop(): Bigram | undefined {
-    const heap = this.heap;
-    const top = heap[0];
-    const last = heap.pop();
-    if (top === undefined || last === undefined || heap.length === 0) return top;
-    let i = 0;
-    for (;;) {
-      const l = 2 * i + 1;
-      if (l >= heap.length) break;
-      const r = l + 1;
-      let best = l;
-      if (r < heap.length && bigramBefore(heap[r] as Bigram, heap[l] as Bigram)) best = r;
-      if (!bigramBefore(heap[best] as Bigram, last)) break;
-      heap[i] = heap[best] as Bigram;
-      i = best;
-    }
-    heap[i] = last;
-    return top;
-  }
-}
-
 /** Mirrors `llm_tokenizer_spm_session::tokenize` on text whose spaces are already ▁. */
 function spmTokenize(vocab: Vocabulary, index: VocabIndex, text: string, out: number[]): void {
   const texts = Array.from(text); // one symbol per code point, like llama.cpp's UTF-8 split
@@ -209,7 +167,7 @@ function spmTokenize(vocab: Vocabulary, index: VocabIndex, text: string, out: nu
     next[i] = i + 1 === n ? -1 : i + 1;
     len[i] = (texts[i] as string).length;
   }
-  const queue = new BigramQueue();
+  const queue = new PriorityQueue<Bigram>(bigramBefore);
   const tryAdd = (left: number, right: number): void => {
     if (left === -1 || right === -1) return;
     const joined = (texts[left] as string) + (texts[right] as string);
@@ -309,18 +267,24 @@ interface HeapEntry {
   key: number;
 }
 
-/** Max-heap of candidate pairs; stale entries are skipped on pop (lazy deletion). */
-class PairHeap {
-  private heap: HeapEntry[] = [];
-  constructor(private readonly before: (a: HeapEntry, b: HeapEntry) => boolean) {}
+/** Binary heap popping first whatever `before` ranks first; serves both the SPM
+ * tokenizer's bigram queue and the trainer's pair counts (stale entries are skipped on
+ * pop by the caller: lazy deletion). */
+class PriorityQueue<T> {
+  private heap: T[] = [];
+  constructor(private readonly before: (a: T, b: T) => boolean) {}
 
-  push(item: HeapEntry): void {
+  get size(): number {
+    return this.heap.length;
+  }
+
+  push(item: T): void {
     const heap = this.heap;
     heap.push(item);
     let i = heap.length - 1;
     while (i > 0) {
       const parent = (i - 1) >> 1;
-      const p = heap[parent] as HeapEntry;
+      const p = heap[parent] as T;
       if (!this.before(item, p)) break;
       heap[i] = p;
       i = parent;
@@ -328,7 +292,7 @@ class PairHeap {
     heap[i] = item;
   }
 
-  pop(): HeapEntry | undefined {
+  pop(): T | undefined {
     const heap = this.heap;
     const top = heap[0];
     const last = heap.pop();
@@ -339,9 +303,9 @@ class PairHeap {
       if (l >= heap.length) break;
       const r = l + 1;
       let best = l;
-      if (r < heap.length && this.before(heap[r] as HeapEntry, heap[l] as HeapEntry)) best = r;
-      if (!this.before(heap[best] as HeapEntry, last)) break;
-      heap[i] = heap[best] as HeapEntry;
+      if (r < heap.length && this.before(heap[r] as T, heap[l] as T)) best = r;
+      if (!this.before(heap[best] as T, last)) break;
+      heap[i] = heap[best] as T;
       i = best;
     }
     heap[i] = last;
@@ -444,7 +408,7 @@ export function trainBpe(texts: string[], opts: TrainBpeOptions): Vocabulary {
 
   // Ties on count go to the pair whose ids are smallest: ids follow character frequency
   // and merge order, so this is stable and independent of Map iteration order.
-  const heap = new PairHeap((x, y) => x.count > y.count || (x.count === y.count && x.key < y.key));
+  const heap = new PriorityQueue<HeapEntry>((x, y) => x.count > y.count || (x.count === y.count && x.key < y.key));
   const initial = new Set<number>();
   for (let w = 0; w < words.length; w++) addPairs(w, 1, initial);
   for (const key of initial) heap.push({ count: pairCounts.get(key) as number, key });
