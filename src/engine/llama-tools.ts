@@ -127,6 +127,62 @@ export async function buildTools(opts: { jobs?: number; log?: (line: string) => 
   const log = opts.log ?? (() => {});
   const bin = await toolsDir();
   if (await toolsBuilt()) return bin;
+  mkdirSync(dirname(dirname(bin)), { recursive: true });
+  const release = await buildLock(`${dirname(bin)}.lock`, log);
+  try {
+    // Another process may have finished the build while this one waited.
+    if (await toolsBuilt()) return bin;
+    await build(bin, opts.jobs, log);
+    return bin;
+  } finally {
+    release();
+  }
+}
+
+/**
+ * One build at a time per cache folder: two test runs starting together would
+ * otherwise delete each other's source tree mid-build. The lock file holds the
+ * builder's pid, so a lock left by a killed build is taken over.
+ */
+async function buildLock(path: string, log: (line: string) => void): Promise<() => void> {
+  let announced = false;
+  for (;;) {
+    try {
+      writeFileSync(path, String(process.pid), { flag: "wx" });
+      return () => rmSync(path, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+    let owner: number;
+    try {
+      owner = Number(readFileSync(path, "utf8").trim());
+    } catch {
+      continue; // released between our attempt and the read
+    }
+    if (!(owner > 0)) {
+      await new Promise((resolve) => setTimeout(resolve, 100)); // created, pid not written yet
+      continue;
+    }
+    if (!isAlive(owner)) {
+      rmSync(path, { force: true });
+      continue;
+    }
+    if (!announced) log(`waiting for the build of process ${owner} (${path})`);
+    announced = true;
+    await new Promise((resolve) => setTimeout(resolve, 2000));
+  }
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+async function build(bin: string, jobs: number | undefined, log: (line: string) => void): Promise<void> {
   const missing = await missingBuildTools();
   if (missing.length > 0)
     throw new Error(
@@ -134,25 +190,24 @@ export async function buildTools(opts: { jobs?: number; log?: (line: string) => 
     );
   const root = dirname(bin);
   const src = join(root, "src");
-  const build = join(root, "build");
+  const buildDir = join(root, "build");
   rmSync(src, { recursive: true, force: true });
   mkdirSync(root, { recursive: true });
   log(`cloning ${llamaBundlePath()} into ${src}`);
   await step("git", ["clone", "--quiet", llamaBundlePath(), src]);
   for (const patch of patches()) await step("git", ["apply", patch], src);
   const generator = (await has("ninja")) ? ["-G", "Ninja"] : [];
-  await step("cmake", ["-S", src, "-B", build, ...generator, ...CMAKE_FLAGS]);
-  const jobs = String(opts.jobs ?? Math.max(1, (await import("node:os")).availableParallelism()));
-  await step("cmake", ["--build", build, "-j", jobs, "--target", ...LLAMA_TOOLS]);
+  await step("cmake", ["-S", src, "-B", buildDir, ...generator, ...CMAKE_FLAGS]);
+  const threads = String(jobs ?? Math.max(1, (await import("node:os")).availableParallelism()));
+  await step("cmake", ["--build", buildDir, "-j", threads, "--target", ...LLAMA_TOOLS]);
   // Copy into a temporary folder and rename, so a half-finished build never looks cached.
   const tmp = `${bin}.tmp`;
   rmSync(tmp, { recursive: true, force: true });
   mkdirSync(tmp, { recursive: true });
   for (const tool of LLAMA_TOOLS) {
-    writeFileSync(join(tmp, tool), readFileSync(join(build, "bin", tool)), { mode: 0o755 });
+    writeFileSync(join(tmp, tool), readFileSync(join(buildDir, "bin", tool)), { mode: 0o755 });
   }
   rmSync(bin, { recursive: true, force: true });
   renameSync(tmp, bin);
   rmSync(src, { recursive: true, force: true });
-  return bin;
 }
