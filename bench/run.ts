@@ -1,5 +1,7 @@
 // `npm run bench`: Switchyard's HTTP API against llama-server on the same GGUF, at the
-// same concurrency, measured in the same run.
+// same concurrency, measured in the same run. `npm run bench -- upstream` runs the upstream
+// overhead benchmark instead (bench/upstream.ts: Switchyard and Portkey's gateway in front of
+// a fake OpenAI-compatible server).
 //
 // For each model and thread count both servers are started as their own processes
 // (Switchyard: `node --import tsx src/main.ts` with a generated models.yaml; llama-server
@@ -60,6 +62,7 @@ import {
   startSwitchyard,
   type TargetName,
 } from "./servers.ts";
+import { runUpstreamBench } from "./upstream.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RESULTS_DIR = join(REPO_ROOT, "bench", "results");
@@ -259,6 +262,10 @@ function tinyModelPath(s: Settings): string {
 }
 
 async function main(): Promise<void> {
+  if (process.argv.slice(2).includes("upstream")) {
+    await runUpstreamBench();
+    return;
+  }
   installCleanup();
   const s = settings();
   const started = new Date();

@@ -6,6 +6,10 @@
 // and a finish → end → buildRecord + reference cost + metrics + usage log append + the
 // pino "request" line (to /dev/null through pino's asynchronous destination). The budget is
 // 20 µs a request. N: BENCH_N (default 100000).
+//
+// BENCH_REDIS_URL=redis://127.0.0.1:6379 measures the Redis-stream usage log (models.yaml
+// `usage_log: {store: redis}`) instead of the JSONL files: its pipelined XADDs count as this
+// process's CPU, Redis's own work does not.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -33,12 +37,18 @@ async function consume(events: AsyncIterable<ChatEvent>): Promise<void> {
 }
 
 /** µs of CPU per iteration of `body`, after a warm-up of a tenth of the runs. */
-async function cpuPerRun(runs: number, body: (i: number) => Promise<void> | void): Promise<number> {
+async function cpuPerRun(
+  runs: number,
+  body: (i: number) => Promise<void> | void,
+  settle: () => Promise<void> = async () => {},
+): Promise<number> {
   for (let i = 0; i < runs / 10; i++) await body(i);
   const before = process.cpuUsage();
   for (let i = 0; i < runs; i++) await body(i);
   // Let the last records and log lines go out before reading the clock.
   await new Promise((resolve) => setTimeout(resolve, 50));
+  // ...and the usage log's buffer written out, so its writes are in the figure.
+  await settle();
   const used = process.cpuUsage(before);
   return (used.user + used.system) / runs;
 }
@@ -46,9 +56,13 @@ async function cpuPerRun(runs: number, body: (i: number) => Promise<void> | void
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), "switchyard-bench-telemetry-"));
   const logger = pino({ level: "info" }, pino.destination({ dest: "/dev/null", sync: false }));
+  const redisUrl = process.env.BENCH_REDIS_URL;
   const telemetry = new Telemetry({
     logger,
     dataDir,
+    ...(redisUrl
+      ? { usageStore: { store: "redis" as const, url: redisUrl, maxRecords: 1_000_000, maxBuffered: 1_000_000 } }
+      : {}),
     prices: new Map([["tiny", { model: "gpt-4o-mini", input_per_1m: 0.15, output_per_1m: 0.6 }]]),
     models: () => [{ model: "tiny", loaded: true, busy: 1, waiting: 0 }],
   });
@@ -64,12 +78,17 @@ async function main(): Promise<void> {
     t.end(200, false);
     await Promise.resolve();
   };
+  // Both logs have flush(); the UsageLog interface does not need it.
+  const usage = telemetry.usage as typeof telemetry.usage & { flush?: () => Promise<void> };
+  const written = async () => {
+    await usage.flush?.();
+  };
   const baseline = await cpuPerRun(N, () => consume(providerStream().events));
-  const full = await cpuPerRun(N, (i) => request(i, 1));
+  const full = await cpuPerRun(N, (i) => request(i, 1), written);
   // Watching a stream costs a little per delta (timestamps of the first and last).
   const runs = N / 10;
   const long =
-    (await cpuPerRun(runs, (i) => request(i, 101))) -
+    (await cpuPerRun(runs, (i) => request(i, 101), written)) -
     (await cpuPerRun(runs, () => consume(providerStream(101).events)));
   const perDelta = (long - (full - baseline)) / 100;
 
@@ -94,7 +113,7 @@ async function main(): Promise<void> {
   const record = buildRecord(facts);
   const build = await cpuPerRun(N, () => void buildRecord(facts));
   const metrics = await cpuPerRun(N, () => telemetry.metrics.observe(record));
-  const append = await cpuPerRun(N, () => telemetry.usage.append(record));
+  const append = await cpuPerRun(N, () => telemetry.usage.append(record), written);
   const logLine = await cpuPerRun(N, () => logger.info({ requestId: record.request_id, record }, "request"));
   const discard = pino({ level: "info" }, { write: () => {} });
   const logJson = await cpuPerRun(N, () => discard.info({ requestId: record.request_id, record }, "request"));
@@ -104,7 +123,9 @@ async function main(): Promise<void> {
 
   const net = full - baseline;
   const fmt = (us: number) => `${us.toFixed(2).padStart(7)} µs`;
-  console.log(`telemetry overhead, ${N} requests (process.cpuUsage, all threads)`);
+  console.log(
+    `telemetry overhead, ${N} requests (process.cpuUsage, all threads), usage log: ${redisUrl ? "redis stream" : "JSONL files"}`,
+  );
   console.log(`  request loop without telemetry ${fmt(baseline)}`);
   console.log(`  request loop with telemetry    ${fmt(full)}`);
   console.log(

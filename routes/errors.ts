@@ -16,7 +16,9 @@ export function toHttpError(err: unknown): ApiError {
 }
 
 export function errorResponse(c: Context<AppEnv>, err: unknown): Response {
-  const api = toHttpError(err);
+  // A body that failed to arrive because its client went away is the client's doing, not a 500.
+  const gone = !(err instanceof ApiError) && c.req.raw.signal.aborted;
+  const api = gone ? toHttpError(new AbortedError()) : toHttpError(err);
   c.get("telemetry")?.failed(api);
   if (api.retryAfterSeconds !== undefined) c.header("retry-after", String(api.retryAfterSeconds));
   return c.json(errorBody(api), api.status as 400);

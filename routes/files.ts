@@ -18,7 +18,17 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
     if (!(c.req.header("content-type") ?? "").startsWith("multipart/form-data")) {
       throw invalidRequest("Upload the file as multipart/form-data with fields `file` and `purpose`.");
     }
-    const form = await c.req.parseBody();
+    let form: Awaited<ReturnType<typeof c.req.parseBody>>;
+    try {
+      form = await c.req.parseBody();
+    } catch (err) {
+      // A body that is not the multipart it says it is (no boundary, cut short, garbled).
+      throw invalidRequest(
+        `Could not read the multipart/form-data body (${firstLine(err)}). Send fields \`file\` and \`purpose\` as multipart/form-data.`,
+        null,
+        "invalid_multipart",
+      );
+    }
     for (const key of Object.keys(form)) if (!FORM_FIELDS.has(key)) throw unsupportedParameter(key);
     const { file, purpose } = form;
     if (!(file instanceof File))
@@ -91,4 +101,8 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
 
   app.onError((err, c) => errorResponse(c, err));
   return app;
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split("\n")[0] ?? "unreadable";
 }

@@ -17,8 +17,9 @@ export function modelRoutes(services: Services): Hono<AppEnv> {
     return c.json(modelList(services.catalog.list().map(toModel)));
   });
   // Fine-tuned ids contain ':' (ft:base:suffix:id), so take the rest of the path.
-  app.get("/:id{.+}", (c) => {
+  app.get("/:id{.+}", async (c) => {
     const id = c.req.param("id");
+    if (!services.catalog.find(id)) await services.fineTuning.ensureServed(id);
     const model = services.catalog.find(id);
     if (!model) throw modelNotFound(id);
     return c.json(toModel(model));

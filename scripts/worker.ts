@@ -7,7 +7,7 @@
 // models it registers within seconds; a cancel reaches it through the job's status.
 import pino from "pino";
 import { ConfigError } from "../src/config/errors.ts";
-import { loadConfig } from "../src/config/load.ts";
+import { isLlamaModel, loadConfig } from "../src/config/load.ts";
 import { openRuntime } from "../src/engine/runtime.ts";
 import { startWorker } from "../src/finetune/queue.ts";
 import { FineTuning } from "../src/finetune/service.ts";
@@ -17,7 +17,8 @@ async function main(): Promise<void> {
   const logger = pino({ level: process.env.LOG_LEVEL ?? "info" });
   const url = config.fine_tuning.redisUrl;
   if (!url) throw new Error("npm run worker needs Redis: set REDIS_URL or fine_tuning.redis_url in models.yaml");
-  const models = new Map(config.models.map((m) => [m.id, m]));
+  // Only local models can be fine-tuned.
+  const models = new Map(config.models.filter(isLlamaModel).map((m) => [m.id, m]));
   const llama = await openRuntime({ gpu: "auto" });
   const fineTuning = new FineTuning({
     dataDir: process.env.DATA_DIR ?? "./data",

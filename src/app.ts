@@ -1,10 +1,10 @@
 // createApp(services) → the Hono app. Everything it needs comes in `services`, so a
 // test can build as many apps as it likes.
-import { randomUUID, timingSafeEqual } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
-import { bodyLimit } from "hono/body-limit";
 import { methodNotAllowed as methodNotAllowedMiddleware } from "hono/method-not-allowed";
 import { adminRoutes } from "../routes/admin.ts";
+import { limitBody, rateLimit, requireKey } from "../routes/auth.ts";
 import { chatRoutes } from "../routes/chat.ts";
 import type { AppEnv } from "../routes/env.ts";
 import { errorResponse } from "../routes/errors.ts";
@@ -15,14 +15,7 @@ import { healthRoutes } from "../routes/health.ts";
 import { metricsRoutes } from "../routes/metrics.ts";
 import { modelRoutes } from "../routes/models.ts";
 import { recordRequests } from "../routes/record-request.ts";
-import {
-  invalidApiKey,
-  methodNotAllowed,
-  missingApiKey,
-  payloadTooLarge,
-  permissionDenied,
-  routeNotFound,
-} from "./openai/errors.ts";
+import { methodNotAllowed, routeNotFound } from "./openai/errors.ts";
 import type { Services } from "./services.ts";
 
 /** Client-chosen request ids are echoed into logs and headers: keep them short and plain. */
@@ -52,34 +45,12 @@ export function createApp(services: Services): Hono<AppEnv> {
     }),
   );
 
-  app.use("/v1/*", async (c, next) => {
-    if (services.apiKeys.length === 0) return next();
-    const token = bearerToken(c.req.header("authorization"));
-    if (token === "") return errorResponse(c, missingApiKey());
-    if (!services.apiKeys.some((key) => sameSecret(token, key))) return errorResponse(c, invalidApiKey());
-    return next();
-  });
-
-  // Without ADMIN_API_KEY the admin routes are as open as /v1 without API_KEYS.
-  app.use("/admin/*", async (c, next) => {
-    const admin = services.adminApiKey;
-    if (admin === undefined) return next();
-    const token = bearerToken(c.req.header("authorization"));
-    if (token === "") return errorResponse(c, missingApiKey());
-    if (sameSecret(token, admin)) return next();
-    if (services.apiKeys.some((key) => sameSecret(token, key))) {
-      return errorResponse(c, permissionDenied("This endpoint needs the admin API key; API keys cannot use it."));
-    }
-    return errorResponse(c, invalidApiKey());
-  });
-
-  app.use(
-    "/v1/*",
-    bodyLimit({
-      maxSize: services.bodyLimitBytes,
-      onError: (c) => errorResponse(c, payloadTooLarge(services.bodyLimitBytes)),
-    }),
-  );
+  // Keys first (a stranger learns nothing, not even a limit), then the key's rate limit, then sizes.
+  // Without API_KEYS /v1 is open; without ADMIN_API_KEY /admin is.
+  app.use("/v1/*", requireKey(services, "api"), rateLimit(services));
+  app.use("/admin/*", requireKey(services, "admin"));
+  app.use("/v1/*", limitBody(services.bodyLimitBytes, services.uploadLimitBytes));
+  app.use("/admin/*", limitBody(services.bodyLimitBytes));
 
   app.route("/", healthRoutes(services));
   app.route("/v1/chat/completions", chatRoutes(services));
@@ -96,15 +67,4 @@ export function createApp(services: Services): Hono<AppEnv> {
     return errorResponse(c, err);
   });
   return app;
-}
-
-function bearerToken(header: string | undefined): string {
-  return header?.startsWith("Bearer ") ? header.slice(7).trim() : "";
-}
-
-/** Constant-time comparison, so response timing does not reveal how much of a key matched. */
-function sameSecret(given: string, expected: string): boolean {
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
 }

@@ -1,6 +1,5 @@
 // Process entry: config → services → HTTP server; graceful shutdown on SIGTERM/SIGINT.
-import type { Server } from "node:http";
-import { serve } from "@hono/node-server";
+import { createHttpServer } from "../routes/http-server.ts";
 import { createApp } from "./app.ts";
 import { ConfigError } from "./config/errors.ts";
 import { loadConfig } from "./config/load.ts";
@@ -22,10 +21,23 @@ async function main(): Promise<void> {
   });
   const app = createApp(services);
   const { host, port } = config.server;
-  // Plain HTTP/1.1 (no TLS or HTTP/2 options are passed), so this is a node:http Server.
-  const server = serve({ fetch: app.fetch, hostname: host, port }, (info) => {
-    services.logger.info({ host, port: info.port, config: config.file }, `listening on http://${host}:${info.port}`);
-  }) as Server;
+  const server = createHttpServer(app, host);
+  // A port in use or a host that is not ours: say so in one line rather than crash with a trace.
+  // Once listening, a server error (accept failing for want of file descriptors) is logged and
+  // the server carries on with the connections it has.
+  server.on("error", (err: NodeJS.ErrnoException) => {
+    if (server.listening) {
+      services.logger.error({ err }, "HTTP server error");
+      return;
+    }
+    services.logger.fatal({ err: err.message }, `cannot listen on ${host}:${port}: ${err.code ?? err.message}`);
+    process.exit(1);
+  });
+  server.listen(port, host, () => {
+    const address = server.address();
+    const bound = typeof address === "object" && address ? address.port : port;
+    services.logger.info({ host, port: bound, config: config.file }, `listening on http://${host}:${bound}`);
+  });
   services.preload().catch((err: unknown) => services.logger.error({ err }, "preloading models failed"));
 
   let stopping = false;
@@ -42,7 +54,9 @@ async function main(): Promise<void> {
     server.close(async () => {
       clearTimeout(force);
       await services.close();
-      process.exit(0);
+      // The drained requests' last lines may still be in the buffered log (services.ts):
+      // exit once they are written.
+      services.logger.flush(() => process.exit(0));
     });
     server.closeIdleConnections();
   };

@@ -7,14 +7,19 @@ import type { Llama } from "node-llama-cpp";
 import pino, { type Logger } from "pino";
 import type { CacheMode } from "./cache/policy.ts";
 import { ResponseCache } from "./cache/store.ts";
-import type { Config, LlamaModelConfig } from "./config/load.ts";
+import { ConfigError } from "./config/errors.ts";
+import { type Config, isLlamaModel, type LlamaModelConfig, type ModelConfig } from "./config/load.ts";
 import { type LocalModelSpec, ModelPool } from "./engine/pool.ts";
 import { openRuntime } from "./engine/runtime.ts";
 import type { TrainableModel } from "./finetune/runner.ts";
 import { FineTuning } from "./finetune/service.ts";
 import { LlamaProvider } from "./providers/llama.ts";
+import { OpenAIProvider, type UpstreamModelSpec } from "./providers/openai.ts";
 import type { ChatProvider } from "./providers/provider.ts";
+import { ApiKeys } from "./security/api-keys.ts";
+import { RateLimiter } from "./security/rate-limiter.ts";
 import { createExperimentStore } from "./storage/experiments.ts";
+import { MemoryRateCounters, RedisRateCounters } from "./storage/rate-counters.ts";
 import type { ModelGaugeSample } from "./telemetry/metrics.ts";
 import type { ReferencePrice } from "./telemetry/reference-price.ts";
 import { Telemetry } from "./telemetry/telemetry.ts";
@@ -32,7 +37,10 @@ export interface ServiceOptions {
   apiKeys?: readonly string[];
   /** Bearer token for /admin; unset leaves the admin routes open. */
   adminApiKey?: string | undefined;
+  /** Override models.yaml `limits.max_body` (tests). */
   bodyLimitBytes?: number;
+  /** Override models.yaml `limits.max_upload` (tests). */
+  uploadLimitBytes?: number;
 }
 
 export interface HealthStatus {
@@ -49,9 +57,12 @@ export interface Services {
   pool: ModelPool;
   logger: Logger;
   telemetry: Telemetry;
-  apiKeys: readonly string[];
-  adminApiKey: string | undefined;
+  /** Who a bearer token is; only the keys' digests are kept. */
+  keys: ApiKeys;
+  /** Undefined when models.yaml sets no rate limits. */
+  rateLimiter: RateLimiter | undefined;
   bodyLimitBytes: number;
+  uploadLimitBytes: number;
   /** Files, fine-tuning jobs and the fine-tuned models they made. */
   fineTuning: FineTuning;
   fingerprint(modelId: string): string;
@@ -72,16 +83,22 @@ export interface Services {
 
 export async function createServices(options: ServiceOptions): Promise<Services> {
   const { config } = options;
-  const logger = options.logger ?? pino({ level: process.env.LOG_LEVEL ?? "info" });
+  // Checked before anything is opened: a missing key is a configuration error, not a 401 later.
+  const upstreamSpecs = upstreamModels(config);
+  const { logger, stopFlushing } = options.logger ? { logger: options.logger, stopFlushing: () => {} } : stdoutLogger();
   const llama = options.llama ?? (await openRuntime({ gpu: options.gpu ?? "auto" }));
   const ownsRuntime = options.llama === undefined;
-  const specs = new Map(config.models.map((m) => [m.id, toSpec(m)]));
+  const local = config.models.filter(isLlamaModel);
+  const specs = new Map(local.map((m) => [m.id, toSpec(m)]));
   const telemetry = new Telemetry({
     logger,
     dataDir: options.dataDir,
-    prices: referencePrices(config.models),
-    models: () => poolGauges(pool, config.models),
+    usageStore: config.usage_log,
+    prices: referencePrices(local),
+    models: () => poolGauges(pool, local),
   });
+  const upstream = new OpenAIProvider({ models: upstreamSpecs, tokens: telemetry.tokens, logger });
+  const upstreamDigests = new Map(upstreamSpecs.map((u) => [u.id, `${u.baseUrl}|${u.model}`]));
   const pool = new ModelPool(
     llama,
     specs,
@@ -111,8 +128,20 @@ export async function createServices(options: ServiceOptions): Promise<Services>
   });
   await traffic.start();
   telemetry.onRecord((record) => traffic.completed(record));
-  const preloadIds = config.models.filter((m) => m.preload).map((m) => m.id);
-  const configured = new Map(config.models.map((m) => [m.id, m]));
+  // With a shared usage log the rollback rules judge every replica's traffic, not a share of it.
+  if (traffic.judgesRollbacks()) {
+    telemetry.usage.follow?.((record) => traffic.completedElsewhere(record), config.experiment_state.pollMs);
+  }
+  const rateLimiter = createRateLimiter(config, logger);
+  if (rateLimiter) {
+    telemetry.onRecord((record) => {
+      rateLimiter
+        .used(record.key_id, record.prompt_tokens + record.completion_tokens)
+        .catch((err: unknown) => logger.warn({ err }, "counting tokens for the rate limit failed"));
+    });
+  }
+  const preloadIds = local.filter((m) => m.preload).map((m) => m.id);
+  const configured = new Map(local.map((m) => [m.id, m]));
   const fineTuning = new FineTuning({
     dataDir: options.dataDir,
     llama,
@@ -145,7 +174,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
   return {
     catalog,
     traffic,
-    providers: { llama: new LlamaProvider(llama, pool) },
+    providers: { llama: new LlamaProvider(llama, pool), openai: upstream },
     pool,
     logger,
     telemetry,
@@ -154,15 +183,17 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     modelDigest(id) {
       let digest = digests.get(id);
       if (digest === undefined) {
-        digest = fileDigest(pool.spec(id));
+        // An upstream's weights are its own business: its address and model name stand for them.
+        digest = upstreamDigests.get(id) ?? fileDigest(pool.spec(id));
         digests.set(id, digest);
       }
       return digest;
     },
     defaultTemperature: (id) => pool.spec(id)?.sampling.temperature ?? 1,
-    apiKeys: options.apiKeys ?? [],
-    adminApiKey: options.adminApiKey,
-    bodyLimitBytes: options.bodyLimitBytes ?? 10 * 1024 * 1024,
+    keys: new ApiKeys(options.apiKeys ?? [], options.adminApiKey),
+    rateLimiter,
+    bodyLimitBytes: options.bodyLimitBytes ?? config.limits.maxBodyBytes,
+    uploadLimitBytes: options.uploadLimitBytes ?? config.limits.maxUploadBytes,
     fineTuning,
     fingerprint: (id) =>
       `fp_${createHash("sha256")
@@ -172,7 +203,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     health: () => ({
       ready: state === "ok",
       status: state,
-      models: config.models.map((m) => ({ id: m.id, loaded: pool.isLoaded(m.id) })),
+      models: local.map((m) => ({ id: m.id, loaded: pool.isLoaded(m.id) })),
     }),
     async preload() {
       try {
@@ -191,13 +222,51 @@ export async function createServices(options: ServiceOptions): Promise<Services>
       // First: a training job stops (and resumes at the next start) before the runtime goes.
       await fineTuning.close();
       await pool.close();
+      await upstream.close();
       // After the pool: requests cut short by it still get their records written.
       await telemetry.close();
       await traffic.close();
+      await rateLimiter?.close();
       await cache?.close();
       if (ownsRuntime) await llama.dispose();
+      stopFlushing();
     },
   };
+}
+
+/** Bytes of log lines gathered before one write to stdout. */
+const LOG_BUFFER_BYTES = 4096;
+/** How far the log may lag on a quiet server, whose lines do not fill the buffer. */
+const LOG_FLUSH_MS = 1000;
+
+interface StdoutLogger {
+  logger: Logger;
+  stopFlushing(): void;
+}
+
+/**
+ * The server's own logger: JSON lines to stdout through an asynchronous, buffered destination,
+ * so a request's line is a buffer append rather than a write(2) per line on the request's
+ * time. A timer writes out what a quiet server leaves in the buffer; pino writes the rest
+ * synchronously when the process exits, and main.ts flushes it at shutdown. A SIGKILL loses
+ * what the buffer held (at most LOG_FLUSH_MS of lines).
+ */
+function stdoutLogger(): StdoutLogger {
+  const logger = pino(
+    { level: process.env.LOG_LEVEL ?? "info" },
+    pino.destination({ sync: false, minLength: LOG_BUFFER_BYTES }),
+  );
+  const timer = setInterval(() => logger.flush(), LOG_FLUSH_MS);
+  // The timer alone must not keep the process alive.
+  timer.unref();
+  return { logger, stopFlushing: () => clearInterval(timer) };
+}
+
+function createRateLimiter(config: Config, logger: Logger): RateLimiter | undefined {
+  const limits = config.rate_limits;
+  if (limits.default === undefined && limits.keys.size === 0) return undefined;
+  const counters = limits.store === "redis" ? new RedisRateCounters(limits.url, logger) : new MemoryRateCounters();
+  return new RateLimiter(limits, counters);
 }
 
 function trainableModel(m: LlamaModelConfig | undefined): TrainableModel | undefined {
@@ -258,7 +327,48 @@ function poolGauges(pool: ModelPool, models: readonly LlamaModelConfig[]): Model
   });
 }
 
-function toServed(m: LlamaModelConfig): ServedModel {
+/** The upstream models, each with its API key; a key named but missing from the environment is refused. */
+function upstreamModels(config: Config): UpstreamModelSpec[] {
+  const specs: UpstreamModelSpec[] = [];
+  const missing: { index: number; env: string }[] = [];
+  config.models.forEach((m, index) => {
+    if (m.provider !== "openai") return;
+    if (m.api_key_env !== undefined && m.api_key === undefined) missing.push({ index, env: m.api_key_env });
+    specs.push({
+      id: m.id,
+      baseUrl: m.base_url,
+      model: m.model,
+      apiKey: m.api_key,
+      headers: m.headers,
+      timeoutMs: m.timeout_ms,
+      retries: m.retries,
+      retryBackoffMs: m.retry_backoff_ms,
+    });
+  });
+  if (missing.length > 0) {
+    throw new ConfigError(
+      config.file,
+      missing.map(({ index, env }) => ({
+        line: undefined,
+        field: `models[${index}].api_key_env`,
+        message: `the environment variable ${env} holding this model's API key is not set (or empty)`,
+      })),
+    );
+  }
+  return specs;
+}
+
+function toServed(m: ModelConfig): ServedModel {
+  if (m.provider === "openai") {
+    // An upstream model has no file to date it by: 0 says "unknown".
+    return {
+      id: m.id,
+      provider: "openai",
+      aliases: m.aliases,
+      ownedBy: m.owned_by ?? new URL(m.base_url).hostname,
+      created: 0,
+    };
+  }
   let created = 0;
   try {
     created = Math.floor(statSync(m.path).mtimeMs / 1000);

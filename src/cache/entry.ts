@@ -3,12 +3,13 @@
 // hit indistinguishable from a miss, as JSON or as SSE, whichever the client asks for.
 import type { ChatEvent, TokenUsage } from "../providers/provider.ts";
 
+/** Read-only: the memory store hands the same object to every hit. */
 export interface CachedCompletion {
-  v: 1;
-  model: string;
-  events: ChatEvent[];
-  usage: TokenUsage;
-  storedAt: number;
+  readonly v: 1;
+  readonly model: string;
+  readonly events: readonly ChatEvent[];
+  readonly usage: TokenUsage;
+  readonly storedAt: number;
 }
 
 /** Records events as they pass, merging adjacent text of a choice to keep entries small. */

@@ -1,8 +1,8 @@
 // The cache key: a digest of everything that shapes the output, and nothing else.
 // The served model's file digest is part of it, so a re-trained or fine-tuned model
 // never shares entries with the model it came from.
-import { createHash } from "node:crypto";
-import type { ChatCompletionRequest } from "../openai/chat.ts";
+import { hash } from "node:crypto";
+import { type ChatCompletionRequest, requestedMaxTokens } from "../openai/chat.ts";
 
 export interface KeyTarget {
   /** The model that will serve, after alias resolution and A/B assignment. */
@@ -15,7 +15,7 @@ export interface KeyTarget {
  * documented no-ops (metadata, prompt_cache_key…) are left out on purpose. */
 const SHAPING_FIELDS = [
   "messages",
-  "max_tokens",
+  // max_tokens too, as max_completion_tokens: see cacheKey.
   "max_completion_tokens",
   "temperature",
   "top_p",
@@ -31,6 +31,11 @@ const SHAPING_FIELDS = [
   "tools",
   "tool_choice",
   "parallel_tool_calls",
+  // Only upstream models accept these (chat-support.ts); they change what the upstream answers.
+  "reasoning_effort",
+  "verbosity",
+  "prediction",
+  "moderation",
 ] as const satisfies readonly (keyof ChatCompletionRequest)[];
 
 export function cacheKey(target: KeyTarget, req: ChatCompletionRequest): string {
@@ -39,21 +44,33 @@ export function cacheKey(target: KeyTarget, req: ChatCompletionRequest): string 
     if (req[field] !== undefined) shaping[field] = req[field];
   }
   // max_tokens and max_completion_tokens mean the same thing; `stop: "x"` and `["x"]` too.
-  if (shaping.max_completion_tokens === undefined && shaping.max_tokens !== undefined) {
-    shaping.max_completion_tokens = shaping.max_tokens;
-  }
-  delete shaping.max_tokens;
+  // (Set here, not copied and deleted: `delete` turns the object into a slow dictionary.)
+  const maxTokens = requestedMaxTokens(req);
+  if (maxTokens !== undefined) shaping.max_completion_tokens = maxTokens;
   if (typeof shaping.stop === "string") shaping.stop = [shaping.stop];
-  const canonical = canonicalJson({ v: 1, model: target.modelId, digest: target.modelDigest, request: shaping });
-  return `${target.modelId}:${createHash("sha256").update(canonical).digest("base64url")}`;
+  // v: the format of keys and of the entries under them. 2: entries in plain JSON (store.ts),
+  // which replicas still running 1 (Keyv's colon-escaped JSON) must never read, nor they ours.
+  const canonical = canonicalJson({ v: 2, model: target.modelId, digest: target.modelDigest, request: shaping });
+  return `${target.modelId}:${hash("sha256", canonical, "base64url")}`;
 }
 
 /** JSON with object keys sorted, so key order in the client's body does not matter. */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) => {
-    if (v === null || typeof v !== "object" || Array.isArray(v)) return v;
-    const sorted: Record<string, unknown> = {};
-    for (const k of Object.keys(v).sort()) sorted[k] = (v as Record<string, unknown>)[k];
-    return sorted;
-  });
+  // A sorted copy through the native stringify, rather than a replacer it would call back for every value.
+  return JSON.stringify(sortedKeys(value));
+}
+
+function sortedKeys(value: unknown): unknown {
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map(sortedKeys);
+  const source = value as Record<string, unknown>;
+  const sorted: Record<string, unknown> = {};
+  for (const k of Object.keys(source).sort()) {
+    // JSON.parse makes "__proto__" an own key (a schema may name a property so); assigned, it
+    // would set the prototype instead and drop out of the key, letting two schemas share answers.
+    if (k === "__proto__") {
+      Object.defineProperty(sorted, k, { value: sortedKeys(source[k]), enumerable: true, writable: true });
+    } else sorted[k] = sortedKeys(source[k]);
+  }
+  return sorted;
 }

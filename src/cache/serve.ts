@@ -51,7 +51,17 @@ function recording(
     }
     // Reached only when the provider's stream ended normally (not thrown, not abandoned).
     if (finished.size === meta.choices) {
-      store({ v: 1, model: meta.model, events: recorder.events, usage: stream.usage(), storedAt: Date.now() });
+      const entry: CachedCompletion = {
+        v: 1,
+        model: meta.model,
+        events: recorder.events,
+        usage: stream.usage(),
+        storedAt: Date.now(),
+      };
+      // This runs before the route has written its response: the write (and, for Redis, its
+      // serialisation) waits for the next turn of the event loop so the client does not wait
+      // for it. That turn comes before any later request is read, so it still finds the entry.
+      setImmediate(store, entry);
     }
   }
   return { events: events(), usage: stream.usage };

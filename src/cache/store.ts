@@ -29,6 +29,8 @@ export class ResponseCache {
     private readonly keyv: Keyv<CachedCompletion>,
     private readonly purgeKeys: (prefix: string) => Promise<number>,
     private readonly options: CacheStoreOptions,
+    /** Bound on reads and writes; undefined for the in-process store. */
+    private readonly timeoutMs: number | undefined,
     private readonly logger: Logger,
     private readonly closeStore: () => Promise<void>,
   ) {}
@@ -49,6 +51,12 @@ export class ResponseCache {
         namespace: NAMESPACE,
         useKeyPrefix: false,
         throwOnErrors: true,
+        // Native JSON both ways. Keyv's default walks every value in JS to write and parses
+        // with a reviver to read (so Buffers round-trip; entries hold none), which made a
+        // lookup of a long answer with logprobs 3-4 times dearer (bench/cache.ts). Its colon
+        // escaping is gone too, so cache keys carry a format version (key.ts).
+        serialize: JSON.stringify,
+        deserialize: JSON.parse,
       });
       keyv.on("error", () => {
         // Reported per call (and once per outage) by `guard`.
@@ -62,9 +70,9 @@ export class ResponseCache {
         }
         return removed;
       };
-      return new ResponseCache(keyv, purge, options, logger, () => adapter.disconnect());
+      return new ResponseCache(keyv, purge, options, options.timeoutMs, logger, () => adapter.disconnect());
     }
-    // Keyv keeps in-memory values as objects; their JSON length stands in for their size.
+    // The entries' JSON length stands in for their size (computed once, on write).
     const lru = new LRUCache<string, object>({
       max: options.maxEntries,
       maxSize: options.maxBytes,
@@ -79,7 +87,15 @@ export class ResponseCache {
       has: (key: string) => lru.has(key),
       clear: () => lru.clear(),
     };
-    const keyv = new Keyv<CachedCompletion>({ store, namespace: NAMESPACE, throwOnErrors: true });
+    // No serialising: the LRU holds the entry objects themselves, so a hit parses nothing.
+    // A hit shares its entry with every later hit; replay only reads it (CachedCompletion is readonly).
+    const keyv = new Keyv<CachedCompletion>({
+      store,
+      namespace: NAMESPACE,
+      throwOnErrors: true,
+      serialize: undefined,
+      deserialize: undefined,
+    });
     const purge = async (prefix: string) => {
       let removed = 0;
       for (const key of [...lru.keys()]) {
@@ -87,13 +103,15 @@ export class ResponseCache {
       }
       return removed;
     };
-    return new ResponseCache(keyv, purge, options, logger, async () => {});
+    // An in-process lookup cannot hang, so it gets no timer.
+    return new ResponseCache(keyv, purge, options, undefined, logger, async () => {});
   }
 
   async get(key: string): Promise<Lookup> {
     const entry = await this.guard("read", () => this.keyv.get(key));
     if (entry === FAILED) return { result: "error" };
-    return entry ? { result: "hit", entry } : { result: "miss" };
+    // Redis is shared: anything but an entry of this format is a miss, never a reply.
+    return entry?.v === 1 && Array.isArray(entry.events) ? { result: "hit", entry } : { result: "miss" };
   }
 
   /** Fire and forget: the response never waits for the cache write. */
@@ -112,19 +130,21 @@ export class ResponseCache {
     await this.closeStore().catch(() => {});
   }
 
-  private async guard<T>(
-    what: string,
-    op: () => Promise<T>,
-    timeoutMs = this.options.timeoutMs,
-  ): Promise<T | typeof FAILED> {
+  private async guard<T>(what: string, op: () => Promise<T>, timeoutMs = this.timeoutMs): Promise<T | typeof FAILED> {
     let timer: NodeJS.Timeout | undefined;
     try {
-      const result = await Promise.race([
-        op(),
-        new Promise<never>((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`cache ${what} took longer than ${timeoutMs} ms`)), timeoutMs);
-        }),
-      ]);
+      const result =
+        timeoutMs === undefined
+          ? await op()
+          : await Promise.race([
+              op(),
+              new Promise<never>((_, reject) => {
+                timer = setTimeout(
+                  () => reject(new Error(`cache ${what} took longer than ${timeoutMs} ms`)),
+                  timeoutMs,
+                );
+              }),
+            ]);
       if (this.degraded) {
         this.degraded = false;
         this.logger.info({ store: this.options.store }, "response cache is back");

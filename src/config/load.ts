@@ -10,11 +10,13 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { LineCounter, parseDocument } from "yaml";
 import type { z } from "zod";
 import { describeIssue, formatPath } from "../openai/issues.ts";
+import type { RateLimit } from "../security/rate-limit.ts";
+import type { RateLimitConfig } from "../security/rate-limiter.ts";
 import { parseByteSize } from "./bytes.ts";
 import { parseDurationMs } from "./duration.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { type ExperimentSpec, type ExperimentStateConfig, resolveExperiments } from "./experiments.ts";
-import { ConfigFile, type LlamaModelEntry } from "./schema.ts";
+import { ConfigFile, type LlamaModelEntry, type OpenAIModelEntry, type PerMinute } from "./schema.ts";
 import { knownKeys, suggestKey } from "./suggest.ts";
 import { lineOfPath } from "./yaml-lines.ts";
 
@@ -27,7 +29,21 @@ export interface LlamaModelConfig extends Omit<LlamaModelEntry, "threads" | "sha
 }
 
 /** One configured model; a union once upstream providers join. */
-export type ModelConfig = LlamaModelConfig;
+/** An upstream model; durations in milliseconds, the API key read from the environment. */
+export interface OpenAIModelConfig extends Omit<OpenAIModelEntry, "model" | "timeout" | "retry_backoff"> {
+  /** The upstream's name for it (`model`, else the id). */
+  model: string;
+  /** The value of the `api_key_env` variable; undefined when unset or empty (createServices refuses that). */
+  api_key: string | undefined;
+  timeout_ms: number;
+  retry_backoff_ms: number;
+}
+
+export type ModelConfig = LlamaModelConfig | OpenAIModelConfig;
+
+export function isLlamaModel(model: ModelConfig): model is LlamaModelConfig {
+  return model.provider === "llama";
+}
 
 /** models.yaml with defaults applied and every value resolved. Keys keep the file's spelling. */
 export interface Config {
@@ -43,6 +59,26 @@ export interface Config {
   models: ModelConfig[];
   experiments: ExperimentSpec[];
   experiment_state: ExperimentStateConfig;
+  usage_log: UsageLogConfig;
+  limits: LimitsConfig;
+  rate_limits: RateLimitsConfig;
+}
+
+export interface LimitsConfig {
+  maxBodyBytes: number;
+  maxUploadBytes: number;
+}
+
+export interface RateLimitsConfig extends RateLimitConfig {
+  store: "memory" | "redis";
+  url: string;
+}
+
+export interface UsageLogConfig {
+  store: "file" | "redis";
+  url: string;
+  maxRecords: number;
+  maxBuffered: number;
 }
 
 export interface FineTuningConfig {
@@ -154,16 +190,19 @@ function resolveConfig(file: ConfigFile, absFile: string, env: Env): Config {
       // Training beside serving on a small machine: 2 threads keep it fast without starving requests.
       threads: file.fine_tuning.threads ?? Math.max(1, Math.min(2, availableParallelism())),
     },
-    models: file.models.map((model) => ({
-      ...model,
-      path: isHuggingFaceUri(model.path) || isAbsolute(model.path) ? model.path : resolve(dir, model.path),
-      finetune: model.finetune && {
-        ...model.finetune,
-        base: model.finetune.base === undefined ? undefined : resolve(dir, model.finetune.base),
-      },
-      threads: model.threads ?? threads,
-      sha256: model.sha256?.toLowerCase(),
-    })),
+    models: file.models.map((model): ModelConfig => {
+      if (model.provider === "openai") return resolveOpenAIModel(model, env);
+      return {
+        ...model,
+        path: isHuggingFaceUri(model.path) || isAbsolute(model.path) ? model.path : resolve(dir, model.path),
+        finetune: model.finetune && {
+          ...model.finetune,
+          base: model.finetune.base === undefined ? undefined : resolve(dir, model.finetune.base),
+        },
+        threads: model.threads ?? threads,
+        sha256: model.sha256?.toLowerCase(),
+      };
+    }),
     experiments: resolveExperiments(file.experiments, (name) => modelIdOf(file, name)),
     // Replicas that share a cache share experiment state too, unless told otherwise.
     experiment_state: {
@@ -171,6 +210,44 @@ function resolveConfig(file: ConfigFile, absFile: string, env: Env): Config {
       url: file.experiment_state.url ?? file.cache.url ?? "redis://127.0.0.1:6379",
       pollMs: parseDurationMs(file.experiment_state.poll) ?? 500,
     },
+    // Replicas that share state share one usage log, so usage, results and rollbacks see them all.
+    usage_log: {
+      store:
+        file.usage_log.store ??
+        (file.cache.store === "redis" || file.experiment_state.store === "redis" ? "redis" : "file"),
+      url: file.usage_log.url ?? file.experiment_state.url ?? file.cache.url ?? "redis://127.0.0.1:6379",
+      maxRecords: file.usage_log.max_records,
+      maxBuffered: file.usage_log.max_buffered,
+    },
+    limits: {
+      maxBodyBytes: parseByteSize(file.limits.max_body) ?? 10 * 2 ** 20,
+      maxUploadBytes: parseByteSize(file.limits.max_upload) ?? 100 * 2 ** 20,
+    },
+    rate_limits: {
+      default: file.rate_limits.default && perMinute(file.rate_limits.default),
+      keys: new Map(Object.entries(file.rate_limits.keys).map(([id, limit]) => [id, perMinute(limit)])),
+      // Replicas that share a cache share their rate counts too, unless told otherwise.
+      store: file.rate_limits.store ?? (file.cache.store === "redis" ? "redis" : "memory"),
+      url: file.rate_limits.url ?? file.cache.url ?? "redis://127.0.0.1:6379",
+    },
+  };
+}
+
+function perMinute(limit: z.output<typeof PerMinute>): RateLimit {
+  return { requestsPerMinute: limit.requests_per_minute, tokensPerMinute: limit.tokens_per_minute };
+}
+
+function resolveOpenAIModel(entry: OpenAIModelEntry, env: Env): OpenAIModelConfig {
+  const { model, timeout, retry_backoff, ...rest } = entry;
+  const key = entry.api_key_env === undefined ? undefined : env[entry.api_key_env];
+  return {
+    ...rest,
+    base_url: entry.base_url.replace(/\/+$/, ""),
+    model: model ?? entry.id,
+    api_key: key === undefined || key === "" ? undefined : key,
+    // The schema's patterns guarantee these parses succeed.
+    timeout_ms: parseDurationMs(timeout) ?? 60_000,
+    retry_backoff_ms: parseDurationMs(retry_backoff) ?? 250,
   };
 }
 

@@ -69,7 +69,9 @@ export const FineTune = z
       .int()
       .min(16)
       .default(128)
-      .describe("Training window in tokens; windows step by half of it, and a dataset must hold at least 1.5 windows."),
+      .describe(
+        "Tokens per optimizer step. llama.cpp pads it to a multiple of 256 for the training window (windows step by half of that), and a dataset must hold at least 1.5 windows.",
+      ),
   })
   .describe("Fine-tuning jobs may train this model (POST /v1/fine_tuning/jobs).");
 
@@ -111,13 +113,73 @@ export const LlamaModel = z
   })
   .describe("A local GGUF model.");
 
-// A union on `provider` so upstream (`openai`) models can join without reshaping the file.
-export const ModelEntry = z.discriminatedUnion("provider", [LlamaModel]);
-
 export const Duration = z.union([
   z.number().min(0),
   z.string().regex(DURATION_PATTERN, { error: 'expected a duration such as "90s", "5m", "1h" or a number of seconds' }),
 ]);
+
+/** Headers Switchyard sets itself on upstream requests; a configured one would break the request. */
+export const RESERVED_UPSTREAM_HEADERS = ["host", "content-length", "content-type", "transfer-encoding", "connection"];
+
+export const OpenAIModel = z
+  .strictObject({
+    id: ModelId.describe("The public model name clients send as `model`."),
+    provider: z
+      .literal("openai")
+      .describe(
+        "Served by an upstream OpenAI-compatible server: OpenAI, vLLM, llama-server, Ollama, another Switchyard.",
+      ),
+    base_url: z
+      .url({ protocol: /^https?$/, error: "expected an http:// or https:// URL such as https://api.openai.com/v1" })
+      .describe(
+        "The upstream API's base URL, up to and including the version: https://api.openai.com/v1, http://gpu-1:8000/v1.",
+      ),
+    model: z.string().min(1).optional().describe("The name the upstream knows the model by; default: id."),
+    api_key_env: z
+      .string()
+      .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: "expected the name of an environment variable, e.g. OPENAI_API_KEY" })
+      .optional()
+      .describe(
+        "Name of the environment variable holding the upstream's API key, sent as `Authorization: Bearer`. The key itself never goes in this file.",
+      ),
+    headers: z
+      .record(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, { error: "expected an HTTP header name" }), z.string())
+      .default({})
+      .describe("Extra headers sent with every request, e.g. OpenAI-Organization or a gateway's own key."),
+    timeout: Duration.default("60s").describe(
+      "Longest wait to connect, for the response to begin and between two streamed chunks; past it: 504, or the variant's fallback when nothing was sent yet.",
+    ),
+    retries: z
+      .int()
+      .min(0)
+      .max(10)
+      .default(2)
+      .describe(
+        "Further attempts after a connection failure or a 429, 502, 503 or 504, while nothing has been streamed yet.",
+      ),
+    retry_backoff: Duration.default("250ms").describe(
+      "Wait before the first retry, doubling with each next one (with jitter); the upstream's Retry-After wins when it sends one.",
+    ),
+    aliases: z.array(ModelId).default([]).describe("Other names that resolve to this model."),
+    owned_by: z.string().min(1).optional().describe("`owned_by` in /v1/models; default: the upstream's host name."),
+  })
+  .superRefine((model, ctx) => {
+    for (const name of Object.keys(model.headers)) {
+      const lower = name.toLowerCase();
+      if (RESERVED_UPSTREAM_HEADERS.includes(lower)) {
+        ctx.addIssue({ code: "custom", path: ["headers", name], message: `${name} is set by Switchyard itself` });
+      } else if (lower === "authorization" && model.api_key_env !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["headers", name],
+          message: "api_key_env already sets Authorization; use one or the other",
+        });
+      }
+    }
+  })
+  .describe("A model served by an upstream OpenAI-compatible server.");
+
+export const ModelEntry = z.discriminatedUnion("provider", [LlamaModel, OpenAIModel]);
 
 export const Cache = z
   .strictObject({
@@ -203,7 +265,7 @@ export const Variant = z
       .boolean()
       .default(true)
       .describe(
-        "When every model of this variant fails before the first byte (load failure, full queue, queue timeout), try control's models too.",
+        "When every model of this variant fails before the first byte (load failure, full queue, queue timeout; for an upstream: unreachable, 5xx, 429 or timeout), try control's models too.",
       ),
     rollback: z.array(RollbackRule).default([]).describe("Rules that roll this canary back; needs canary: true."),
   })
@@ -238,6 +300,77 @@ export const ExperimentState = z
   })
   .describe("Experiment state: run-time weights, rollbacks, events, feedback.");
 
+export const UsageLogSettings = z
+  .strictObject({
+    store: z
+      .enum(["file", "redis"])
+      .optional()
+      .describe(
+        "file: one JSONL file per day under DATA_DIR/usage (one replica); redis: one stream every replica appends to, so /admin/usage, experiment results and rollback rules see the whole fleet's traffic. Default: redis when cache.store or experiment_state.store is redis, else file.",
+      ),
+    url: z
+      .string()
+      .regex(/^rediss?:\/\//, { error: "expected a redis:// or rediss:// URL" })
+      .optional()
+      .describe("Redis URL; default experiment_state's url, else the cache's, else redis://127.0.0.1:6379."),
+    max_records: z
+      .int()
+      .min(1000)
+      .default(1_000_000)
+      .describe("Records the Redis stream keeps (XADD MAXLEN ~, about 0.5 KB each); the oldest are trimmed."),
+    max_buffered: z
+      .int()
+      .min(1)
+      .default(100_000)
+      .describe(
+        "Records kept in memory while the store refuses writes (Redis down, disk full); beyond it the oldest are dropped and counted in switchyard_usage_records_dropped_total.",
+      ),
+  })
+  .describe("The usage log: one record per request, read by /admin/usage and experiment results.");
+
+export const PerMinute = z
+  .strictObject({
+    requests_per_minute: z.int().min(1).optional().describe("Requests per minute, on every /v1 route."),
+    tokens_per_minute: z
+      .int()
+      .min(1)
+      .optional()
+      .describe("Prompt + completion tokens per minute of chat completions; requests are refused once it is spent."),
+  })
+  .describe("Limits over a sliding minute; past one, requests get 429 rate_limit_exceeded with Retry-After.");
+
+export const RateLimits = z
+  .strictObject({
+    default: PerMinute.optional().describe(
+      "Limits of every key not listed under `keys` (and of all requests together when API_KEYS is unset).",
+    ),
+    keys: z
+      .record(z.string().regex(/^key_[0-9a-f]{12}$/, { error: "expected a key id: key_ and 12 hex digits" }), PerMinute)
+      .default({})
+      .describe(
+        'Limits by key id: key_ + the first 12 hex digits of the key\'s sha256 (printf %s "$KEY" | sha256sum | cut -c1-12), as /admin/usage?group_by=key shows them. Keys themselves stay in API_KEYS.',
+      ),
+    store: z
+      .enum(["memory", "redis"])
+      .optional()
+      .describe(
+        "memory: each replica counts alone; redis: replicas share the counts. Default: redis when cache.store is redis, else memory.",
+      ),
+    url: z
+      .string()
+      .regex(/^rediss?:\/\//, { error: "expected a redis:// or rediss:// URL" })
+      .optional()
+      .describe("Redis URL; default the cache's url, else redis://127.0.0.1:6379."),
+  })
+  .describe("Per-key rate limits; none unless configured.");
+
+export const Limits = z
+  .strictObject({
+    max_body: ByteSize.default("10MiB").describe("Largest JSON request body; larger ones get 413."),
+    max_upload: ByteSize.default("100MiB").describe("Largest upload to POST /v1/files (held in memory while checked)."),
+  })
+  .describe("Request size limits.");
+
 export const ConfigFile = z
   .strictObject({
     server: Server.prefault({}).describe("Where to listen; HOST and PORT in the environment override it."),
@@ -253,6 +386,9 @@ export const ConfigFile = z
     models: z.array(ModelEntry).min(1),
     experiments: z.array(Experiment).default([]),
     experiment_state: ExperimentState.prefault({}),
+    usage_log: UsageLogSettings.prefault({}),
+    limits: Limits.prefault({}),
+    rate_limits: RateLimits.prefault({}),
   })
   .superRefine((config, ctx) => {
     const owner = new Map<string, number>();
@@ -278,7 +414,7 @@ export const ConfigFile = z
       });
     }
     checkExperiments(config, owner, ctx);
-    const preloaded = config.models.filter((m) => m.preload).length;
+    const preloaded = config.models.filter((m) => m.provider === "llama" && m.preload).length;
     if (preloaded > config.max_loaded_models) {
       ctx.addIssue({
         code: "custom",
@@ -291,6 +427,7 @@ export const ConfigFile = z
 
 export type ConfigFile = z.output<typeof ConfigFile>;
 export type LlamaModelEntry = z.output<typeof LlamaModel>;
+export type OpenAIModelEntry = z.output<typeof OpenAIModel>;
 export type ModelEntry = z.output<typeof ModelEntry>;
 export type ExperimentEntry = z.output<typeof Experiment>;
 

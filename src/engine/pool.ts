@@ -47,6 +47,8 @@ export interface LoadedModel {
   /** Tokens one sequence can hold: prompt + completion must fit. */
   contextSize: number;
   vocabularySize: number;
+  /** UTF-8 bytes of the longest token's text: no token covers more of a prompt than this. */
+  maxTokenBytes: number;
   bytes: number;
   lastUsed: number;
   inFlight: number;
@@ -180,6 +182,7 @@ export class ModelPool {
         template,
         contextSize: context.contextSize,
         vocabularySize: vocabularySize(model),
+        maxTokenBytes: maxTokenBytes(model),
         bytes,
         lastUsed: ++this.clock,
         inFlight: 0,
@@ -240,6 +243,20 @@ function vocabularySize(model: LlamaModel): number {
   const arch = metaValue(model, "general.architecture");
   const size = typeof arch === "string" ? metaValue(model, `${arch}.vocab_size`) : undefined;
   return typeof size === "number" ? size : 0;
+}
+
+/**
+ * An upper bound on the bytes of text one token stands for: the longest token string in the
+ * vocabulary, in UTF-8. Byte-level BPE (Ġ for a space) and SentencePiece (▁, <0x0A>) spell
+ * tokens with at least as many bytes as they decode to, so the bound is safe. Without a
+ * vocabulary list, a bound no real tokenizer reaches.
+ */
+function maxTokenBytes(model: LlamaModel): number {
+  const tokens = metaValue(model, "tokenizer.ggml.tokens");
+  if (!Array.isArray(tokens) || tokens.length === 0) return 1024;
+  let max = 1;
+  for (const t of tokens) if (typeof t === "string") max = Math.max(max, Buffer.byteLength(t));
+  return max;
 }
 
 function stringMeta(model: LlamaModel, key: string): string | undefined {

@@ -4,6 +4,8 @@
 // and the fine-tuning jobs run the tools through here.
 import { spawn } from "node:child_process";
 import { existsSync, rmSync, statSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { dirname } from "node:path";
 import { type GgufMetadata, gguf, patchGgufMetadata } from "../engine/gguf.ts";
 import { toolPath } from "../engine/llama-tools.ts";
 
@@ -11,7 +13,9 @@ export interface FinetuneOptions {
   model: string;
   textFile: string;
   out: string;
-  /** Window length in tokens; windows step by half of it. */
+  /** -c, -b and -ub: the tokens per optimizer step. llama.cpp pads the context to a
+   * multiple of 256 and cuts its windows at that length, stepping half of it
+   * (see trainerWindow in prepare.ts). */
   context: number;
   epochs: number;
   lr: number;
@@ -207,6 +211,33 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
   const last = log.epochs[log.epochs.length - 1];
   if (!last) throw new Error("llama-finetune printed no progress lines; cannot report its loss");
   return { ...last, seconds, epochs: log.epochs };
+}
+
+/**
+ * Kills the trainer a previous server process left running, if any, and waits until it is gone.
+ * SIGKILL on the server does not reach its children: llama-finetune trains on until it next
+ * writes to its closed stderr, and a job resumed next to it would have two trainers writing
+ * the same epoch file. Its pid is in `pidFile` (kept in the job's work folder); it is killed
+ * only if /proc shows it is still a llama-finetune working in that folder, since a pid can be
+ * reused, so where there is no /proc this does nothing. True when it killed one.
+ */
+export async function stopLeftoverTrainer(pidFile: string): Promise<boolean> {
+  const pid = Number((await readFile(pidFile, "utf8").catch(() => "")).trim());
+  if (!Number.isInteger(pid) || pid <= 0 || pid === process.pid) return false;
+  const cmdline = await readFile(`/proc/${pid}/cmdline`, "utf8").catch(() => "");
+  if (!cmdline.includes("llama-finetune") || !cmdline.includes(dirname(pidFile))) return false;
+  try {
+    process.kill(pid, "SIGKILL");
+  } catch {
+    return false;
+  }
+  // Gone once /proc no longer lists it, or lists it as a zombie nobody has reaped yet.
+  for (let i = 0; i < 250; i++) {
+    const stat = await readFile(`/proc/${pid}/stat`, "utf8").catch(() => "");
+    if (stat === "" || /^\d+ \(.*\) Z/.test(stat)) break;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return true;
 }
 
 export interface RestoreOptions {

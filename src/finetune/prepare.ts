@@ -95,6 +95,15 @@ export function planWindows(trainTokens: number, valTokens: number, context: num
   return { windows, trainWindows, valWindows, valSplit };
 }
 
+/**
+ * The window llama-finetune really trains on for a configured context: llama.cpp pads
+ * every context to a multiple of 256 tokens (llama_context's constructor), and the
+ * trainer cuts its windows at that padded length.
+ */
+export function trainerWindow(context: number): number {
+  return Math.ceil(context / 256) * 256;
+}
+
 /** The fewest tokens of text that make one training window. */
 export function minimumTokens(context: number): number {
   return context + 1 + Math.floor(context / 2);

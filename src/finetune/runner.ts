@@ -20,10 +20,19 @@ import {
   quantize,
   restoreMetadata,
   type StepProgress,
+  stopLeftoverTrainer,
   TextTooShortError,
   TrainerAbortedError,
 } from "./llama-finetune.ts";
-import { examplesOf, minimumTokens, modelText, planWindows, renderExamples, type WindowPlan } from "./prepare.ts";
+import {
+  examplesOf,
+  minimumTokens,
+  modelText,
+  planWindows,
+  renderExamples,
+  trainerWindow,
+  type WindowPlan,
+} from "./prepare.ts";
 import type { JobError } from "./state.ts";
 
 /** A configured model that fine-tuning jobs may train. */
@@ -87,7 +96,7 @@ export class JobRunner {
     try {
       const prepared = await this.prepare(job);
       const moved = await this.deps.store.transition(jobId, "queued", {
-        message: `Files validated: ${prepared.plan.trainWindows} training and ${prepared.plan.valWindows} validation windows of ${prepared.model.finetune.context} tokens; job queued`,
+        message: `Files validated: ${prepared.plan.trainWindows} training and ${prepared.plan.valWindows} validation windows of ${trainerWindow(prepared.model.finetune.context)} tokens; job queued`,
       });
       this.deps.changed?.();
       return moved !== undefined;
@@ -130,7 +139,7 @@ export class JobRunner {
     const { store } = this.deps;
     const prepared = await this.prepare(job);
     const { model, plan } = prepared;
-    const context = model.finetune.context;
+    const context = trainerWindow(model.finetune.context);
     const epochs = job.hyperparameters.n_epochs;
     const lr = model.finetune.learning_rate * job.hyperparameters.learning_rate_multiplier;
     await mkdir(work, { recursive: true });
@@ -155,6 +164,11 @@ export class JobRunner {
       });
     }
     const kept = checkpoints.filter((c) => c.epoch < startEpoch);
+    // A trainer of this job that a killed server left behind must stop before another starts.
+    const pidFile = join(work, "trainer.pid");
+    if (await stopLeftoverTrainer(pidFile)) {
+      this.deps.logger.warn({ job: job.id }, "stopped a trainer left running by a previous server process");
+    }
     const steps: StepRow[] = [];
     const totalSteps = plan.trainWindows * epochs;
     let lastEvent = 0;
@@ -170,13 +184,15 @@ export class JobRunner {
         model: input,
         textFile,
         out,
-        context,
+        // The configured context sets the tokens per optimizer step; the window is padded.
+        context: model.finetune.context,
         epochs: 1,
         lr,
         valSplit: plan.valSplit,
         threads: this.deps.threads,
         seed: job.seed + epoch,
         signal,
+        onSpawn: (pid) => void writeFile(pidFile, String(pid)).catch(() => {}),
         onStep: (p: StepProgress) => {
           if (p.phase !== "train") return;
           // The bar shows running means; the step's own figure is what the mean moved by.
@@ -340,7 +356,7 @@ export class JobRunner {
     const trainTokens = await this.deps.countTokens(model.path, train);
     // The validation text follows the training text in one file: no second BOS is added for it.
     const valTokens = val === "" ? 0 : (await this.deps.countTokens(model.path, train + val)) - trainTokens;
-    const context = model.finetune.context;
+    const context = trainerWindow(model.finetune.context);
     const plan = planWindows(trainTokens, valTokens, context);
     if (!plan) {
       const needed = minimumTokens(context);
@@ -348,7 +364,7 @@ export class JobRunner {
         code: "invalid_training_file",
         message:
           trainTokens < needed
-            ? `The training file renders to ${trainTokens} tokens, shorter than one training window: at least ${needed} are needed (window ${context} tokens, stepping ${Math.floor(context / 2)}). Add examples, or lower finetune.context for ${model.id} in models.yaml.`
+            ? `The training file renders to ${trainTokens} tokens, shorter than one training window: at least ${needed} are needed (windows of ${context} tokens, stepping ${Math.floor(context / 2)}: llama.cpp's trainer pads every context to a multiple of 256). Add examples.`
             : `The validation file renders to ${valTokens} tokens, too few for one validation window of ${context} tokens. Add examples to it.`,
         param: trainTokens < needed ? "training_file" : "validation_file",
       });

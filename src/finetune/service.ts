@@ -137,6 +137,15 @@ export class FineTuning {
     }
   }
 
+  /**
+   * Serves `name` if it is a fine-tuned model another process registered since the last sync
+   * (a worker, or a replica deleting one, in the shared DATA_DIR). Replicas sync every 2 s, but a
+   * client that saw its job succeed, on any replica, may ask this one at once: never a 404 then.
+   */
+  async ensureServed(name: string): Promise<void> {
+    if (name.startsWith("ft:") && !this.models.isServed(name)) await this.models.sync();
+  }
+
   async createJob(req: CreateFineTuningJobRequest): Promise<FineTuningJob> {
     if (req.integrations && req.integrations.length > 0) {
       throw unsupportedParameter(

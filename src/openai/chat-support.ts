@@ -13,6 +13,10 @@
 // Not refused here: parallel_tool_calls (passed on; a provider that makes at most one call per
 // turn already satisfies `false`), user (used for sticky experiment assignment), logit_bias and
 // logprobs (the provider decides and answers 400 if its model can't).
+//
+// Upstream models get every parameter as sent, and the upstream judges it (its 400 comes back
+// as it was). Refused for them is only what Switchyard could not relay back: audio output,
+// web search annotations and the deprecated function_call replies (UPSTREAM_UNSUPPORTED).
 
 import type { ChatCompletionRequest } from "./chat-request.ts";
 import { type ApiError, unsupportedParameter, unsupportedValue } from "./errors.ts";
@@ -48,9 +52,25 @@ const HARMLESS_VALUES: Partial<Record<UnsupportedChatParam, (value: unknown) => 
   modalities: (v) => Array.isArray(v) && v.every((m) => m === "text"),
 };
 
+/** Where a request is served: by the local engine, or relayed to an upstream server. */
+export type Serving = "local" | "upstream";
+
+/** What an upstream may answer that provider events cannot carry back to the client. */
+export const UPSTREAM_UNSUPPORTED = [
+  "audio",
+  "modalities",
+  "web_search_options",
+  "functions",
+  "function_call",
+] as const satisfies readonly UnsupportedChatParam[];
+
 /** Names of the unsupported parameters present in `body` with a value that would change the output. */
-export function unsupportedParams(body: Readonly<Record<string, unknown>>): UnsupportedChatParam[] {
-  return UNSUPPORTED_CHAT_PARAMS.filter((name) => {
+export function unsupportedParams(
+  body: Readonly<Record<string, unknown>>,
+  serving: Serving = "local",
+): UnsupportedChatParam[] {
+  const names: readonly UnsupportedChatParam[] = serving === "local" ? UNSUPPORTED_CHAT_PARAMS : UPSTREAM_UNSUPPORTED;
+  return names.filter((name) => {
     const value = body[name];
     if (value === undefined || value === null) return false;
     return !(HARMLESS_VALUES[name]?.(value) ?? false);
@@ -64,11 +84,11 @@ export interface UnsupportedContent {
   kind: string;
 }
 
-/** Message content this server cannot read: non-text parts, and audio/function_call history. */
-export function unsupportedContent(req: ChatCompletionRequest): UnsupportedContent[] {
+/** Message content this server cannot read: non-text parts (local models only), and audio/function_call history. */
+export function unsupportedContent(req: ChatCompletionRequest, serving: Serving = "local"): UnsupportedContent[] {
   const found: UnsupportedContent[] = [];
   req.messages.forEach((message, i) => {
-    if (Array.isArray(message.content)) {
+    if (serving === "local" && Array.isArray(message.content)) {
       message.content.forEach((part, j) => {
         if (part.type !== "text" && part.type !== "refusal") {
           found.push({ param: `messages[${i}].content[${j}]`, kind: part.type });
@@ -87,10 +107,12 @@ export function unsupportedContent(req: ChatCompletionRequest): UnsupportedConte
 }
 
 /** The first thing in a parsed request that this server cannot honour, as the 400 to send. */
-export function checkSupported(req: ChatCompletionRequest): ApiError | undefined {
-  const param = unsupportedParams(req)[0];
-  if (param !== undefined) return unsupportedParameter(param, REASONS[param]);
-  const content = unsupportedContent(req)[0];
+export function checkSupported(req: ChatCompletionRequest, serving: Serving = "local"): ApiError | undefined {
+  const param = unsupportedParams(req, serving)[0];
+  if (param !== undefined) {
+    return unsupportedParameter(param, serving === "local" ? REASONS[param] : UPSTREAM_REASON);
+  }
+  const content = unsupportedContent(req, serving)[0];
   if (content !== undefined) {
     return unsupportedValue(
       content.param,
@@ -99,6 +121,9 @@ export function checkSupported(req: ChatCompletionRequest): ApiError | undefined
   }
   return undefined;
 }
+
+const UPSTREAM_REASON =
+  "is not supported for upstream models: Switchyard relays their text, refusals and tool calls, and nothing else";
 
 const REASONS: Record<UnsupportedChatParam, string> = {
   audio: "is not supported by this server: it generates text only",

@@ -9,6 +9,7 @@ import type {
   FinishReason,
   TokenLogprob,
   ToolCall,
+  ToolCallDelta,
   Usage,
 } from "./chat.ts";
 
@@ -88,6 +89,20 @@ export async function* toChunks(
           includeUsage,
         );
         break;
+      case "tool_call_delta":
+        yield chunk(
+          meta,
+          [{ index: event.index, delta: { tool_calls: [event.delta] }, logprobs: null, finish_reason: null }],
+          includeUsage,
+        );
+        break;
+      case "refusal":
+        yield chunk(
+          meta,
+          [{ index: event.index, delta: { refusal: event.text }, logprobs: null, finish_reason: null }],
+          includeUsage,
+        );
+        break;
       case "finish":
         yield chunk(
           meta,
@@ -103,6 +118,22 @@ export function usageChunk(meta: CompletionMeta, usage: TokenUsage): ChatComplet
   return { ...chunk(meta, [], false), usage: usageOf(usage) };
 }
 
+/** Adds one streamed fragment to the call it continues: the name arrives whole, the arguments in pieces. */
+function mergeToolCall(calls: Map<number, ToolCall>, delta: ToolCallDelta): void {
+  const call = calls.get(delta.index);
+  if (!call) {
+    calls.set(delta.index, {
+      id: delta.id ?? "",
+      type: "function",
+      function: { name: delta.function?.name ?? "", arguments: delta.function?.arguments ?? "" },
+    });
+    return;
+  }
+  if (delta.id) call.id = delta.id;
+  if (delta.function?.name) call.function.name = delta.function.name;
+  if (delta.function?.arguments) call.function.arguments += delta.function.arguments;
+}
+
 /** Collects a whole stream into one ChatCompletion. */
 export async function collect(
   events: AsyncIterable<ChatEvent>,
@@ -111,12 +142,20 @@ export async function collect(
 ): Promise<ChatCompletion> {
   const choices = new Map<
     number,
-    { text: string; calls: ToolCall[]; logprobs: TokenLogprob[] | null; finish: FinishReason }
+    {
+      text: string;
+      refusal: string | null;
+      calls: ToolCall[];
+      /** Streamed tool calls being put together, by their `index`. */
+      fragments: Map<number, ToolCall>;
+      logprobs: TokenLogprob[] | null;
+      finish: FinishReason;
+    }
   >();
   const at = (index: number) => {
     let c = choices.get(index);
     if (!c) {
-      c = { text: "", calls: [], logprobs: null, finish: "stop" };
+      c = { text: "", refusal: null, calls: [], fragments: new Map(), logprobs: null, finish: "stop" };
       choices.set(index, c);
     }
     return c;
@@ -127,21 +166,27 @@ export async function collect(
       c.text += event.text;
       if (event.logprobs) c.logprobs = [...(c.logprobs ?? []), ...event.logprobs];
     } else if (event.type === "tool_calls") c.calls.push(...event.calls);
+    else if (event.type === "tool_call_delta") mergeToolCall(c.fragments, event.delta);
+    else if (event.type === "refusal") c.refusal = (c.refusal ?? "") + event.text;
     else c.finish = event.reason;
   }
   const list: ChatCompletionChoice[] = [...choices.entries()]
     .sort(([a], [b]) => a - b)
-    .map(([index, c]) => ({
-      index,
-      message: {
-        role: "assistant",
-        content: c.calls.length > 0 && c.text === "" ? null : c.text,
-        refusal: null,
-        ...(c.calls.length > 0 ? { tool_calls: c.calls } : {}),
-      },
-      logprobs: c.logprobs ? { content: c.logprobs, refusal: null } : null,
-      finish_reason: c.finish,
-    }));
+    .map(([index, c]) => {
+      const streamed = [...c.fragments.entries()].sort(([a], [b]) => a - b).map(([, call]) => call);
+      const calls = [...c.calls, ...streamed];
+      return {
+        index,
+        message: {
+          role: "assistant",
+          content: (calls.length > 0 || c.refusal !== null) && c.text === "" ? null : c.text,
+          refusal: c.refusal,
+          ...(calls.length > 0 ? { tool_calls: calls } : {}),
+        },
+        logprobs: c.logprobs ? { content: c.logprobs, refusal: null } : null,
+        finish_reason: c.finish,
+      };
+    });
   return {
     id: meta.id,
     object: "chat.completion",

@@ -10,6 +10,7 @@ export type ErrorType =
   | "authentication_error"
   | "permission_error"
   | "requests"
+  | "tokens"
   | "server_error";
 
 export interface ErrorBody {
@@ -19,7 +20,8 @@ export interface ErrorBody {
 export class ApiError extends Error {
   override readonly name = "ApiError";
   readonly status: number;
-  readonly type: ErrorType;
+  /** One of ErrorType for Switchyard's own errors; an upstream provider's own type passes through. */
+  readonly type: string;
   readonly param: string | null;
   readonly code: string | null;
   /** Seconds a client should wait before retrying; routes turn it into a Retry-After header. */
@@ -28,7 +30,7 @@ export class ApiError extends Error {
   constructor(
     status: number,
     message: string,
-    options: { type?: ErrorType; param?: string | null; code?: string | null; retryAfterSeconds?: number } = {},
+    options: { type?: string; param?: string | null; code?: string | null; retryAfterSeconds?: number } = {},
   ) {
     super(message);
     this.status = status;
@@ -66,10 +68,11 @@ export function unsupportedValue(param: string, message: string): ApiError {
   return new ApiError(400, `Unsupported value: ${message}`, { param, code: "unsupported_value" });
 }
 
-export function contextLengthExceeded(maxTokens: number, requestedTokens: number): ApiError {
+/** `atLeast`: the count is a lower bound, found without tokenizing a prompt that cannot fit anyway. */
+export function contextLengthExceeded(maxTokens: number, requestedTokens: number, atLeast = false): ApiError {
   return new ApiError(
     400,
-    `This model's maximum context length is ${maxTokens} tokens. However, your messages resulted in ${requestedTokens} tokens. Please reduce the length of the messages.`,
+    `This model's maximum context length is ${maxTokens} tokens. However, your messages resulted in ${atLeast ? "at least " : ""}${requestedTokens} tokens. Please reduce the length of the messages.`,
     { param: "messages", code: "context_length_exceeded" },
   );
 }
@@ -105,8 +108,8 @@ export function missingApiKey(): ApiError {
 
 // OpenAI answers a wrong key with type invalid_request_error, not authentication_error; SDKs
 // only look at the 401.
-export function invalidApiKey(): ApiError {
-  return new ApiError(401, "Incorrect API key provided.", { code: "invalid_api_key" });
+export function invalidApiKey(message = "Incorrect API key provided."): ApiError {
+  return new ApiError(401, message, { code: "invalid_api_key" });
 }
 
 export function permissionDenied(message = "You are not allowed to perform this action."): ApiError {

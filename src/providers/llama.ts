@@ -113,11 +113,22 @@ export class LlamaProvider implements ChatProvider {
     tools: ToolPlan | undefined,
   ): Promise<Prepared> {
     const { model, template, spec } = loaded;
+    // Rendering and tokenizing take time that grows with the request (tokenizing text full of
+    // special tokens faster than linearly, on the event loop), so a prompt that cannot fit is
+    // refused before either: every message renders to at least one token, and no token covers
+    // more than maxTokenBytes bytes of the text.
+    if (req.messages.length > loaded.contextSize) {
+      throw contextLengthExceeded(loaded.contextSize, req.messages.length, true);
+    }
     const messages = toTemplateMessages(req.messages, {
       system: tools?.instructions,
       templateHasToolRole: /["']tool["']/.test(template.source),
     });
     const text = template.render(messages);
+    const textBytes = Buffer.byteLength(text);
+    if (textBytes > loaded.contextSize * loaded.maxTokenBytes) {
+      throw contextLengthExceeded(loaded.contextSize, Math.ceil(textBytes / loaded.maxTokenBytes), true);
+    }
     const prompt = model.tokenize(text, true);
     const bos = model.tokens.bos;
     if (model.tokens.shouldPrependBosToken && bos !== null && prompt[0] !== bos) prompt.unshift(bos);

@@ -27,6 +27,8 @@ export class Metrics {
   readonly fineTuneJobs: Gauge<"status">;
   /** Incremented by the rollback rules (later issue). */
   readonly rollbacks: Counter<"experiment" | "variant">;
+  /** Usage records the usage log gave up on (its store refused them and its buffer was full). */
+  readonly usageRecordsDropped: Counter;
 
   /** `models` is read at scrape time, so pool gauges are never stale and cost nothing between scrapes. */
   constructor(registry: Registry, models: () => readonly ModelGaugeSample[]) {
@@ -116,6 +118,11 @@ export class Metrics {
       name: `${PREFIX}rollbacks_total`,
       help: "Canary variants rolled back by a rule.",
       labelNames: ["experiment", "variant"],
+      registers,
+    });
+    this.usageRecordsDropped = new Counter({
+      name: `${PREFIX}usage_records_dropped_total`,
+      help: "Usage records lost: the usage log's store (disk or Redis) refused them for longer than its memory buffer holds.",
       registers,
     });
   }

@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
 import type { TokenUsage } from "../providers/provider.ts";
+import { bearerToken } from "../security/api-keys.ts";
 
 // "error": the cache could not be read (store down or slow) and the request was served as a miss.
 export const CacheResult = z.enum(["hit", "miss", "bypass", "error"]);
@@ -138,9 +139,10 @@ export function isError(r: UsageRecord): boolean {
  * (48 bits, enough to tell a team's keys apart, useless for recovering a random key).
  */
 export function keyId(authorization: string | undefined): string {
-  if (!authorization?.startsWith("Bearer ")) return "anonymous";
-  const token = authorization.slice(7).trim();
-  if (token === "") return "anonymous";
+  // Read as the key check reads it (any case of "Bearer"), so the id that per-key rate limits
+  // count against is the key that was let in, whatever way the client spelled the scheme.
+  const token = bearerToken(authorization);
+  if (token === undefined) return "anonymous";
   return `key_${createHash("sha256").update(token).digest("hex").slice(0, 12)}`;
 }
 

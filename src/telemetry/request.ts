@@ -125,14 +125,19 @@ export class RequestTelemetry {
         status,
         error: this.error,
         clientDisconnected,
-        usage: this.usage?.(),
-        estimated: this.estimated,
+        ...this.usageFacts(),
         firstDeltaMs: this.firstDelta,
         lastDeltaMs: this.lastDelta,
         endMs,
         fallbacks: this.fallbacks,
       }),
     );
+  }
+
+  /** Final usage; counts are estimated when the watcher said so or the provider marked them (an upstream without usage). */
+  private usageFacts(): { usage: TokenUsage | undefined; estimated: boolean } {
+    const usage = this.usage?.();
+    return { usage, estimated: this.estimated || usage?.estimated === true };
   }
 
   /**

@@ -1,5 +1,7 @@
 // Telemetry of one app: starts a RequestTelemetry per chat request and turns each finished
 // one into a UsageRecord that goes to the metrics, the usage log and one log line.
+import { randomBytes } from "node:crypto";
+import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
@@ -8,15 +10,25 @@ import { JsonlUsageLog } from "./jsonl-usage-log.ts";
 import { KeyIds } from "./key-ids.ts";
 import { Metrics, type ModelGaugeSample } from "./metrics.ts";
 import { buildRecord, type RequestFacts, type UsageRecord } from "./record.ts";
+import { RedisUsageLog } from "./redis-usage-log.ts";
 import { type ReferencePrice, ReferencePricing } from "./reference-price.ts";
 import { RequestTelemetry } from "./request.ts";
 import { TokenCounter } from "./tokens.ts";
 import type { UsageLog } from "./usage-log.ts";
 
+/** Where usage records go (models.yaml `usage_log`); the Redis fields matter for `redis` only. */
+export interface UsageLogSettings {
+  store: "file" | "redis";
+  url: string;
+  maxRecords: number;
+  maxBuffered: number;
+}
+
 export interface TelemetryOptions {
   logger: Logger;
-  /** Usage records go to DATA_DIR/usage unless `usageLog` is given. */
+  /** Usage records go to DATA_DIR/usage unless `usageStore` says redis or `usageLog` is given. */
   dataDir: string;
+  usageStore?: UsageLogSettings;
   usageLog?: UsageLog;
   /** Reference prices by local model id. */
   prices: ReadonlyMap<string, ReferencePrice>;
@@ -34,15 +46,16 @@ export class Telemetry {
   private readonly logger: Logger;
   private readonly keyIds = new KeyIds();
   private readonly listeners: ((record: UsageRecord) => void)[] = [];
+  /** Finished requests whose records wait for the next turn of the event loop (see `sink`). */
+  private deferred: RequestFacts[] = [];
+  private flushing: NodeJS.Immediate | undefined;
+  /** Once closing, records are made at once: nothing may wait for a turn that never comes. */
+  private closing = false;
 
   constructor(options: TelemetryOptions) {
     this.logger = options.logger;
     this.metrics = new Metrics(this.registry, options.models);
-    this.usage =
-      options.usageLog ??
-      new JsonlUsageLog(join(options.dataDir, "usage"), {
-        onError: (err, dropped) => this.logger.error({ err, dropped }, "writing the usage log failed"),
-      });
+    this.usage = options.usageLog ?? this.openUsageLog(options);
     this.pricing = new ReferencePricing(options.prices, this.tokens);
   }
 
@@ -76,18 +89,67 @@ export class Telemetry {
   }
 
   async close(): Promise<void> {
+    this.closing = true;
+    this.flushDeferred();
     await this.usage.close();
     this.tokens.free();
   }
 
+  private openUsageLog(options: TelemetryOptions): UsageLog {
+    const dropped = (count: number) => this.metrics.usageRecordsDropped.inc(count);
+    const settings = options.usageStore;
+    if (settings?.store === "redis") {
+      return new RedisUsageLog({
+        url: settings.url,
+        logger: this.logger,
+        maxRecords: settings.maxRecords,
+        maxBuffered: settings.maxBuffered,
+        // Readable in logs and unique even for several apps in one process (tests).
+        replica: `${hostname()}-${process.pid}-${randomBytes(3).toString("hex")}`,
+        dropped,
+      });
+    }
+    return new JsonlUsageLog(join(options.dataDir, "usage"), {
+      ...(settings ? { maxBuffered: settings.maxBuffered } : {}),
+      onError: (err, lost) => {
+        if (lost > 0) dropped(lost);
+        this.logger.error({ err, dropped: lost }, "writing the usage log failed");
+      },
+    });
+  }
+
   private readonly keyId = (authorization: string | undefined): string => this.keyIds.of(authorization);
 
+  /**
+   * A request's facts arrive while its response is still on its way to the socket (the route
+   * returns it after the middleware that ends the record). Building the record, the metrics,
+   * the usage log and the log line wait for setImmediate, which runs once the response has been
+   * written, so the client does not wait for them; the facts (latency included) are final
+   * already. One immediate serves every request finished in the same turn.
+   */
   private readonly sink = (facts: RequestFacts): void => {
+    if (this.closing) {
+      this.recordFacts(facts);
+      return;
+    }
+    this.deferred.push(facts);
+    this.flushing ??= setImmediate(this.flushDeferred);
+  };
+
+  private readonly flushDeferred = (): void => {
+    if (this.flushing) clearImmediate(this.flushing);
+    this.flushing = undefined;
+    const batch = this.deferred;
+    this.deferred = [];
+    for (const facts of batch) this.recordFacts(facts);
+  };
+
+  private recordFacts(facts: RequestFacts): void {
     try {
       this.record(buildRecord(facts, this.pricing.estimate(facts.servedModel, facts.usage)));
     } catch (err) {
       // Telemetry must never take a request down with it.
       this.logger.error({ err, requestId: facts.requestId }, "recording the request failed");
     }
-  };
+  }
 }

@@ -5,7 +5,11 @@ export const DEFAULT_RANGE_MS = 24 * 60 * 60 * 1000;
 /** ISO 8601 (a date-time without an offset is UTC) or unix seconds; undefined when neither. */
 export function parseInstant(value: string): Date | undefined {
   const text = value.trim();
-  if (/^\d+(\.\d+)?$/.test(text)) return new Date(Number(text) * 1000);
+  if (/^\d+(\.\d+)?$/.test(text)) {
+    // Past ±8.64e15 ms a Date is invalid, and toISOString on it throws.
+    const date = new Date(Number(text) * 1000);
+    return Number.isNaN(date.getTime()) ? undefined : date;
+  }
   if (!/^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$/.test(text)) return undefined;
   // JavaScript reads a date-time without an offset as local time; a server's usage is in UTC.
   const utc = /[T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?$/.test(text) ? `${text.replace(" ", "T")}Z` : text.replace(" ", "T");

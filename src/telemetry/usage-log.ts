@@ -1,8 +1,7 @@
-// Where usage records go to be queried later. The embedded default is JsonlUsageLog (files
-// under DATA_DIR/usage). With Redis configured (cache/replicas issue) a RedisUsageLog will
-// implement the same interface so every replica's records land in one place: append →
-// XADD to one stream (id = the record's start time in ms, MAXLEN ~ for retention, pipelined
-// from the same kind of in-memory buffer), query → XRANGE over the ids of [since, until).
+// Where usage records go to be queried later: JsonlUsageLog (files under DATA_DIR/usage, one
+// replica) or RedisUsageLog (one stream every replica appends to and reads), chosen by
+// models.yaml `usage_log`. Both buffer in memory and write in batches, so a request never
+// waits for the disk or Redis.
 import type { UsageRecord } from "./record.ts";
 
 export interface UsageLog {
@@ -10,6 +9,11 @@ export interface UsageLog {
   append(record: UsageRecord): void;
   /** Records that started in [since, until), including those not yet written out. */
   query(since: Date, until: Date): AsyncIterable<UsageRecord>;
+  /**
+   * Shared logs only: calls `listener` with every record other replicas append from now on,
+   * checking every `everyMs`.
+   */
+  follow?(listener: (record: UsageRecord) => void, everyMs: number): void;
   /** Writes out what is buffered and stops the timer. */
   close(): Promise<void>;
 }

@@ -2,7 +2,7 @@
 
 export interface ServedModel {
   id: string;
-  provider: "llama";
+  provider: "llama" | "openai";
   aliases: readonly string[];
   ownedBy: string;
   /** Unix seconds, for /v1/models. */

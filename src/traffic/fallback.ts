@@ -3,6 +3,7 @@
 // everything that happens before the first byte from `chat()` (see providers/provider.ts).
 import type { VariantSpec } from "../config/experiments.ts";
 import { ModelLoadError, QueueFullError, QueueTimeoutError } from "../engine/errors.ts";
+import { UpstreamError } from "../providers/upstream/errors.ts";
 
 /**
  * The variant's own models, then, when it falls back and is not the control, control's models
@@ -18,11 +19,13 @@ export function fallbackOrder(variant: VariantSpec, control: VariantSpec): strin
 
 /**
  * Failures of the target rather than of the request: the model cannot load, its queue is full,
- * or no sequence freed up in time. (Upstream providers add 5xx and timeouts here.) Anything
- * else, such as a prompt too long for the context or a client that went away, would fail the
- * same way anywhere, so it is the answer.
+ * or no sequence freed up in time; an upstream is unreachable, answers 5xx or 429, refuses
+ * Switchyard's key, or sends nothing within its timeout (UpstreamError.fallsBack). Anything
+ * else, such as a prompt too long for the context, an upstream's 400 or a client that went
+ * away, would fail the same way anywhere, so it is the answer.
  */
 export function canFallBack(err: unknown): boolean {
+  if (err instanceof UpstreamError) return err.fallsBack;
   return err instanceof ModelLoadError || err instanceof QueueFullError || err instanceof QueueTimeoutError;
 }
 
@@ -32,7 +35,8 @@ export async function firstAdmitted<T>(
   attempt: (target: string) => Promise<T>,
   onFallback: (from: string, to: string, err: unknown) => void,
 ): Promise<{ target: string; result: T }> {
-  let lastError: unknown = new ModelLoadError("(none)", "no model to try");
+  // Built only if needed: an Error captures a stack trace, a cost every request would pay.
+  let lastError: unknown;
   for (let i = 0; i < targets.length; i++) {
     const target = targets[i] as string;
     try {
@@ -44,5 +48,5 @@ export async function firstAdmitted<T>(
       onFallback(target, next, err);
     }
   }
-  throw lastError;
+  throw lastError ?? new ModelLoadError("(none)", "no model to try");
 }

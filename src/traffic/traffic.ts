@@ -200,8 +200,24 @@ export class Traffic {
     return { model, result };
   }
 
+  /** True when some variant has rollback rules: only then are completed requests worth sampling. */
+  judgesRollbacks(): boolean {
+    return [...this.specs.values()].some((e) => e.variants.some((v) => v.rollback.length > 0));
+  }
+
+  /**
+   * A request another replica served (read from the shared usage log): it counts in the
+   * windows as of when it completed there, so rules judge the fleet's traffic and a canary
+   * trips after min_requests in total rather than on every replica. Clamped to now, as a
+   * sample from a clock slightly ahead would stay out of the window until this one caught up.
+   */
+  completedElsewhere(record: UsageRecord): void {
+    const completedAt = Date.parse(record.started_at) + record.latency_ms;
+    this.completed(record, Math.min(this.now(), completedAt));
+  }
+
   /** A request finished (its usage record): feeds the rollback windows of its variant. */
-  completed(record: UsageRecord): void {
+  completed(record: UsageRecord, at = this.now()): void {
     if (record.experiment === undefined || record.variant === undefined || this.closed) return;
     const spec = this.specs.get(record.experiment);
     const variant = spec?.variants.find((v) => v.name === record.variant);
@@ -211,7 +227,7 @@ export class Traffic {
     if (outcome === "client_error" || outcome === "disconnected" || record.cache === "hit") return;
     const timed = timesModel(record, outcome);
     const sample: Sample = {
-      at: this.now(),
+      at,
       failed: outcome === "failed",
       latencyMs: timed ? record.latency_ms : undefined,
       ttftMs: timed ? record.ttft_ms : undefined,
@@ -319,6 +335,8 @@ export class Traffic {
     specs: readonly ExperimentSpec[],
     range: { since?: Date | undefined; until?: Date | undefined },
   ): Promise<ExperimentResults[]> {
+    // No experiments configured: nothing to read (and no earliest start to read from).
+    if (specs.length === 0) return [];
     const until = range.until ?? new Date(this.now());
     const startOf = (spec: ExperimentSpec) => range.since ?? new Date(this.states.get(spec.name)?.startedAt ?? 0);
     const since = new Date(Math.min(...specs.map((s) => startOf(s).getTime())));

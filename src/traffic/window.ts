@@ -1,7 +1,8 @@
 // The recent samples of each experiment variant that the rollback rules are judged on. Kept in
-// this process: each replica judges the traffic it served, and a rollback any replica decides
-// goes to all of them through the state store. Bounded by age (the longest rule window) and
-// by count, so a busy variant costs a fixed amount of memory and evaluation time.
+// this process: each replica judges the traffic it served plus, with a shared (Redis) usage
+// log, what the other replicas served, and a rollback any replica decides goes to all of them
+// through the state store. Bounded by age (the longest rule window) and by count, so a busy
+// variant costs a fixed amount of memory and evaluation time.
 import type { Sample } from "./rollback.ts";
 
 export const MAX_SAMPLES = 10_000;
@@ -11,7 +12,10 @@ export class SampleWindows {
 
   constructor(private readonly maxSamples = MAX_SAMPLES) {}
 
-  /** Samples arrive in completion order, so the oldest are always at the front. */
+  /**
+   * Samples arrive nearly in completion order (other replicas' a poll late), so pruning from
+   * the front is enough to bound age; the rules cut each window exactly (rollback.ts inWindow).
+   */
   add(experiment: string, variant: string, sample: Sample, maxAgeMs: number): void {
     const key = keyOf(experiment, variant);
     let list = this.samples.get(key);

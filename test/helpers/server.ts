@@ -2,16 +2,15 @@
 // node-llama-cpp engine, real HTTP. Tests drive it with the official openai package.
 
 import { mkdtempSync, rmSync } from "node:fs";
-import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { serve } from "@hono/node-server";
 import type { Llama } from "node-llama-cpp";
 import OpenAI from "openai";
 import pino, { type Logger } from "pino";
+import { createHttpServer } from "../../routes/http-server.ts";
 import { createApp } from "../../src/app.ts";
-import { parseConfig } from "../../src/config/load.ts";
+import { type Env, parseConfig } from "../../src/config/load.ts";
 import { openRuntime } from "../../src/engine/runtime.ts";
 import { createServices, type Services } from "../../src/services.ts";
 
@@ -58,14 +57,17 @@ export interface ServerOptions {
   apiKeys?: string[];
   adminApiKey?: string;
   bodyLimitBytes?: number;
+  uploadLimitBytes?: number;
   /** State to start from (a restart); kept on close. A fresh temporary folder otherwise. */
   dataDir?: string;
+  /** The environment the config is resolved in (api_key_env); none by default. */
+  env?: Env;
   logger?: Logger;
 }
 
 export async function startServer(options: ServerOptions = {}): Promise<TestServer> {
   const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "switchyard-test-"));
-  const config = parseConfig(options.config ?? tinyConfig(), join(REPO, "models.yaml"));
+  const config = parseConfig(options.config ?? tinyConfig(), join(REPO, "models.yaml"), options.env);
   const services = await createServices({
     config,
     dataDir,
@@ -74,12 +76,12 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
     apiKeys: options.apiKeys ?? [],
     adminApiKey: options.adminApiKey,
     ...(options.bodyLimitBytes ? { bodyLimitBytes: options.bodyLimitBytes } : {}),
+    ...(options.uploadLimitBytes ? { uploadLimitBytes: options.uploadLimitBytes } : {}),
   });
   await services.preload();
   const app = createApp(services);
-  const server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: app.fetch, hostname: "127.0.0.1", port: 0 }, () => resolve(s as Server)) as Server;
-  });
+  const server = createHttpServer(app, "127.0.0.1");
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
   return {

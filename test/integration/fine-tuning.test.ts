@@ -187,7 +187,7 @@ describe("fine-tuning jobs", () => {
 
   it("trains, reports events and checkpoints, and serves the model (the whole flow through the SDK)", async () => {
     const train = await upload(dataset(24));
-    const valid = await upload(dataset(8), "valid.jsonl");
+    const valid = await upload(dataset(12), "valid.jsonl");
     const created = await s.client.fineTuning.jobs.create({
       model: "tiny",
       training_file: train.id,

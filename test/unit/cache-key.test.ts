@@ -57,6 +57,16 @@ describe("cacheKey", () => {
     };
     expect(cacheKey(target, a)).toBe(cacheKey(target, b));
   });
+
+  it("keeps a property named __proto__ (JSON.parse makes it an own key) in the key", () => {
+    const withProperty = (type: string) =>
+      JSON.parse(
+        `{"type":"json_schema","json_schema":{"name":"n","schema":{"properties":{"__proto__":{"type":"${type}"}}}}}`,
+      ) as ChatCompletionRequest["response_format"];
+    expect(cacheKey(target, { ...base, response_format: withProperty("string") })).not.toBe(
+      cacheKey(target, { ...base, response_format: withProperty("number") }),
+    );
+  });
 });
 
 describe("decideCaching", () => {

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { renderConfigSchema, SCHEMA_FILE } from "../../scripts/config-schema.ts";
 import { parseByteSize } from "../../src/config/bytes.ts";
 import { ConfigError } from "../../src/config/errors.ts";
-import { loadConfig, parseConfig } from "../../src/config/load.ts";
+import { isLlamaModel, loadConfig, parseConfig } from "../../src/config/load.ts";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const NO_ENV = {};
@@ -67,7 +67,7 @@ describe("loadConfig: defaults and resolution", () => {
     );
     const config = loadConfig(file, NO_ENV);
     expect(config.file).toBe(file);
-    expect(config.models.map((m) => m.path)).toEqual([
+    expect(config.models.filter(isLlamaModel).map((m) => m.path)).toEqual([
       join(dir, "weights", "a.gguf"),
       "/opt/b.gguf",
       "hf:user/repo/c.gguf",
@@ -184,7 +184,7 @@ describe("loadConfig: errors name the file, the line and the field", () => {
       /^models\.yaml:2: models\[0\]\.id: expected only letters, digits/,
     );
     expect(failure(MINIMAL.replace("provider: llama", "provider: vllm")).message).toBe(
-      'models.yaml:3: models[0].provider: expected "llama", got "vllm"',
+      'models.yaml:3: models[0].provider: expected one of llama, openai, got "vllm"',
     );
     expect(failure(`memory_budget: 8G\n${MINIMAL}`).message).toMatch(/^models\.yaml:1: memory_budget: expected a size/);
     expect(failure(`default_model: nope\n${MINIMAL}`).message).toMatch(/^models\.yaml:1: default_model: "nope" is not/);

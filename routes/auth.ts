@@ -1,0 +1,48 @@
+// Middleware in front of the API areas: bearer keys (src/security/api-keys.ts), per-key rate
+// limits (src/security/rate-limiter.ts) and body size limits, each refusal in OpenAI's envelope.
+import type { MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { payloadTooLarge } from "../src/openai/errors.ts";
+import { type Area, authorize } from "../src/security/api-keys.ts";
+import type { Services } from "../src/services.ts";
+import { keyId } from "../src/telemetry/record.ts";
+import type { AppEnv } from "./env.ts";
+import { errorResponse } from "./errors.ts";
+
+export function requireKey(services: Services, area: Area): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const refused = authorize(area, services.keys.identify(c.req.header("authorization")), services.keys.configured);
+    if (refused) return errorResponse(c, refused);
+    return next();
+  };
+}
+
+/** Counts the request against its key's limits (by key id, the same as in the usage log). */
+export function rateLimit(services: Services): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const limiter = services.rateLimiter;
+    if (limiter === undefined) return next();
+    const refused = await limiter.admit(keyId(c.req.header("authorization")));
+    if (refused) return errorResponse(c, refused);
+    return next();
+  };
+}
+
+/** `limit` bytes of body; uploads to POST /v1/files get `uploadLimit`. Checked as the body streams in. */
+export function limitBody(limit: number, uploadLimit = limit): MiddlewareHandler<AppEnv> {
+  const sized = (maxSize: number) => bodyLimit({ maxSize, onError: (c) => errorResponse(c, payloadTooLarge(maxSize)) });
+  const body = sized(limit);
+  const upload = sized(uploadLimit);
+  return (c, next) => {
+    const isUpload = c.req.method === "POST" && c.req.path === "/v1/files";
+    // A declared length (node's parser holds the body to it) is checked from the header alone:
+    // bodyLimit reads `c.req.raw.body`, for which @hono/node-server builds a whole web Request
+    // around the socket, a cost every chat request would pay.
+    const length = c.req.header("content-length");
+    if (length !== undefined && /^\d+$/.test(length) && c.req.header("transfer-encoding") === undefined) {
+      const maxSize = isUpload ? uploadLimit : limit;
+      return Number(length) > maxSize ? Promise.resolve(errorResponse(c, payloadTooLarge(maxSize))) : next();
+    }
+    return (isUpload ? upload : body)(c, next);
+  };
+}

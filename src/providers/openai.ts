@@ -1,0 +1,342 @@
+// Upstream OpenAI-compatible servers (OpenAI, vLLM, llama-server, Ollama, another Switchyard)
+// as a provider: the request goes out as a stream over a pooled keep-alive connection, with
+// retries while nothing has been streamed; the upstream's SSE is read only as fast as the
+// client takes it, and turned chunk by chunk into provider events, so the cache, telemetry,
+// experiments and stop handling treat an upstream model like a local one. Decisions (what a
+// failure means, how long to back off, how to read a chunk) live in ./upstream/.
+import { setTimeout as sleep } from "node:timers/promises";
+import type { Logger } from "pino";
+import { Agent, type Dispatcher } from "undici";
+import { AbortedError } from "../engine/errors.ts";
+import type { ChatCompletionRequest } from "../openai/chat.ts";
+import type { ChatContext, ChatEvent, ChatProvider, ChatStream } from "./provider.ts";
+import { parseChunk, parseCompletion } from "./upstream/chunks.ts";
+import {
+  protocolFailure,
+  requestFailure,
+  statusFailure,
+  streamErrorFailure,
+  timeoutFailure,
+  UpstreamError,
+} from "./upstream/errors.ts";
+import { chatEndpoint, type UpstreamEndpoint, upstreamBody } from "./upstream/request.ts";
+import { retryDelayMs } from "./upstream/retry.ts";
+import { SseParser } from "./upstream/sse.ts";
+import { type TokenCounting, UsageMeter } from "./upstream/usage.ts";
+
+/** One configured upstream model. */
+export interface UpstreamModelSpec {
+  id: string;
+  /** Up to and including the version, e.g. https://api.openai.com/v1. */
+  baseUrl: string;
+  /** The name the upstream knows the model by. */
+  model: string;
+  apiKey: string | undefined;
+  headers: Readonly<Record<string, string>>;
+  /** Longest wait for a connection, for the response and between two chunks. */
+  timeoutMs: number;
+  retries: number;
+  retryBackoffMs: number;
+}
+
+export interface OpenAIProviderOptions {
+  models: readonly UpstreamModelSpec[];
+  /** tiktoken, for upstreams that report no usage. */
+  tokens: TokenCounting;
+  logger: Logger;
+  random?: () => number;
+}
+
+/** An error body is read this far for its message; the rest is not worth holding. */
+const MAX_ERROR_BODY = 64 * 1024;
+/** A plain-JSON answer to a streaming request is read whole; past this it is refused. */
+const MAX_JSON_BODY = 64 * 1024 * 1024;
+/** Idle pooled connections stay open this long, unless the upstream's Keep-Alive says less. */
+const KEEP_ALIVE_MS = 30_000;
+
+interface Upstream {
+  spec: UpstreamModelSpec;
+  endpoint: UpstreamEndpoint;
+  agent: Agent;
+}
+
+export class OpenAIProvider implements ChatProvider {
+  private readonly upstreams = new Map<string, Upstream>();
+  private readonly agents = new Map<string, Agent>();
+  private readonly random: () => number;
+
+  constructor(private readonly options: OpenAIProviderOptions) {
+    this.random = options.random ?? Math.random;
+    for (const spec of options.models) {
+      const endpoint = chatEndpoint(spec);
+      // Models on the same server share one pool (the connect timeout is the agent's).
+      const key = `${endpoint.origin} ${spec.timeoutMs}`;
+      let agent = this.agents.get(key);
+      if (!agent) {
+        agent = new Agent({
+          keepAliveTimeout: KEEP_ALIVE_MS,
+          keepAliveMaxTimeout: 10 * KEEP_ALIVE_MS,
+          connect: { timeout: spec.timeoutMs },
+        });
+        this.agents.set(key, agent);
+      }
+      this.upstreams.set(spec.id, { spec, endpoint, agent });
+    }
+  }
+
+  async chat(modelId: string, req: ChatCompletionRequest, ctx: ChatContext): Promise<ChatStream> {
+    const upstream = this.upstreams.get(modelId);
+    if (!upstream) throw new Error(`model ${modelId} is not an upstream model`);
+    const { spec } = upstream;
+    const response = await this.send(upstream, upstreamBody(req, spec.model), ctx.signal);
+    const meter = new UsageMeter(this.options.tokens, spec.model, req.messages);
+    const stream = new UpstreamStream(spec, response, meter, ctx.signal);
+    // Until the first event has arrived the client has nothing: a failure now may still fall back.
+    await stream.open();
+    return { events: stream, usage: () => meter.usage() };
+  }
+
+  /** Closes the pooled connections; requests still running fail. */
+  async close(): Promise<void> {
+    await Promise.all([...this.agents.values()].map((agent) => agent.destroy()));
+  }
+
+  /** Sends the request, again after a failure that allows it, until a 200 or a final failure. */
+  private async send(upstream: Upstream, body: string, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+    const { spec, endpoint, agent } = upstream;
+    for (let attempt = 1; ; attempt++) {
+      let failure: UpstreamError;
+      try {
+        const res = await agent.request({
+          origin: endpoint.origin,
+          path: endpoint.path,
+          method: "POST",
+          headers: endpoint.headers,
+          body,
+          signal,
+          headersTimeout: spec.timeoutMs,
+          bodyTimeout: spec.timeoutMs,
+        });
+        if (res.statusCode === 200) return res;
+        const text = await readCapped(res.body, MAX_ERROR_BODY).catch(() => "");
+        failure = statusFailure(spec.id, res.statusCode, text, header(res.headers, "retry-after"));
+      } catch (err) {
+        if (signal.aborted) throw new AbortedError();
+        failure = requestFailure(spec.id, err, spec.timeoutMs);
+      }
+      const delay = failure.retryable
+        ? retryDelayMs({
+            attempt,
+            retries: spec.retries,
+            backoffMs: spec.retryBackoffMs,
+            retryAfter: failure.retryAfter,
+            now: Date.now(),
+            random: this.random(),
+          })
+        : undefined;
+      if (delay === undefined) throw failure;
+      this.options.logger.warn(
+        { model: spec.id, attempt, status: failure.status, delayMs: Math.round(delay), err: failure.message },
+        "upstream request failed; retrying",
+      );
+      try {
+        await sleep(delay, undefined, { signal });
+      } catch {
+        throw new AbortedError();
+      }
+    }
+  }
+}
+
+/**
+ * The events of one upstream response. Reads the body only when its consumer asks for the
+ * next event, so a slow client leaves the upstream's bytes in the socket (TCP backpressure)
+ * rather than in this process.
+ */
+class UpstreamStream implements AsyncIterable<ChatEvent> {
+  private readonly source: AsyncIterator<Buffer>;
+  private readonly parser = new SseParser();
+  private readonly json: boolean;
+  /** Events parsed but not yet taken, from `next` on. */
+  private pending: ChatEvent[] = [];
+  private next = 0;
+  /** The first event (anything but a comment) has arrived. */
+  private started = false;
+  /** [DONE], or the whole JSON answer, was read. */
+  private complete = false;
+  private ended = false;
+  /** What ended the stream badly; thrown once the events before it have been handed on. */
+  private failure: Error | undefined;
+
+  constructor(
+    private readonly spec: UpstreamModelSpec,
+    private readonly response: Dispatcher.ResponseData,
+    private readonly meter: UsageMeter,
+    private readonly signal: AbortSignal,
+  ) {
+    this.source = response.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
+    this.json = /^application\/json/i.test(header(response.headers, "content-type") ?? "");
+  }
+
+  /** Waits for the first event; a failure before it is thrown here, while fallback is still possible. */
+  async open(): Promise<void> {
+    try {
+      if (this.json) {
+        await this.readJson();
+        return;
+      }
+      while (!this.started && !this.ended && !this.failure) await this.pull();
+      // Before the client has anything, a failure is the whole answer (and may fall back).
+      if (this.failure) throw this.failure;
+      if (!this.started) throw protocolFailure(this.spec.id, "it closed the stream without sending an event");
+    } catch (err) {
+      this.discard();
+      throw err;
+    }
+  }
+
+  // A plain iterator rather than an async generator: it runs once per event, and every
+  // generator layer costs several promises per step.
+  [Symbol.asyncIterator](): AsyncIterator<ChatEvent> {
+    return {
+      next: () => this.take(),
+      // The consumer stopped early (client gone): stop the download; the connection is not reused.
+      return: () => {
+        if (!this.ended) this.discard();
+        return Promise.resolve({ done: true, value: undefined });
+      },
+    };
+  }
+
+  private async take(): Promise<IteratorResult<ChatEvent>> {
+    for (;;) {
+      if (this.next < this.pending.length) return { done: false, value: this.pending[this.next++] as ChatEvent };
+      if (this.failure) {
+        if (!this.ended) this.discard();
+        throw this.failure;
+      }
+      if (this.ended) {
+        if (!this.complete) throw protocolFailure(this.spec.id, "the stream ended before [DONE]");
+        return { done: true, value: undefined };
+      }
+      await this.pull();
+    }
+  }
+
+  /** Reads one piece of the body and parses the events it completes, up to a failure if one comes. */
+  private async pull(): Promise<void> {
+    let read: IteratorResult<Buffer>;
+    try {
+      read = await this.source.next();
+    } catch (err) {
+      this.ended = true;
+      this.failure = this.readFailure(err);
+      return;
+    }
+    if (this.pending.length === this.next) {
+      this.pending = [];
+      this.next = 0;
+    }
+    if (read.done) {
+      this.ended = true;
+      return;
+    }
+    for (const message of this.parser.push(read.value)) {
+      this.started = true;
+      // Anything after [DONE] is ignored; the body is still read to its end so the
+      // connection goes back to the pool.
+      if (this.complete) continue;
+      if (message.data === "[DONE]") {
+        this.complete = true;
+        continue;
+      }
+      const parsed = parseChunk(message.data);
+      if (parsed.kind === "error" || message.event === "error") {
+        this.failure = streamErrorFailure(this.spec.id, message.data);
+        return;
+      }
+      if (parsed.kind === "invalid") {
+        this.failure = protocolFailure(this.spec.id, `it sent ${parsed.problem}`);
+        return;
+      }
+      if (parsed.usage) this.meter.report(parsed.usage);
+      for (const event of parsed.events) {
+        this.meter.see(event);
+        this.queue(event);
+      }
+    }
+  }
+
+  /**
+   * Text of one choice that arrived in the same read goes on as one event: nothing waits for it,
+   * and each event costs a trip through the cache, telemetry and the response writer.
+   */
+  private queue(event: ChatEvent): void {
+    const last = this.pending.length > this.next ? this.pending[this.pending.length - 1] : undefined;
+    if (
+      event.type === "content" &&
+      last?.type === "content" &&
+      last.index === event.index &&
+      !last.logprobs === !event.logprobs
+    ) {
+      // Changed in place: it was made by parseChunk and nobody has seen it yet.
+      last.text += event.text;
+      if (last.logprobs && event.logprobs) last.logprobs.push(...event.logprobs);
+      return;
+    }
+    this.pending.push(event);
+  }
+
+  /** An upstream that ignored `stream: true` and answered with one JSON completion. */
+  private async readJson(): Promise<void> {
+    let text: string;
+    try {
+      text = await readCapped(this.response.body, MAX_JSON_BODY, true);
+    } catch (err) {
+      throw this.readFailure(err);
+    } finally {
+      this.ended = true;
+    }
+    const parsed = parseCompletion(text);
+    if (parsed.kind === "invalid") throw protocolFailure(this.spec.id, `it sent ${parsed.problem}`);
+    if (parsed.usage) this.meter.report(parsed.usage);
+    for (const event of parsed.events) this.meter.see(event);
+    this.pending = parsed.events;
+    this.started = true;
+    this.complete = true;
+  }
+
+  private readFailure(err: unknown): Error {
+    if (this.signal.aborted) return new AbortedError();
+    if (err instanceof UpstreamError) return err;
+    const code = (err as { code?: unknown } | null)?.code;
+    if (code === "UND_ERR_BODY_TIMEOUT") return timeoutFailure(this.spec.id, this.spec.timeoutMs);
+    return protocolFailure(this.spec.id, `the connection failed mid-response (${String(code ?? err)})`);
+  }
+
+  private discard(): void {
+    this.ended = true;
+    this.response.body.destroy();
+  }
+}
+
+/** Reads a body as text, up to `limit` characters' worth of bytes; past it, throws or stops reading. */
+async function readCapped(body: Dispatcher.ResponseData["body"], limit: number, strict = false): Promise<string> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of body as AsyncIterable<Buffer>) {
+    parts.push(chunk);
+    size += chunk.length;
+    if (size >= limit) {
+      body.destroy();
+      if (strict) throw new Error(`response larger than ${limit} bytes`);
+      break;
+    }
+  }
+  return Buffer.concat(parts).subarray(0, limit).toString("utf8");
+}
+
+function header(headers: Dispatcher.ResponseData["headers"], name: string): string | undefined {
+  const value = headers[name];
+  return Array.isArray(value) ? value[0] : value;
+}

@@ -1,0 +1,72 @@
+// Who a request's bearer token belongs to (an API key, the admin key, or nobody) and whether
+// that opens the area it asks for. Keys are kept only as sha256 digests and compared digest
+// to digest with timingSafeEqual: both sides always have 32 bytes, so the time a check takes
+// reveals neither a key's length nor how much of it a guess got right.
+import { createHash, timingSafeEqual } from "node:crypto";
+import { type ApiError, invalidApiKey, missingApiKey, permissionDenied } from "../openai/errors.ts";
+
+/** What a bearer token turned out to be. `none`: no bearer token at all. */
+export type Credential = "none" | "api" | "admin" | "unknown";
+
+/** `api`: the OpenAI routes under /v1; `admin`: /admin. */
+export type Area = "api" | "admin";
+
+export interface KeysConfigured {
+  /** API_KEYS is set: /v1 is closed to requests without one of them. */
+  api: boolean;
+  /** ADMIN_API_KEY is set: /admin is closed to requests without it. */
+  admin: boolean;
+}
+
+export class ApiKeys {
+  private readonly api: readonly Buffer[];
+  private readonly admin: Buffer | undefined;
+  readonly configured: KeysConfigured;
+
+  constructor(apiKeys: readonly string[], adminKey: string | undefined) {
+    this.api = apiKeys.filter((k) => k !== "").map(digest);
+    this.admin = adminKey === undefined || adminKey === "" ? undefined : digest(adminKey);
+    this.configured = { api: this.api.length > 0, admin: this.admin !== undefined };
+  }
+
+  identify(authorization: string | undefined): Credential {
+    const token = bearerToken(authorization);
+    if (token === undefined) return "none";
+    const given = digest(token);
+    // Every key is compared, matched or not, so timing does not tell which one matched.
+    let api = false;
+    for (const key of this.api) api = timingSafeEqual(given, key) || api;
+    const admin = this.admin !== undefined && timingSafeEqual(given, this.admin);
+    return admin ? "admin" : api ? "api" : "unknown";
+  }
+}
+
+/**
+ * Whether `credential` may use `area`: undefined when it may, else the error to answer.
+ * An area whose key is not configured is open, as without keys at all. The admin key opens
+ * /admin only and API keys open /v1 only: an operator's key is not a client's, and a
+ * client's key that reaches /admin gets 403 (it is a real key, just not for this).
+ */
+export function authorize(area: Area, credential: Credential, configured: KeysConfigured): ApiError | undefined {
+  if (!configured[area]) return undefined;
+  if (credential === area) return undefined;
+  if (credential === "none") return missingApiKey();
+  if (area === "admin" && credential === "api") {
+    return permissionDenied("This endpoint needs the admin API key (ADMIN_API_KEY); API keys cannot use it.");
+  }
+  if (area === "api" && credential === "admin") {
+    return invalidApiKey("The admin API key only opens /admin; send one of the API keys (API_KEYS) to /v1.");
+  }
+  return invalidApiKey();
+}
+
+/** The token of an `Authorization: Bearer …` header (the scheme is case-insensitive, RFC 9110). */
+export function bearerToken(header: string | undefined): string | undefined {
+  const match = header === undefined ? null : /^bearer[ \t]+(.*)$/is.exec(header);
+  const token = match?.[1]?.trim();
+  return token === undefined || token === "" ? undefined : token;
+}
+
+function digest(secret: string): Buffer {
+  return createHash("sha256").update(secret).digest();
+}

@@ -1,0 +1,176 @@
+// A fake OpenAI-compatible upstream on a random loopback port: real HTTP (node:http), real SSE.
+// Each request is answered by the next scripted behaviour, else by the default one (a short
+// streamed reply, with usage when asked for). It records what it received and how many
+// connections it accepted, so tests can check forwarding and connection reuse.
+import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+
+export interface ReceivedRequest {
+  method: string;
+  path: string;
+  headers: IncomingHttpHeaders;
+  body: Record<string, unknown>;
+}
+
+export interface ReplyOptions {
+  /** Content pieces, one chunk each. */
+  pieces?: string[];
+  /** Sent last when the request asked for include_usage; false leaves it out even then. */
+  usage?: { prompt_tokens: number; completion_tokens: number } | false;
+  finish?: "stop" | "length" | "tool_calls";
+  /** Chunks to send instead of `pieces` (already shaped deltas). */
+  deltas?: Record<string, unknown>[];
+  /** Extra keys for every chunk (vendor fields). */
+  extra?: Record<string, unknown>;
+}
+
+export type Behaviour =
+  | { kind: "reply"; options?: ReplyOptions }
+  | { kind: "status"; status: number; body: unknown; headers?: Record<string, string> }
+  /** Accepts the request and never answers. */
+  | { kind: "hang" }
+  /** Sends the headers and `events` data lines, then stalls without ending. */
+  | { kind: "stall"; events?: string[] }
+  /** Closes the connection without a response. */
+  | { kind: "drop" }
+  | { kind: "custom"; handle: (req: ReceivedRequest, res: ServerResponse) => void };
+
+export interface FakeUpstream {
+  /** Base URL up to /v1, as models.yaml's base_url. */
+  baseUrl: string;
+  requests: ReceivedRequest[];
+  /** TCP connections accepted so far. */
+  connections(): number;
+  /** Queues behaviours for the next requests, in order. */
+  script(...behaviours: Behaviour[]): void;
+  close(): Promise<void>;
+}
+
+export const DEFAULT_PIECES = ["Hello", " from", " upstream", "!"];
+
+/** `data: …` framing of one SSE event. */
+export function sseData(payload: unknown): string {
+  return `data: ${typeof payload === "string" ? payload : JSON.stringify(payload)}\n\n`;
+}
+
+export function chunk(
+  model: string,
+  delta: Record<string, unknown>,
+  finish: string | null = null,
+  extra: Record<string, unknown> = {},
+): Record<string, unknown> {
+  return {
+    id: "chatcmpl-upstream",
+    object: "chat.completion.chunk",
+    created: 1_700_000_000,
+    model,
+    choices: [{ index: 0, delta, logprobs: null, finish_reason: finish }],
+    ...extra,
+  };
+}
+
+/** The SSE events of a whole streamed reply. */
+export function replyEvents(req: ReceivedRequest, options: ReplyOptions = {}): string[] {
+  const model = String(req.body.model);
+  const extra = options.extra ?? {};
+  const deltas = options.deltas ?? (options.pieces ?? DEFAULT_PIECES).map((content) => ({ content }));
+  const events = [
+    sseData(chunk(model, { role: "assistant", content: "" }, null, extra)),
+    ...deltas.map((delta) => sseData(chunk(model, delta, null, extra))),
+    sseData(chunk(model, {}, options.finish ?? "stop", extra)),
+  ];
+  const asked = (req.body.stream_options as { include_usage?: boolean } | undefined)?.include_usage === true;
+  if (asked && options.usage !== false) {
+    const usage = options.usage ?? { prompt_tokens: 11, completion_tokens: deltas.length };
+    events.push(
+      sseData({
+        id: "chatcmpl-upstream",
+        object: "chat.completion.chunk",
+        created: 1_700_000_000,
+        model,
+        choices: [],
+        usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens },
+      }),
+    );
+  }
+  events.push("data: [DONE]\n\n");
+  return events;
+}
+
+export function sseHeaders(res: ServerResponse): void {
+  res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
+  res.flushHeaders();
+}
+
+export async function startFakeUpstream(): Promise<FakeUpstream> {
+  const requests: ReceivedRequest[] = [];
+  const queue: Behaviour[] = [];
+  const sockets = new Set<Socket>();
+  let accepted = 0;
+
+  const server: Server = createServer((incoming, res) => {
+    const parts: Buffer[] = [];
+    incoming.on("data", (b: Buffer) => parts.push(b));
+    incoming.on("end", () => {
+      const text = Buffer.concat(parts).toString("utf8");
+      let body: Record<string, unknown> = {};
+      try {
+        body = JSON.parse(text) as Record<string, unknown>;
+      } catch {
+        // recorded as empty: the test will see it
+      }
+      const req: ReceivedRequest = {
+        method: incoming.method ?? "",
+        path: incoming.url ?? "",
+        headers: incoming.headers,
+        body,
+      };
+      requests.push(req);
+      answer(queue.shift() ?? { kind: "reply" }, req, res);
+    });
+  });
+  server.on("connection", (socket: Socket) => {
+    accepted++;
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+  });
+  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+  const { port } = server.address() as AddressInfo;
+
+  return {
+    baseUrl: `http://127.0.0.1:${port}/v1`,
+    requests,
+    connections: () => accepted,
+    script: (...behaviours) => queue.push(...behaviours),
+    close: async () => {
+      for (const socket of sockets) socket.destroy();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+function answer(behaviour: Behaviour, req: ReceivedRequest, res: ServerResponse): void {
+  switch (behaviour.kind) {
+    case "reply":
+      sseHeaders(res);
+      for (const event of replyEvents(req, behaviour.options)) res.write(event);
+      res.end();
+      return;
+    case "status":
+      res.writeHead(behaviour.status, { "content-type": "application/json", ...behaviour.headers });
+      res.end(typeof behaviour.body === "string" ? behaviour.body : JSON.stringify(behaviour.body));
+      return;
+    case "hang":
+      return;
+    case "stall":
+      sseHeaders(res);
+      for (const event of behaviour.events ?? []) res.write(event);
+      return;
+    case "drop":
+      res.socket?.destroy();
+      return;
+    case "custom":
+      behaviour.handle(req, res);
+      return;
+  }
+}
