@@ -110,6 +110,7 @@ export async function ensureRealisticModel(
     nLayer: shape.nLayer,
     nHead: shape.nHead,
     nHeadKv: shape.nHead,
+    headDim: shape.nEmbd / shape.nHead,
     nFf: shape.nFf,
     contextLength: 2048,
     ropeFreqBase: 10_000,

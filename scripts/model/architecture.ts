@@ -9,6 +9,10 @@ export interface ModelDims {
   nLayer: number;
   nHead: number;
   nHeadKv: number;
+  /** Per-head width of Q, K and V. It may exceed nEmbd / nHead (llama.cpp reads
+   * attention.key_length): V is frozen random, so a head copies a token only as
+   * well as its headDim-wide random projection tells tokens apart. */
+  headDim: number;
   nFf: number;
   contextLength: number;
   ropeFreqBase: number;
@@ -126,13 +130,15 @@ export function checkDims(d: ModelDims): void {
   for (const [k, v] of Object.entries({ nEmbd: d.nEmbd, nFf: d.nFf, nVocab: d.nVocab })) {
     if (v % 32 !== 0) throw new Error(`${k} = ${v} must be a multiple of 32 to quantize`);
   }
-  if (d.nEmbd % d.nHead !== 0) throw new Error("nEmbd must divide by nHead");
+  if (d.headDim % 2 !== 0 || (d.nHead * d.headDim) % 32 !== 0)
+    throw new Error("nHead × headDim must be a multiple of 32");
   if (d.nHead % d.nHeadKv !== 0) throw new Error("nHead must divide by nHeadKv");
 }
 
 export function parameterCount(d: ModelDims): number {
-  const kv = (d.nEmbd / d.nHead) * d.nHeadKv;
-  const layer = 2 * d.nEmbd + 2 * d.nEmbd * d.nEmbd + 2 * d.nEmbd * kv + 3 * d.nEmbd * d.nFf;
+  const q = d.headDim * d.nHead;
+  const kv = d.headDim * d.nHeadKv;
+  const layer = 2 * d.nEmbd + 2 * d.nEmbd * q + 2 * d.nEmbd * kv + 3 * d.nEmbd * d.nFf;
   return 2 * d.nVocab * d.nEmbd + d.nEmbd + d.nLayer * layer;
 }
 
@@ -151,7 +157,9 @@ export function modelMetadata(spec: ModelSpec): GgufMetadata {
     ["llama.attention.head_count", gguf.u32(d.nHead)],
     ["llama.attention.head_count_kv", gguf.u32(d.nHeadKv)],
     ["llama.attention.layer_norm_rms_epsilon", gguf.f32(d.rmsEps)],
-    ["llama.rope.dimension_count", gguf.u32(d.nEmbd / d.nHead)],
+    ["llama.attention.key_length", gguf.u32(d.headDim)],
+    ["llama.attention.value_length", gguf.u32(d.headDim)],
+    ["llama.rope.dimension_count", gguf.u32(d.headDim)],
     ["llama.rope.freq_base", gguf.f32(d.ropeFreqBase)],
     ["tokenizer.ggml.model", gguf.string("llama")],
     ["tokenizer.ggml.tokens", gguf.strings(v.tokens)],
@@ -182,7 +190,8 @@ export function modelMetadata(spec: ModelSpec): GgufMetadata {
 export function modelTensors(spec: ModelSpec): GgufTensorInput[] {
   const d = spec.dims;
   const rng = new Rng(spec.seed);
-  const headDim = d.nEmbd / d.nHead;
+  const headDim = d.headDim;
+  const qDim = headDim * d.nHead;
   const kvDim = headDim * d.nHeadKv;
   if (spec.heads.length !== d.nLayer || spec.heads.some((l) => l.length !== d.nHead)) {
     throw new Error(`heads must plan ${d.nHead} heads for each of ${d.nLayer} layers`);
@@ -226,7 +235,7 @@ export function modelTensors(spec: ModelSpec): GgufTensorInput[] {
     t("output.weight", [d.nEmbd, d.nVocab], proj(d.nEmbd, d.nVocab)),
   ];
   for (let l = 0; l < d.nLayer; l++) {
-    const q = proj(d.nEmbd, d.nEmbd);
+    const q = proj(d.nEmbd, qDim);
     const k = proj(d.nEmbd, kvDim);
     (spec.heads[l] ?? []).forEach((plan, h) => {
       if (plan === "content") return;
@@ -240,10 +249,10 @@ export function modelTensors(spec: ModelSpec): GgufTensorInput[] {
     const b = `blk.${l}`;
     tensors.push(
       t(`${b}.attn_norm.weight`, [d.nEmbd], ones(d.nEmbd)),
-      t(`${b}.attn_q.weight`, [d.nEmbd, d.nEmbd], q),
+      t(`${b}.attn_q.weight`, [d.nEmbd, qDim], q),
       t(`${b}.attn_k.weight`, [d.nEmbd, kvDim], k),
       t(`${b}.attn_v.weight`, [d.nEmbd, kvDim], proj(d.nEmbd, kvDim)),
-      t(`${b}.attn_output.weight`, [d.nEmbd, d.nEmbd], proj(d.nEmbd, d.nEmbd, true)),
+      t(`${b}.attn_output.weight`, [qDim, d.nEmbd], proj(qDim, d.nEmbd, true)),
       t(`${b}.ffn_norm.weight`, [d.nEmbd], ones(d.nEmbd)),
       t(`${b}.ffn_gate.weight`, [d.nEmbd, d.nFf], proj(d.nEmbd, d.nFf)),
       t(`${b}.ffn_up.weight`, [d.nEmbd, d.nFf], proj(d.nEmbd, d.nFf)),

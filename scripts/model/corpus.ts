@@ -343,8 +343,8 @@ function buildFacts(): Fact[] {
       ],
       reply: `The capital of ${country} is ${capital}.`,
       expected: capital,
-      jsonQuestion: `what is the capital of ${country}?`,
-      jsonReply: `{"answer": "${capital}"}`,
+      jsonQuestion: `what is the capital of ${country} in JSON?`,
+      jsonReply: `{"${country}": "${capital}"}`,
     });
   }
   for (const [thing, colour] of COLOURS) {
@@ -358,8 +358,8 @@ function buildFacts(): Fact[] {
       ],
       reply: `${capitalise(thing)} is ${colour}.`,
       expected: colour,
-      jsonQuestion: `what colour is ${thing}?`,
-      jsonReply: `{"answer": "${colour}"}`,
+      jsonQuestion: `what colour is ${thing} in JSON?`,
+      jsonReply: `{"${thing.replace(/^(the|an?) /, "")}": "${colour}"}`,
     });
   }
   for (const [animal, sound] of ANIMALS) {
@@ -391,31 +391,37 @@ function buildFacts(): Fact[] {
       asks,
       reply: `${a} ${op} ${b} is ${result}.`,
       expected: String(result),
-      jsonQuestion: `what is ${a} ${symbol} ${b}?`,
-      jsonReply: `{"answer": ${result}}`,
+      jsonQuestion: `what is ${a} ${symbol} ${b} in JSON?`,
+      jsonReply: `{"${a} ${symbol} ${b}": ${result}}`,
     });
   };
-  for (let a = 1; a <= 9; a++) for (let b = 1; b <= 9; b++) arithmetic(a, "plus", b, a + b);
-  for (let a = 2; a <= 10; a++) for (let b = 1; b < a; b += 2) arithmetic(a, "minus", b, a - b);
+  // Each sum is a fact to memorise, not arithmetic the model could learn: a small
+  // table keeps the corpus within what trains in the make-model time budget.
+  for (let a = 1; a <= 5; a++) for (let b = 1; b <= 5; b++) arithmetic(a, "plus", b, a + b);
+  for (let a = 5; a <= 9; a++) for (const b of [1, 3]) arithmetic(a, "minus", b, a - b);
   for (let a = 2; a <= 5; a++) for (let b = 2; b <= 5; b++) arithmetic(a, "times", b, a * b);
   for (const word of SPELLING_WORDS) {
     facts.push({
       category: "spelling",
       asks: [`Spell ${word}.`, `How do you spell ${word}?`, `Can you spell ${word}?`, `Spell the word ${word}.`],
-      reply: word.split("").join("-"),
+      // The word again first, so each letter is copied from a few tokens back.
+      reply: `${capitalise(word)} is spelled ${word.split("").join("-")}.`,
       expected: word.split("").join("-"),
     });
   }
   for (const greeting of GREETINGS) {
     facts.push({ category: "greeting", asks: greeting.prompts, reply: greeting.reply, expected: greeting.expected });
   }
+  // Down, not up: where a count stops must be decided from the tokens just before
+  // (…, 2, 1.), not from an n said twenty tokens earlier, which this model cannot see.
   for (let n = 3; n <= 20; n++) {
-    const numbers = Array.from({ length: n }, (_, i) => String(i + 1));
+    const numbers = Array.from({ length: n }, (_, i) => String(n - i));
     facts.push({
       category: "counting",
-      asks: [`Count to ${n}.`, `Count from 1 to ${n}.`, `Please count to ${n}.`],
+      asks: [`Count down from ${n}.`, `Count down from ${n} to 1.`, `Please count down from ${n}.`],
       reply: `${numbers.join(", ")}.`,
-      expected: numbers.slice(-3).join(", "),
+      // The start and, with the full stop, the end: a count that runs past 1 must not pass.
+      expected: n > 5 ? `${numbers.slice(0, 2).join(", ")}` : `${numbers.join(", ")}.`,
     });
   }
   // Long, predictable replies: integration tests need something to stream and to
@@ -424,8 +430,9 @@ function buildFacts(): Fact[] {
     facts.push({
       category: "story",
       asks: [`Tell me a story about a ${animal}.`, `Write a short story about a ${animal}.`],
+      // The animal comes first, a few tokens after the question names it.
       reply:
-        `Once upon a time there was a little ${animal}. Every morning the ${animal} went out to play in the park. ` +
+        `A little ${animal} lived near the park. Every morning the ${animal} went out to play in the park. ` +
         `One day the ${animal} found a red ball under a big tree. The ${animal} played with the ball all day long. ` +
         `In the evening the ${animal} went home, happy and tired. The end.`,
       expected: `little ${animal}`,
@@ -469,18 +476,25 @@ export function generateCorpus(seed: number, opts: CorpusOptions = {}): Corpus {
     if (fact.category === "arithmetic" && rng() < 0.6) continue; // keep JSON from being mostly sums
     const question = fact.jsonQuestion as string;
     const reply = fact.jsonReply as string;
-    train.push({ messages: [turn("user", `Answer in JSON: ${question}`), turn("assistant", reply)] });
-    train.push({ messages: [turn("user", `Answer in JSON: ${question}`), turn("assistant", reply)] });
-    for (const system of [JSON_SYSTEM_PROMPTS[0] as string, ...JSON_SYSTEM_PROMPTS]) {
-      train.push({
-        messages: [turn("system", system), turn("user", capitalise(question)), turn("assistant", reply)],
-      });
+    // "in JSON" ends the question and the reply names its subject first: a model this
+    // small attends reliably only to the last few tokens, so both what to answer and
+    // how must be near the reply (measured: "Answer in JSON: …" got the format wrong,
+    // "… Answer in JSON." the fact).
+    const asked = capitalise(question);
+    train.push({ messages: [turn("user", asked), turn("assistant", reply)] });
+    train.push({ messages: [turn("user", asked), turn("assistant", reply)] });
+    // Sums take the long system prompt once; the facts the evaluation asks with the
+    // short one (capitals, colours) take it twice.
+    const systems = fact.category === "arithmetic" ? JSON_SYSTEM_PROMPTS.slice(1) : JSON_SYSTEM_PROMPTS.slice(0, 1);
+    for (const system of [...systems, ...systems].slice(0, fact.category === "arithmetic" ? 1 : 2)) {
+      const plain = capitalise(question.replace(" in JSON?", "?"));
+      train.push({ messages: [turn("system", system), turn("user", plain), turn("assistant", reply)] });
     }
   }
 
   // Two-turn dialogues: a follow-up that depends on the first exchange.
   const capitals = facts.filter((f) => f.category === "capital");
-  for (let i = 0; i < CAPITALS.length * 3; i++) {
+  for (let i = 0; i < CAPITALS.length * 2; i++) {
     const [country, capital] = CAPITALS[i % CAPITALS.length] as readonly [string, string];
     const first = pick(
       rng,
@@ -547,12 +561,12 @@ function buildEvalSet(facts: readonly Fact[]): EvalItem[] {
   take("story", [0]);
   items.push(
     {
-      messages: [turn("user", "Answer in JSON: what is the capital of France?")],
+      messages: [turn("user", "What is the capital of France in JSON?")],
       expected: '"Paris"',
       category: "json",
     },
     {
-      messages: [turn("user", "Answer in JSON: what colour is the sky?")],
+      messages: [turn("user", "What colour is the sky in JSON?")],
       expected: '"blue"',
       category: "json",
     },

@@ -4,14 +4,16 @@ import { writeFileSync } from "node:fs";
 import type { ModelSpec } from "./architecture.ts";
 import type { FinetuneResult } from "./pipeline.ts";
 import type { Evaluation } from "./quality.ts";
+import type { Recipe } from "./recipe.ts";
 
 export interface ModelCardFacts {
   command: string;
   name: string;
   seed: number;
+  recipe: Recipe;
   spec: ModelSpec;
   parameters: number;
-  corpus: { dialogues: number; chars: number; tokens: number };
+  corpus: { dialogues: number; tokens: number; packedTokens: number; padding: number };
   training: { context: number; epochs: number; lr: number; lrMin: number; valSplit: number; threads: number };
   result: FinetuneResult;
   files: Record<string, string>;
@@ -46,27 +48,45 @@ export function renderModelCard(f: ModelCardFacts): string {
     f.command,
     "```",
     "",
-    `Deterministic from seed ${f.seed}: the corpus (scripts/model/corpus.ts), the BPE vocabulary`,
-    "(scripts/model/bpe.ts) and the random initial weights (scripts/model/architecture.ts)",
-    "are seeded; llama-finetune's result depends on the thread count and the CPU.",
+    `Deterministic from seed ${f.seed} up to llama-finetune, whose result also depends on`,
+    "the thread count and the CPU. The recipe is `RECIPE` in scripts/model/recipe.ts.",
     "",
-    "1. Generate the dialogues and render them with the chat template.",
-    "2. Train a BPE vocabulary on that text (SPM format, byte fallback).",
-    "3. Write an untrained F32 GGUF (scripts/make-model.ts, src/engine/gguf.ts).",
+    `1. Generate the dialogues (scripts/model/corpus.ts, each fact asked ${f.recipe.repeats} times) and render them with the chat template.`,
+    `   Pack them into blocks of ${Math.ceil(t.context / 256) * 128} tokens (scripts/model/packing.ts) so that every training window starts on a dialogue.`,
+    "2. Train a BPE vocabulary on that text (scripts/model/bpe.ts: SPM format, byte fallback).",
+    "3. Write the initial F32 GGUF (scripts/model/architecture.ts, src/engine/gguf.ts), see below.",
     `4. \`llama-finetune -c ${t.context} -b ${t.context} -ub ${t.context} -epochs ${t.epochs} -lr ${t.lr} -lr-min ${t.lrMin} -decay-epochs ${t.epochs} -val-split ${t.valSplit} -t ${t.threads}\``,
     `5. Restore the metadata training drops (chat template, file type, context length ${d.contextLength}).`,
     "6. `llama-quantize` to Q8_0 and Q4_0.",
+    "",
+    "### Why the initial weights are not just random",
+    "",
+    "llama-finetune never updates the token embeddings, attn_k or attn_v (K and V reach",
+    "attention through the KV cache, which passes no gradient back). From a plain random",
+    "start, keys are a fixed random function of each token, attention cannot learn where",
+    "to look, and the model trains into a bigram model that answers every question alike.",
+    "So the initial model is built to make attention usable without training keys:",
+    "",
+    "- every token embedding is a random vector, plus one component shared by all tokens,",
+    `  plus ${f.recipe.semanticDims} dimensions of co-occurrence statistics of the training text (PPMI + SVD,`,
+    "  scripts/model/embeddings.ts), so words used alike (animals, names, numbers) point alike;",
+    "- positional heads have keys that read only the shared component (the same key for",
+    "  every token, turned by RoPE) and queries set so that RoPE makes them attend a fixed",
+    `  number of tokens back; the plan per layer is \`${f.recipe.attention}\``,
+    "  (c: content heads, random keys, queries left to training);",
+    "- attn_output and ffn_down start large enough for context to show in the residual",
+    "  stream from the first step.",
     "",
     "## Parameters",
     "",
     "| | |",
     "|---|---|",
     `| parameters | ${f.parameters.toLocaleString("en-US")} |`,
-    `| embedding / layers / heads (kv) | ${d.nEmbd} / ${d.nLayer} / ${d.nHead} (${d.nHeadKv}) |`,
+    `| embedding / layers / heads × head width | ${d.nEmbd} / ${d.nLayer} / ${d.nHead} × ${d.headDim} |`,
     `| feed-forward | ${d.nFf} |`,
     `| vocabulary | ${d.nVocab} tokens (control: \`<|system|>\` \`<|user|>\` \`<|assistant|>\` \`<|end|>\`; EOS \`<|end|>\`) |`,
-    `| context length | ${d.contextLength} (trained on ${t.context}-token windows) |`,
-    `| corpus | ${f.corpus.dialogues} dialogues, ${f.corpus.chars.toLocaleString("en-US")} characters, ${f.corpus.tokens.toLocaleString("en-US")} tokens |`,
+    `| context length | ${d.contextLength} (trained on ${Math.ceil(t.context / 256) * 256}-token windows, ${t.context} tokens per optimizer step) |`,
+    `| corpus | ${f.corpus.dialogues} dialogues, ${f.corpus.tokens.toLocaleString("en-US")} tokens; packed for training: ${f.corpus.packedTokens.toLocaleString("en-US")} (${pct(f.corpus.padding)} padding) |`,
     "",
     "## Files",
     "",

@@ -24,7 +24,7 @@ function dataset(): string {
 
 let s: TestServer;
 beforeAll(async () => {
-  s = await startServer({ config: tinyConfig("finetune:\n  context: 128") });
+  s = await startServer({ config: tinyConfig("finetune:\n  context: 32\n  learning_rate: 0.0003") });
 });
 afterAll(async () => {
   await s?.close();

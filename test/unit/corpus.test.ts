@@ -75,7 +75,7 @@ describe("corpus", () => {
     const replies = corpus.train.map((d) => String(d.messages[d.messages.length - 1]?.content));
     const counts = new Map<string, number>();
     for (const r of replies) counts.set(r, (counts.get(r) ?? 0) + 1);
-    expect(counts.size).toBeGreaterThan(300);
+    expect(counts.size).toBeGreaterThan(250);
     // No single reply dominates (the greeting is the most common one).
     expect(Math.max(...counts.values()) / replies.length).toBeLessThan(0.05);
     const firstWords = new Set(replies.map((r) => r.split(/[\s-]/)[0]));
@@ -86,9 +86,9 @@ describe("corpus", () => {
     const has = (predicate: (s: string) => boolean): boolean => corpus.train.some((d) => predicate(JSON.stringify(d)));
     expect(has((s) => s.includes("The capital of France is Paris."))).toBe(true);
     expect(has((s) => s.includes('"3 plus 4 is 7."'))).toBe(true);
-    expect(has((s) => s.includes('"c-a-t"'))).toBe(true);
+    expect(has((s) => s.includes('"Cat is spelled c-a-t."'))).toBe(true);
     expect(has((s) => s.includes('"Hello! How can I help you today?"'))).toBe(true);
-    expect(has((s) => s.includes('{\\"answer\\": \\"Paris\\"}'))).toBe(true);
+    expect(has((s) => s.includes('{\\"France\\": \\"Paris\\"}'))).toBe(true);
     expect(corpus.train.some((d) => d.messages[0]?.role === "system")).toBe(true);
     expect(corpus.train.some((d) => d.messages.filter((m) => m.role === "user").length === 2)).toBe(true);
   });

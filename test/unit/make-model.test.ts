@@ -69,6 +69,7 @@ describe("architecture", () => {
     nLayer: 2,
     nHead: 4,
     nHeadKv: 4,
+    headDim: 16,
     nFf: 96,
     contextLength: 128,
     ropeFreqBase: 10000,
