@@ -11,6 +11,7 @@ import { RedisUsageLog } from "../../src/telemetry/redis-usage-log.ts";
 import type { UsageGroup } from "../../src/telemetry/summary.ts";
 import { type PrivateRedis, privateRedis } from "../helpers/redis.ts";
 import { REPO, startServer, type TestServer, tinyConfig } from "../helpers/server.ts";
+import { usageRecord } from "../helpers/usage-record.ts";
 
 let redis: PrivateRedis;
 beforeAll(async () => {
@@ -21,20 +22,8 @@ afterAll(async () => {
   await redis?.stop();
 });
 
-const record = (id: string, startedAt = new Date()): UsageRecord => ({
-  request_id: id,
-  started_at: startedAt.toISOString(),
-  key_id: "anonymous",
-  served_model: "synthetic",
-  status: 200,
-  stream: false,
-  client_disconnected: false,
-  prompt_tokens: 3,
-  completion_tokens: 4,
-  estimated: false,
-  latency_ms: 12.5,
-  fallbacks: 0,
-});
+const record = (id: string, startedAt = new Date()): UsageRecord =>
+  usageRecord({ request_id: id, started_at: startedAt.toISOString(), served_model: "synthetic" });
 
 /** A logger whose lines the test can read. */
 function capturingLogger(): { logger: pino.Logger; lines: () => { level: number; msg: string }[] } {

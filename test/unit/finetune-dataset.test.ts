@@ -3,7 +3,7 @@ import { CHAT_TEMPLATE, renderChat } from "../../scripts/model/chat-template.ts"
 import { ChatTemplate, type TemplateMessage } from "../../src/engine/chat-template.ts";
 import { type ExampleMessage, parseDataset, renderDataset } from "../../src/finetune/dataset.ts";
 import { isId, newId } from "../../src/finetune/ids.ts";
-import { minimumTokens, planWindows } from "../../src/finetune/prepare.ts";
+import { minimumTokens, planWindows, trainerWindow } from "../../src/finetune/prepare.ts";
 
 const good = JSON.stringify({
   messages: [
@@ -57,6 +57,12 @@ describe("renderDataset", () => {
     const text = renderDataset(examples, opts);
     expect(text).toBe(renderDataset(examples, opts));
     for (const e of examples) expect(text).toContain(`<s>${renderChat(e.messages, { addGenerationPrompt: false })}`);
+  });
+});
+
+describe("trainerWindow", () => {
+  it("is the context llama.cpp pads to a multiple of 256", () => {
+    expect([32, 64, 128, 256, 257, 512].map(trainerWindow)).toEqual([256, 256, 256, 256, 512, 512]);
   });
 });
 

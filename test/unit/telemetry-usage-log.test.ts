@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { JsonlUsageLog } from "../../src/telemetry/jsonl-usage-log.ts";
 import type { UsageRecord } from "../../src/telemetry/record.ts";
+import { usageRecord } from "../helpers/usage-record.ts";
 
 let dir: string;
 beforeEach(() => {
@@ -11,19 +12,7 @@ beforeEach(() => {
 });
 afterEach(() => rmSync(dir, { recursive: true, force: true }));
 
-const record = (id: string, startedAt: string): UsageRecord => ({
-  request_id: id,
-  started_at: startedAt,
-  key_id: "anonymous",
-  status: 200,
-  stream: false,
-  client_disconnected: false,
-  prompt_tokens: 3,
-  completion_tokens: 4,
-  estimated: false,
-  latency_ms: 12.5,
-  fallbacks: 0,
-});
+const record = (id: string, startedAt: string): UsageRecord => usageRecord({ request_id: id, started_at: startedAt });
 
 async function ids(log: JsonlUsageLog, since: string, until: string): Promise<string[]> {
   const out: string[] = [];

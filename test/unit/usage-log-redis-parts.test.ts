@@ -3,8 +3,8 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { DropOldestQueue } from "../../src/telemetry/drop-oldest-queue.ts";
-import type { UsageRecord } from "../../src/telemetry/record.ts";
 import { CLOCK_SKEW_MS, decodeEntry, MAX_WRITE_DELAY_MS, streamRange } from "../../src/telemetry/redis-usage-log.ts";
+import { usageRecord } from "../helpers/usage-record.ts";
 
 describe("DropOldestQueue", () => {
   it("keeps the newest items up to capacity and reports what it dropped", () => {
@@ -73,19 +73,7 @@ describe("streamRange", () => {
 });
 
 describe("decodeEntry", () => {
-  const record: UsageRecord = {
-    request_id: "req-1",
-    started_at: "2026-01-01T00:00:00.000Z",
-    key_id: "anonymous",
-    status: 200,
-    stream: false,
-    client_disconnected: false,
-    prompt_tokens: 3,
-    completion_tokens: 4,
-    estimated: false,
-    latency_ms: 12.5,
-    fallbacks: 0,
-  };
+  const record = usageRecord();
 
   it("reads back what append wrote", () => {
     expect(decodeEntry({ replica: "a", record: JSON.stringify(record) })).toEqual({ replica: "a", record });
