@@ -26,7 +26,7 @@
 // redis-server on a spare port, started and stopped here. Linux only (/proc).
 // Raw results: bench/results/cache-latest.json. Nothing here asserts a timing.
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -49,6 +49,8 @@ const ROUNDS = Number(process.env.ROUNDS ?? 5);
 const LAYER_LOOKUPS = Number(process.env.LAYER_LOOKUPS ?? 10_000);
 const GOAL_REDIS_HIT_P99_MS = 2;
 const START_TIMEOUT_MS = 180_000;
+/** Extra node flags for the server, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p". */
+const NODE_ARGS = (process.env.BENCH_NODE_ARGS ?? "").split(/\s+/).filter((a) => a !== "");
 
 type Kind = "hit" | "miss";
 
@@ -74,7 +76,8 @@ interface StoreRun {
 interface Server {
   port: number;
   pid: number;
-  records: Record<Kind, number[]>;
+  /** The usage records' latency_ms so far, by cache result, from the server's log lines. */
+  records(): Record<Kind, number[]>;
   stop(): Promise<void>;
 }
 
@@ -86,33 +89,33 @@ async function startServer(cache: Record<string, unknown>, workDir: string): Pro
   const config = {
     server: { host: "127.0.0.1", port },
     cache,
+    ...(process.env.BENCH_USAGE_LOG ? { usage_log: { store: process.env.BENCH_USAGE_LOG } } : {}),
     models: [{ id: "tiny", provider: "llama", path: MODEL, context_size: 512, threads: 1, preload: true }],
   };
   writeFileSync(configPath, JSON.stringify(config));
-  const child: ChildProcess = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+  // The server's log goes to a file, read only between measured batches: a pipe would wake this
+  // process to parse lines while the server is serving, and on 2 cores that is a competitor for
+  // the core Redis needs.
+  const logFile = join(workDir, "server.log");
+  const logFd = openSync(logFile, "w");
+  const child: ChildProcess = spawn(process.execPath, [...NODE_ARGS, "--import", "tsx", "src/main.ts"], {
     cwd: REPO,
     env: { ...process.env, MODELS_CONFIG: configPath, DATA_DIR: join(workDir, "data"), LOG_LEVEL: "info" },
-    stdio: ["ignore", "pipe", "pipe"],
+    stdio: ["ignore", logFd, logFd],
   });
+  closeSync(logFd);
   const kill = () => child.kill("SIGKILL");
   process.once("exit", kill);
-  const records: Record<Kind, number[]> = { hit: [], miss: [] };
-  let pending = "";
-  let tail = "";
-  child.stdout?.on("data", (chunk: Buffer) => {
-    const text = pending + chunk.toString();
-    const lines = text.split("\n");
-    pending = lines.pop() ?? "";
-    for (const line of lines) {
-      tail = `${tail}${line}\n`.slice(-4000);
+  const records = (): Record<Kind, number[]> => {
+    const found: Record<Kind, number[]> = { hit: [], miss: [] };
+    for (const line of readFileSync(logFile, "utf8").split("\n")) {
       if (!line.includes('"msg":"request"')) continue;
       const { record } = JSON.parse(line) as { record: { cache?: string; latency_ms: number } };
-      if (record.cache === "hit" || record.cache === "miss") records[record.cache].push(record.latency_ms);
+      if (record.cache === "hit" || record.cache === "miss") found[record.cache].push(record.latency_ms);
     }
-  });
-  child.stderr?.on("data", (chunk: Buffer) => {
-    tail = (tail + chunk.toString()).slice(-4000);
-  });
+    return found;
+  };
+  const tail = () => readFileSync(logFile, "utf8").slice(-4000);
   const stop = async () => {
     if (child.exitCode === null && child.signalCode === null) {
       await new Promise<void>((resolve) => {
@@ -126,7 +129,7 @@ async function startServer(cache: Record<string, unknown>, workDir: string): Pro
   while ((await get(port, "/healthz")) !== 200) {
     if (child.exitCode !== null || Date.now() > deadline) {
       await stop();
-      throw new Error(`the server did not become ready\n${tail}`);
+      throw new Error(`the server did not become ready\n${tail()}`);
     }
     await new Promise((r) => setTimeout(r, 200));
   }
@@ -213,7 +216,10 @@ async function measure(store: StoreRun["store"], redisUrl: string): Promise<Stor
     // The first request stores the answer; then warm-up (JIT, connections) that is not kept.
     await batch("miss", 3, false);
     await batch("hit", 300, false);
-    const warmRecords = { hit: server.records.hit.length, miss: server.records.miss.length };
+    // The server writes its log lines in 4 KB batches and at least once a second.
+    await new Promise((r) => setTimeout(r, 1100));
+    const warm = server.records();
+    const warmRecords = { hit: warm.hit.length, miss: warm.miss.length };
     const machine0 = machineBusySeconds();
     const self0 = selfCpuSeconds();
     const server0 = processCpuSeconds(server.pid);
@@ -234,10 +240,11 @@ async function measure(store: StoreRun["store"], redisUrl: string): Promise<Stor
       const ours = server1 - server0 + (selfCpuSeconds() - self0);
       run.otherCores = (machine1 - machine0 - ours) / seconds;
     }
-    // A record goes out just after its response: give the last ones a moment.
-    await new Promise((r) => setTimeout(r, 300));
-    run.serverMs.hit = server.records.hit.slice(warmRecords.hit);
-    run.serverMs.miss = server.records.miss.slice(warmRecords.miss);
+    // A record goes out just after its response, its log line within a second.
+    await new Promise((r) => setTimeout(r, 1100));
+    const all = server.records();
+    run.serverMs.hit = all.hit.slice(warmRecords.hit);
+    run.serverMs.miss = all.miss.slice(warmRecords.miss);
   } finally {
     if (raw?.isOpen) {
       await raw.del("switchyard:bench:round-trip");

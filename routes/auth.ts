@@ -8,10 +8,15 @@ import type { Services } from "../src/services.ts";
 import { keyId } from "../src/telemetry/record.ts";
 import type { AppEnv } from "./env.ts";
 import { errorResponse } from "./errors.ts";
+import { requestHeader } from "./node-http.ts";
 
 export function requireKey(services: Services, area: Area): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const refused = authorize(area, services.keys.identify(c.req.header("authorization")), services.keys.configured);
+    const refused = authorize(
+      area,
+      services.keys.identify(requestHeader(c, "authorization")),
+      services.keys.configured,
+    );
     if (refused) return errorResponse(c, refused);
     return next();
   };
@@ -22,7 +27,7 @@ export function rateLimit(services: Services): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const limiter = services.rateLimiter;
     if (limiter === undefined) return next();
-    const refused = await limiter.admit(keyId(c.req.header("authorization")));
+    const refused = await limiter.admit(keyId(requestHeader(c, "authorization")));
     if (refused) return errorResponse(c, refused);
     return next();
   };
@@ -38,8 +43,8 @@ export function limitBody(limit: number, uploadLimit = limit): MiddlewareHandler
     // A declared length (node's parser holds the body to it) is checked from the header alone:
     // bodyLimit reads `c.req.raw.body`, for which @hono/node-server builds a whole web Request
     // around the socket, a cost every chat request would pay.
-    const length = c.req.header("content-length");
-    if (length !== undefined && /^\d+$/.test(length) && c.req.header("transfer-encoding") === undefined) {
+    const length = requestHeader(c, "content-length");
+    if (length !== undefined && /^\d+$/.test(length) && requestHeader(c, "transfer-encoding") === undefined) {
       const maxSize = isUpload ? uploadLimit : limit;
       return Number(length) > maxSize ? Promise.resolve(errorResponse(c, payloadTooLarge(maxSize))) : next();
     }

@@ -3,6 +3,7 @@ import type { Context } from "hono";
 import { AbortedError, ModelLoadError, QueueFullError, QueueTimeoutError } from "../src/engine/errors.ts";
 import { ApiError, errorBody, internal, rateLimited, serviceUnavailable } from "../src/openai/errors.ts";
 import type { AppEnv } from "./env.ts";
+import { clientGone } from "./node-http.ts";
 
 export function toHttpError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
@@ -17,7 +18,7 @@ export function toHttpError(err: unknown): ApiError {
 
 export function errorResponse(c: Context<AppEnv>, err: unknown): Response {
   // A body that failed to arrive because its client went away is the client's doing, not a 500.
-  const gone = !(err instanceof ApiError) && c.req.raw.signal.aborted;
+  const gone = !(err instanceof ApiError) && clientGone(c);
   const api = gone ? toHttpError(new AbortedError()) : toHttpError(err);
   c.get("telemetry")?.failed(api);
   if (api.retryAfterSeconds !== undefined) c.header("retry-after", String(api.retryAfterSeconds));

@@ -3,16 +3,17 @@
 import type { MiddlewareHandler } from "hono";
 import type { Services } from "../src/services.ts";
 import type { AppEnv } from "./env.ts";
+import { clientGone, requestHeader } from "./node-http.ts";
 
 export function recordRequests(services: Services): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const telemetry = services.telemetry.begin(c.get("requestId"), c.req.header("authorization"));
+    const telemetry = services.telemetry.begin(c.get("requestId"), requestHeader(c, "authorization"));
     c.set("telemetry", telemetry);
     try {
       await next();
     } finally {
       // A streamed answer ends the record itself when the stream is over.
-      if (!telemetry.endsItself) telemetry.end(c.res.status, c.req.raw.signal.aborted);
+      if (!telemetry.endsItself) telemetry.end(c.res.status, clientGone(c));
     }
   };
 }

@@ -14,6 +14,7 @@ import { fineTuningRoutes } from "../routes/fine-tuning.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { metricsRoutes } from "../routes/metrics.ts";
 import { modelRoutes } from "../routes/models.ts";
+import { requestHeader, responseHeader } from "../routes/node-http.ts";
 import { recordRequests } from "../routes/record-request.ts";
 import { methodNotAllowed, routeNotFound } from "./openai/errors.ts";
 import type { Services } from "./services.ts";
@@ -25,11 +26,11 @@ export function createApp(services: Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
   app.use(async (c, next) => {
-    const given = c.req.header("x-request-id");
+    const given = requestHeader(c, "x-request-id");
     const requestId = given && REQUEST_ID.test(given) ? given : randomUUID();
     c.set("requestId", requestId);
     c.set("log", services.logger.child({ requestId }));
-    c.header("x-request-id", requestId);
+    responseHeader(c, "x-request-id", requestId);
     await next();
   });
 

@@ -116,6 +116,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
   );
   const cache = config.cache.mode === "off" ? undefined : ResponseCache.create(config.cache, logger);
   const digests = new Map<string, string>();
+  const fingerprints = new Map<string, string>();
   const catalog = new ModelCatalog(config.models.map(toServed), config.default_model);
   const traffic = new Traffic({
     experiments: config.experiments,
@@ -195,11 +196,18 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     bodyLimitBytes: options.bodyLimitBytes ?? config.limits.maxBodyBytes,
     uploadLimitBytes: options.uploadLimitBytes ?? config.limits.maxUploadBytes,
     fineTuning,
-    fingerprint: (id) =>
-      `fp_${createHash("sha256")
-        .update(`${id}\0${pool.spec(id)?.path ?? ""}`)
-        .digest("hex")
-        .slice(0, 10)}`,
+    fingerprint: (id) => {
+      // Asked once per response: a digest per request was ~3 µs of a proxied request's CPU.
+      let fingerprint = fingerprints.get(id);
+      if (fingerprint === undefined) {
+        fingerprint = `fp_${createHash("sha256")
+          .update(`${id}\0${pool.spec(id)?.path ?? ""}`)
+          .digest("hex")
+          .slice(0, 10)}`;
+        fingerprints.set(id, fingerprint);
+      }
+      return fingerprint;
+    },
     health: () => ({
       ready: state === "ok",
       status: state,

@@ -36,21 +36,24 @@ export async function serveWithCache(
   return { stream: recording(stream, (entry) => cache.set(key, entry), meta), status: "miss", cacheError };
 }
 
+/**
+ * The provider's events as they pass, stored once the provider's stream ended normally with
+ * every choice finished (not thrown, not abandoned). A plain iterator rather than an async
+ * generator: it runs once per event, and a generator costs several promises per step.
+ */
 function recording(
   stream: ChatStream,
   store: (entry: CachedCompletion) => void,
   meta: { model: string; choices: number },
 ): ChatStream {
   const recorder = new EventRecorder();
-  async function* events(): AsyncGenerator<ChatEvent> {
-    const finished = new Set<number>();
-    for await (const event of stream.events) {
-      recorder.record(event);
-      if (event.type === "finish") finished.add(event.index);
-      yield event;
-    }
-    // Reached only when the provider's stream ended normally (not thrown, not abandoned).
-    if (finished.size === meta.choices) {
+  const finished = new Set<number>();
+  const source = stream.events[Symbol.asyncIterator]();
+  const seen = (next: IteratorResult<ChatEvent>): IteratorResult<ChatEvent> => {
+    if (!next.done) {
+      recorder.record(next.value);
+      if (next.value.type === "finish") finished.add(next.value.index);
+    } else if (finished.size === meta.choices) {
       const entry: CachedCompletion = {
         v: 1,
         model: meta.model,
@@ -58,11 +61,22 @@ function recording(
         usage: stream.usage(),
         storedAt: Date.now(),
       };
+      // Once: a consumer that asks again after the end must not store it twice.
+      finished.clear();
       // This runs before the route has written its response: the write (and, for Redis, its
       // serialisation) waits for the next turn of the event loop so the client does not wait
       // for it. That turn comes before any later request is read, so it still finds the entry.
       setImmediate(store, entry);
     }
-  }
-  return { events: events(), usage: stream.usage };
+    return next;
+  };
+  const iterator: AsyncIterator<ChatEvent> = {
+    next: () => source.next().then(seen),
+    // Abandoned: nothing is stored, and the provider is told to stop.
+    return: (value?: unknown) => {
+      finished.clear();
+      return source.return?.(value) ?? Promise.resolve({ done: true, value: value as ChatEvent });
+    },
+  };
+  return { events: { [Symbol.asyncIterator]: () => iterator }, usage: stream.usage };
 }
