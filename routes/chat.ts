@@ -2,19 +2,19 @@
 // cache, answer as JSON or SSE.
 import { randomUUID } from "node:crypto";
 import { type Context, Hono } from "hono";
-import { stream } from "hono/streaming";
 import { cacheKey } from "../src/cache/key.ts";
 import { decideCaching } from "../src/cache/policy.ts";
 import { serveWithCache } from "../src/cache/serve.ts";
 import { ChatCompletionRequest, checkSupported } from "../src/openai/chat.ts";
 import { type CompletionMeta, collect, toChunks, usageChunk } from "../src/openai/completion.ts";
 import { fromZodError } from "../src/openai/errors.ts";
-import { SSE_DONE, SSE_HEADERS, sseError, sseEvent } from "../src/openai/sse.ts";
+import { SSE_DONE, sseError, sseEvent } from "../src/openai/sse.ts";
 import type { Services } from "../src/services.ts";
 import type { AppEnv } from "./env.ts";
 import { errorResponse, toHttpError } from "./errors.ts";
 import { readJson } from "./json.ts";
 import { clientGone, onClientGone, requestHeader, responseHeader } from "./node-http.ts";
+import { sendSse } from "./sse.ts";
 
 export function chatRoutes(services: Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -95,12 +95,9 @@ export function chatRoutes(services: Services): Hono<AppEnv> {
       }
     }
 
-    // Through Hono: the adapter writes a stream's content-type itself unless the response has one.
-    for (const [name, value] of Object.entries(SSE_HEADERS)) c.header(name, value);
     const includeUsage = req.stream_options?.include_usage === true;
     telemetry?.respondingLater();
-    return stream(c, async (out) => {
-      out.onAbort(() => abort?.abort(CLIENT_GONE));
+    return sendSse(c, async (out) => {
       let complete = false;
       try {
         for await (const chunk of toChunks(result.events, meta, includeUsage)) {
@@ -113,10 +110,11 @@ export function chatRoutes(services: Services): Hono<AppEnv> {
         // The status line is gone; OpenAI's SDKs raise on a data event holding `error`.
         const api = toHttpError(err);
         telemetry?.failed(api);
-        if (!out.aborted) await out.write(sseError(api));
+        if (!out.closed) await out.write(sseError(api));
       } finally {
-        if (!complete) abort?.abort(RESPONSE_DONE);
-        telemetry?.end(200, out.aborted || clientGone(c));
+        // Gone or failed: the provider stops (a client that went away has aborted it already).
+        if (!complete) abort?.abort(out.closed ? CLIENT_GONE : RESPONSE_DONE);
+        telemetry?.end(200, out.closed || clientGone(c));
       }
     });
   });

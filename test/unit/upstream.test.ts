@@ -6,7 +6,7 @@ import { parseConfig } from "../../src/config/load.ts";
 import { ChatCompletionRequest } from "../../src/openai/chat.ts";
 import { collect } from "../../src/openai/completion.ts";
 import type { ChatEvent } from "../../src/providers/provider.ts";
-import { parseChunk, parseCompletion } from "../../src/providers/upstream/chunks.ts";
+import { chunkEvents, parseChunk, parseCompletion, plainTextChunk } from "../../src/providers/upstream/chunks.ts";
 import { parseEnvelope, requestFailure, statusFailure } from "../../src/providers/upstream/errors.ts";
 import { chatEndpoint, upstreamBody } from "../../src/providers/upstream/request.ts";
 import { MAX_RETRY_DELAY_MS, retryAfterMs, retryDelayMs } from "../../src/providers/upstream/retry.ts";
@@ -94,6 +94,80 @@ describe("parseChunk", () => {
     expect(parseChunk('{"error":{"message":"boom"}}')).toEqual({ kind: "error" });
     expect(parseChunk("not json").kind).toBe("invalid");
     expect(parseChunk('{"choices":"nope"}').kind).toBe("invalid");
+  });
+
+  it("reads plain text deltas without the schema, and gives the schema's answer whenever it does", () => {
+    const text = JSON.parse(chunkOf([{ index: 0, delta: { content: "Hi" }, logprobs: null, finish_reason: null }]));
+    expect(plainTextChunk(text)).toEqual({
+      kind: "events",
+      events: [{ type: "content", index: 0, text: "Hi" }],
+      usage: undefined,
+    });
+    const last = JSON.parse(chunkOf([{ index: 0, delta: {}, finish_reason: "stop" }], { system_fingerprint: "fp" }));
+    expect(plainTextChunk(last)?.events).toEqual([{ type: "finish", index: 0, reason: "stop" }]);
+    // Anything else is the schema's to read.
+    const tool = JSON.parse(chunkOf([{ index: 0, delta: { tool_calls: [] }, finish_reason: null }]));
+    expect(plainTextChunk(tool)).toBeUndefined();
+
+    // Mostly absent (undefined drops out of the JSON), else a value of some type.
+    const value = fc.oneof(
+      { arbitrary: fc.constant(undefined), weight: 8 },
+      fc.constant(null),
+      fc.string({ maxLength: 3 }),
+      fc.integer(),
+      fc.double(),
+    );
+    // Usually the field a plain chunk has, sometimes anything.
+    const mostly = <T>(usual: fc.Arbitrary<T>) => fc.oneof({ arbitrary: usual, weight: 12 }, value);
+    const delta = fc.record(
+      {
+        role: mostly(fc.constantFrom("assistant", "user")),
+        content: mostly(fc.string({ maxLength: 4 })),
+        refusal: value,
+        tool_calls: fc.oneof(
+          { arbitrary: fc.constant(undefined), weight: 8 },
+          fc.constantFrom([], [{ index: 0 }], "x"),
+        ),
+        extra: value,
+      },
+      { requiredKeys: [] },
+    );
+    const choice = fc.record(
+      {
+        index: mostly(fc.nat(3)),
+        delta: mostly(delta),
+        logprobs: fc.oneof(fc.constant({ content: null, refusal: null }), value),
+        finish_reason: mostly(fc.constantFrom(null, "stop", "length", "tool_calls", "bogus")),
+        vendor: value,
+      },
+      { requiredKeys: ["index", "delta", "finish_reason"] },
+    );
+    const chunk = fc.record(
+      {
+        id: mostly(fc.constant("c")),
+        object: mostly(fc.constant("chat.completion.chunk")),
+        created: mostly(fc.constant(1)),
+        model: mostly(fc.constant("m")),
+        choices: mostly(fc.oneof({ arbitrary: fc.tuple(choice), weight: 4 }, fc.array(choice, { maxLength: 2 }))),
+        usage: fc.oneof(fc.constant({ prompt_tokens: 1, completion_tokens: 2, total_tokens: 3 }), value),
+        system_fingerprint: value,
+        service_tier: value,
+      },
+      { requiredKeys: ["id", "object", "created", "model", "choices"] },
+    );
+    let taken = 0;
+    fc.assert(
+      fc.property(chunk, (c) => {
+        const json = JSON.parse(JSON.stringify(c)) as unknown;
+        const fast = plainTextChunk(json);
+        if (fast === undefined) return;
+        taken++;
+        expect(fast).toEqual(chunkEvents(json));
+      }),
+      { numRuns: 5000 },
+    );
+    // The generator reaches the plain shape often enough for the comparison to mean something.
+    expect(taken).toBeGreaterThan(40);
   });
 
   it("reads a whole completion from an upstream that answered a stream with JSON", () => {

@@ -1,7 +1,14 @@
 // An upstream's chat completion chunks (or whole completion) → the provider events the rest of
 // Switchyard works with. Pure; validated with the wire schemas of src/openai, which keep what
 // OpenAI defines and drop vendor additions.
-import { ChatCompletion, ChatCompletionChunk, type ChatCompletionChunkChoice, type Usage } from "../../openai/chat.ts";
+import {
+  ChatCompletion,
+  ChatCompletionChunk,
+  type ChatCompletionChunkChoice,
+  FinishReason,
+  type FinishReason as FinishReasonValue,
+  type Usage,
+} from "../../openai/chat.ts";
 import type { ChatEvent, TokenUsage } from "../provider.ts";
 
 export interface ChunkEvents {
@@ -26,6 +33,11 @@ export function parseChunk(data: string): ChunkEvents | Invalid | { kind: "error
     return { kind: "invalid", problem: "an event that is not JSON" };
   }
   if (typeof json === "object" && json !== null && "error" in json && !("choices" in json)) return { kind: "error" };
+  return plainTextChunk(json) ?? chunkEvents(json);
+}
+
+/** The schema's reading of a parsed chunk (plainTextChunk covers the common case first). */
+export function chunkEvents(json: unknown): ChunkEvents | Invalid {
   const chunk = ChatCompletionChunk.safeParse(json);
   if (!chunk.success) {
     return { kind: "invalid", problem: `a chunk that is not a chat.completion.chunk (${firstIssue(chunk.error)})` };
@@ -33,6 +45,50 @@ export function parseChunk(data: string): ChunkEvents | Invalid | { kind: "error
   const events: ChatEvent[] = [];
   for (const choice of chunk.data.choices) choiceEvents(choice, events);
   return { kind: "events", events, usage: chunk.data.usage ? tokenUsage(chunk.data.usage) : undefined };
+}
+
+const FINISH_REASONS: ReadonlySet<unknown> = new Set(FinishReason.options);
+const DELTA_KEYS: ReadonlySet<string> = new Set(["role", "content"]);
+
+/**
+ * Nearly every chunk a stream carries is one choice's text delta: read it without the schema.
+ * An upstream sends one per token, and validating each with ChatCompletionChunk was a fifth of
+ * the CPU of a streamed reply in bench/upstream.ts. Anything this does not recognise as
+ * exactly that shape (tool calls, refusals, logprobs, usage, several choices, a field of the
+ * wrong type) is left to the schema: undefined. A property test holds its answers to the
+ * schema's (test/unit/upstream.test.ts).
+ */
+export function plainTextChunk(json: unknown): ChunkEvents | undefined {
+  if (typeof json !== "object" || json === null || Array.isArray(json)) return undefined;
+  const c = json as Record<string, unknown>;
+  if (
+    typeof c.id !== "string" ||
+    c.object !== "chat.completion.chunk" ||
+    !Number.isSafeInteger(c.created) ||
+    typeof c.model !== "string" ||
+    (c.usage !== undefined && c.usage !== null) ||
+    (c.system_fingerprint !== undefined && typeof c.system_fingerprint !== "string") ||
+    (c.service_tier !== undefined && c.service_tier !== null && typeof c.service_tier !== "string") ||
+    !Array.isArray(c.choices) ||
+    c.choices.length !== 1
+  ) {
+    return undefined;
+  }
+  const choice = c.choices[0] as unknown;
+  if (typeof choice !== "object" || choice === null || Array.isArray(choice)) return undefined;
+  const { index, delta, logprobs, finish_reason: finish } = choice as Record<string, unknown>;
+  if (!Number.isSafeInteger(index) || (logprobs !== undefined && logprobs !== null)) return undefined;
+  if (finish !== null && !FINISH_REASONS.has(finish)) return undefined;
+  if (typeof delta !== "object" || delta === null || Array.isArray(delta)) return undefined;
+  const d = delta as Record<string, unknown>;
+  for (const key in d) if (!DELTA_KEYS.has(key)) return undefined;
+  if (d.role !== undefined && d.role !== "assistant") return undefined;
+  if (d.content !== undefined && d.content !== null && typeof d.content !== "string") return undefined;
+  const events: ChatEvent[] = [];
+  const i = index as number;
+  if (typeof d.content === "string" && d.content !== "") events.push({ type: "content", index: i, text: d.content });
+  if (finish !== null) events.push({ type: "finish", index: i, reason: finish as FinishReasonValue });
+  return { kind: "events", events, usage: undefined };
 }
 
 function choiceEvents(choice: ChatCompletionChunkChoice, out: ChatEvent[]): void {
