@@ -4,7 +4,8 @@
 //
 // One simulated request: begin → requested → watch a provider stream of one content delta
 // and a finish → end → buildRecord + reference cost + metrics + usage log append + the
-// pino "request" line (to /dev/null through pino's asynchronous destination). The budget is
+// pino "request" line (to /dev/null through pino's asynchronous destination, buffered as the
+// server's). The budget is
 // 20 µs a request. N: BENCH_N (default 100000).
 //
 // BENCH_REDIS_URL=redis://127.0.0.1:6379 measures the Redis-stream usage log (models.yaml
@@ -16,6 +17,7 @@ import { join } from "node:path";
 import pino from "pino";
 import { EventQueue } from "../src/providers/event-queue.ts";
 import type { ChatEvent, ChatStream } from "../src/providers/provider.ts";
+import { LOG_BUFFER_BYTES } from "../src/services.ts";
 import { buildRecord, type RequestFacts } from "../src/telemetry/record.ts";
 import { Telemetry } from "../src/telemetry/telemetry.ts";
 
@@ -55,7 +57,12 @@ async function cpuPerRun(
 
 async function main(): Promise<void> {
   const dataDir = mkdtempSync(join(tmpdir(), "switchyard-bench-telemetry-"));
-  const logger = pino({ level: "info" }, pino.destination({ dest: "/dev/null", sync: false }));
+  // Buffered as the server's own log is (src/services.ts): a write(2) per line would be the
+  // bench's cost, not the server's.
+  const logger = pino(
+    { level: "info" },
+    pino.destination({ dest: "/dev/null", sync: false, minLength: LOG_BUFFER_BYTES }),
+  );
   const redisUrl = process.env.BENCH_REDIS_URL;
   const telemetry = new Telemetry({
     logger,

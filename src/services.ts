@@ -243,7 +243,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
 }
 
 /** Bytes of log lines gathered before one write to stdout. */
-const LOG_BUFFER_BYTES = 4096;
+export const LOG_BUFFER_BYTES = 4096;
 /** How far the log may lag on a quiet server, whose lines do not fill the buffer. */
 const LOG_FLUSH_MS = 1000;
 

@@ -29,11 +29,15 @@ export class RequestTelemetry {
   private estimated = false;
   private firstDelta: number | undefined;
   private lastDelta: number | undefined;
-  private settled: Promise<void> = Promise.resolve();
-  private settle: (() => void) | undefined;
+  /** A watched stream that has not ended yet: the record waits for its final usage. */
+  private streaming = false;
   private tapping = false;
   private respondsLater = false;
   private ended = false;
+  private reported = false;
+  private status = 0;
+  private clientDisconnected = false;
+  private endMs = 0;
 
   /** `keyId` and `sink` are shared by all requests; the bearer header is hashed only after the response. */
   constructor(
@@ -85,10 +89,8 @@ export class RequestTelemetry {
   watch(chat: ChatStream, estimated = false): ChatStream {
     this.usage = chat.usage;
     this.estimated = estimated;
-    this.settled = new Promise((resolve) => {
-      this.settle = resolve;
-    });
-    return { events: this.tap(chat.events), usage: chat.usage };
+    this.streaming = true;
+    return { events: new TappedEvents(chat.events[Symbol.asyncIterator](), this), usage: chat.usage };
   }
 
   /** The route answers with a stream and calls end() itself when the stream is over. */
@@ -102,36 +104,60 @@ export class RequestTelemetry {
 
   /**
    * The response is complete (or abandoned). The record goes out once the provider's stream
-   * has settled, so usage counts are final; nothing here waits on I/O.
+   * has ended too, so usage counts are final; nothing here waits on I/O.
    */
   end(status: number, clientDisconnected: boolean): void {
     if (this.ended) return;
     this.ended = true;
-    const endMs = performance.now() - this.start;
+    this.endMs = performance.now() - this.start;
+    this.status = status;
+    this.clientDisconnected = clientDisconnected;
     // A stream nobody began to read has nothing to wait for.
-    if (!this.tapping) this.settle?.();
-    this.settled.then(() =>
-      this.sink({
-        requestId: this.requestId,
-        startedAt: this.startedAt,
-        keyId: this.keyId(this.authorization),
-        model: this.model,
-        servedModel: this.target?.id,
-        provider: this.target?.provider,
-        experiment: this.experiment,
-        variant: this.variant,
-        cache: this.cache,
-        stream: this.stream,
-        status,
-        error: this.error,
-        clientDisconnected,
-        ...this.usageFacts(),
-        firstDeltaMs: this.firstDelta,
-        lastDeltaMs: this.lastDelta,
-        endMs,
-        fallbacks: this.fallbacks,
-      }),
-    );
+    if (!this.tapping) this.streaming = false;
+    if (!this.streaming) this.report();
+  }
+
+  /** From the tap: the provider's stream began to be read. */
+  readingStarted(): void {
+    this.tapping = true;
+  }
+
+  /** From the tap: a content or tool-call delta went by. */
+  delta(): void {
+    const now = performance.now() - this.start;
+    this.firstDelta ??= now;
+    this.lastDelta = now;
+  }
+
+  /** From the tap: the provider's stream ended, failed, or was drained after the client left. */
+  streamOver(): void {
+    this.streaming = false;
+    if (this.ended) this.report();
+  }
+
+  private report(): void {
+    if (this.reported) return;
+    this.reported = true;
+    this.sink({
+      requestId: this.requestId,
+      startedAt: this.startedAt,
+      keyId: this.keyId(this.authorization),
+      model: this.model,
+      servedModel: this.target?.id,
+      provider: this.target?.provider,
+      experiment: this.experiment,
+      variant: this.variant,
+      cache: this.cache,
+      stream: this.stream,
+      status: this.status,
+      error: this.error,
+      clientDisconnected: this.clientDisconnected,
+      ...this.usageFacts(),
+      firstDeltaMs: this.firstDelta,
+      lastDeltaMs: this.lastDelta,
+      endMs: this.endMs,
+      fallbacks: this.fallbacks,
+    });
   }
 
   /** Final usage; counts are estimated when the watcher said so or the provider marked them (an upstream without usage). */
@@ -139,41 +165,55 @@ export class RequestTelemetry {
     const usage = this.usage?.();
     return { usage, estimated: this.estimated || usage?.estimated === true };
   }
+}
+
+/**
+ * The provider's events on their way to the route, timed as they pass. A plain iterator rather
+ * than an async generator (it runs once per token, and a generator costs several promises per
+ * step), and a class rather than closures: one is made per request, and under tsx every
+ * closure made is also named at run time.
+ */
+class TappedEvents implements AsyncIterableIterator<ChatEvent> {
+  private readonly seen: (next: IteratorResult<ChatEvent>) => IteratorResult<ChatEvent>;
+  private readonly failed: (err: unknown) => never;
+
+  constructor(
+    private readonly source: AsyncIterator<ChatEvent>,
+    private readonly telemetry: RequestTelemetry,
+  ) {
+    this.seen = this.onSeen.bind(this);
+    this.failed = this.onFailed.bind(this);
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<ChatEvent> {
+    return this;
+  }
+
+  next(): Promise<IteratorResult<ChatEvent>> {
+    this.telemetry.readingStarted();
+    return this.source.next().then(this.seen, this.failed);
+  }
 
   /**
-   * A plain iterator rather than an async generator: it runs once per token, and a generator
-   * costs several promises per step where this costs one.
+   * The consumer stopped early (client gone): it must not wait for the provider, but the usage
+   * is only final once the provider has stopped, so drain it in the background.
    */
-  private tap(events: AsyncIterable<ChatEvent>): AsyncIterable<ChatEvent> {
-    const source = events[Symbol.asyncIterator]();
-    const settle = () => this.settle?.();
-    const seen = (next: IteratorResult<ChatEvent>): IteratorResult<ChatEvent> => {
-      if (next.done) settle();
-      else if (next.value.type !== "finish") {
-        const now = performance.now() - this.start;
-        this.firstDelta ??= now;
-        this.lastDelta = now;
-      }
-      return next;
-    };
-    const failed = (err: unknown): never => {
-      settle();
-      throw err;
-    };
-    const iterator: AsyncIterator<ChatEvent> = {
-      next: () => {
-        this.tapping = true;
-        return source.next().then(seen, failed);
-      },
-      // The consumer stopped early (client gone): it must not wait for the provider, but the
-      // usage is only final once the provider has stopped, so drain it in the background.
-      return: (value?: unknown) => {
-        this.tapping = true;
-        void drain(source, DRAIN_LIMIT_MS).finally(settle);
-        return Promise.resolve({ done: true, value: value as ChatEvent });
-      },
-    };
-    return { [Symbol.asyncIterator]: () => iterator };
+  return(value?: unknown): Promise<IteratorResult<ChatEvent>> {
+    this.telemetry.readingStarted();
+    const telemetry = this.telemetry;
+    void drain(this.source, DRAIN_LIMIT_MS).finally(() => telemetry.streamOver());
+    return Promise.resolve({ done: true, value: value as ChatEvent });
+  }
+
+  private onSeen(next: IteratorResult<ChatEvent>): IteratorResult<ChatEvent> {
+    if (next.done) this.telemetry.streamOver();
+    else if (next.value.type !== "finish") this.telemetry.delta();
+    return next;
+  }
+
+  private onFailed(err: unknown): never {
+    this.telemetry.streamOver();
+    throw err;
   }
 }
 

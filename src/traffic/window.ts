@@ -28,7 +28,12 @@ export class SampleWindows {
     let drop = 0;
     while (drop < list.length && (list[drop] as Sample).at <= from) drop++;
     drop = Math.max(drop, list.length - this.maxSamples);
-    if (drop > 0) list.splice(0, drop);
+    // Dropping from the front moves every sample behind: at a full window that was a copy of
+    // 10,000 samples per request. Dropped in batches instead (the rules cut their windows by
+    // time themselves), which bounds a window at 1.25 × maxSamples and the copying at one per
+    // quarter window; a window of one's own age is emptied at once.
+    if (drop > 0 && (drop === list.length || drop >= this.maxSamples / 4)) list.splice(0, drop);
+    else if (list.length > this.maxSamples * 1.25) list.splice(0, list.length - this.maxSamples);
   }
 
   /** Samples that completed after `after` (a restore), oldest first. */
