@@ -1,8 +1,8 @@
 // Upstream OpenAI-compatible servers (OpenAI, vLLM, llama-server, Ollama, another Switchyard)
-// as a provider: the request goes out over a pooled keep-alive connection (streamed when the
-// client streams), with retries while nothing has been streamed; the upstream's SSE is read
-// only as fast as the client takes it, and turned chunk by chunk into provider events, so the
-// cache, telemetry, experiments and stop handling treat an upstream model like a local one. Decisions (what a
+// as a provider: the request goes out as a stream over a pooled keep-alive connection, with
+// retries while nothing has been streamed; the upstream's SSE is read only as fast as the
+// client takes it, and turned chunk by chunk into provider events, so the cache, telemetry,
+// experiments and stop handling treat an upstream model like a local one. Decisions (what a
 // failure means, how long to back off, how to read a chunk) live in ./upstream/.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
@@ -49,7 +49,7 @@ export interface OpenAIProviderOptions {
 
 /** An error body is read this far for its message; the rest is not worth holding. */
 const MAX_ERROR_BODY = 64 * 1024;
-/** A plain-JSON answer (to a plain request, or a streaming one the upstream did not stream) is read whole; past this it is refused. */
+/** A plain-JSON answer to a streaming request is read whole; past this it is refused. */
 const MAX_JSON_BODY = 64 * 1024 * 1024;
 /** Idle pooled connections stay open this long, unless the upstream's Keep-Alive says less. */
 const KEEP_ALIVE_MS = 30_000;
@@ -88,7 +88,7 @@ export class OpenAIProvider implements ChatProvider {
     const upstream = this.upstreams.get(modelId);
     if (!upstream) throw new Error(`model ${modelId} is not an upstream model`);
     const { spec } = upstream;
-    const response = await this.send(upstream, upstreamBody(req, spec.model), req.stream === true, ctx.signal);
+    const response = await this.send(upstream, upstreamBody(req, spec.model), ctx.signal);
     const meter = new UsageMeter(this.options.tokens, spec.model, req.messages);
     const stream = new UpstreamStream(spec, response, meter, ctx.signal);
     // Until the first event has arrived the client has nothing: a failure now may still fall back.
@@ -102,12 +102,7 @@ export class OpenAIProvider implements ChatProvider {
   }
 
   /** Sends the request, again after a failure that allows it, until a 200 or a final failure. */
-  private async send(
-    upstream: Upstream,
-    body: string,
-    stream: boolean,
-    signal: AbortSignal,
-  ): Promise<Dispatcher.ResponseData> {
+  private async send(upstream: Upstream, body: string, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
     const { spec, endpoint, agent } = upstream;
     for (let attempt = 1; ; attempt++) {
       let failure: UpstreamError;
@@ -116,7 +111,7 @@ export class OpenAIProvider implements ChatProvider {
           origin: endpoint.origin,
           path: endpoint.path,
           method: "POST",
-          headers: stream ? endpoint.headers : endpoint.jsonHeaders,
+          headers: endpoint.headers,
           body,
           signal,
           headersTimeout: spec.timeoutMs,
@@ -292,7 +287,7 @@ class UpstreamStream implements AsyncIterable<ChatEvent> {
     this.pending.push(event);
   }
 
-  /** One JSON completion: the answer to a plain request, or from an upstream that ignored `stream: true`. */
+  /** An upstream that ignored `stream: true` and answered with one JSON completion. */
   private async readJson(): Promise<void> {
     let text: string;
     try {

@@ -1,6 +1,6 @@
 // A fake OpenAI-compatible upstream on a random loopback port: real HTTP (node:http), real SSE.
 // Each request is answered by the next scripted behaviour, else by the default one (a short
-// reply: streamed with usage when asked for, else one JSON completion with usage). It records what it received and how many
+// streamed reply, with usage when asked for). It records what it received and how many
 // connections it accepted, so tests can check forwarding and connection reuse.
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
@@ -97,59 +97,6 @@ export function replyEvents(req: ReceivedRequest, options: ReplyOptions = {}): s
   return events;
 }
 
-interface StreamDelta {
-  content?: unknown;
-  refusal?: unknown;
-  tool_calls?: { index: number; id?: string; function?: { name?: string; arguments?: string } }[];
-}
-
-/**
- * A whole reply as one chat.completion, as a real server answers a request that is not
- * streamed: the pieces joined, tool-call deltas merged into calls, usage always included
- * (unless `usage: false`).
- */
-export function replyJson(req: ReceivedRequest, options: ReplyOptions = {}): Record<string, unknown> {
-  const deltas = options.deltas ?? (options.pieces ?? DEFAULT_PIECES).map((content) => ({ content }));
-  let content = "";
-  let refusal: string | null = null;
-  const calls: { id?: string; type?: string; function: { name: string; arguments: string } }[] = [];
-  for (const delta of deltas as StreamDelta[]) {
-    if (typeof delta.content === "string") content += delta.content;
-    if (typeof delta.refusal === "string") refusal = (refusal ?? "") + delta.refusal;
-    for (const part of delta.tool_calls ?? []) {
-      calls[part.index] ??= { function: { name: "", arguments: "" } };
-      const call = calls[part.index] as (typeof calls)[number];
-      if (part.id) call.id = part.id;
-      call.type = "function";
-      call.function.name += part.function?.name ?? "";
-      call.function.arguments += part.function?.arguments ?? "";
-    }
-  }
-  const usage =
-    options.usage === false ? undefined : (options.usage ?? { prompt_tokens: 11, completion_tokens: deltas.length });
-  return {
-    id: "chatcmpl-upstream",
-    object: "chat.completion",
-    created: 1_700_000_000,
-    model: String(req.body.model),
-    choices: [
-      {
-        index: 0,
-        message: {
-          role: "assistant",
-          content: (calls.length > 0 || refusal !== null) && content === "" ? null : content,
-          refusal,
-          ...(calls.length > 0 ? { tool_calls: calls } : {}),
-        },
-        logprobs: null,
-        finish_reason: options.finish ?? "stop",
-      },
-    ],
-    ...(usage ? { usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens } } : {}),
-    ...(options.extra ?? {}),
-  };
-}
-
 export function sseHeaders(res: ServerResponse): void {
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   res.flushHeaders();
@@ -205,11 +152,6 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
 function answer(behaviour: Behaviour, req: ReceivedRequest, res: ServerResponse): void {
   switch (behaviour.kind) {
     case "reply":
-      if (req.body.stream !== true) {
-        res.writeHead(200, { "content-type": "application/json" });
-        res.end(JSON.stringify(replyJson(req, behaviour.options)));
-        return;
-      }
       sseHeaders(res);
       for (const event of replyEvents(req, behaviour.options)) res.write(event);
       res.end();
