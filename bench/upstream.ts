@@ -16,6 +16,8 @@
 //               CPU per request (/proc, user + system)
 //   stream      one streaming request at a time, paced upstream: time to the first content
 //               chunk (TTFB), and what each proxy adds to direct
+//   streams     the throughput measurement with streamed replies (the instant model's 16
+//               chunks, sent at once): requests/s and CPU per request
 // Nothing here asserts a timing; the goals are printed beside the figures. Raw results:
 // bench/results/upstream-latest.json.
 //
@@ -25,13 +27,14 @@
 //   BENCH_THROUGHPUT_REQUESTS 6400  requests per target and round at BENCH_CONCURRENCY
 //   BENCH_CONCURRENCY         32
 //   BENCH_STREAM_REQUESTS     60    sequential streams per target and round
+//   BENCH_STREAMS_REQUESTS    3200  streamed requests per target and round at BENCH_CONCURRENCY
 //   BENCH_PIECES              16    content chunks per reply
 //   BENCH_PACE_MS             10    gap between chunks of a paced stream
 //   BENCH_PORTKEY             1     0 leaves Portkey out (offline machines)
 //   BENCH_PORTKEY_DIR         ~/.cache/switchyard/portkey
 //   BENCH_LOG_LEVEL           info  Switchyard's LOG_LEVEL (its log goes to a file)
 //   BENCH_CACHE, BENCH_AB     1     0 turns Switchyard's cache / experiment off, to see what each costs
-//   BENCH_PHASES              latency,throughput,stream   which measurements to run
+//   BENCH_PHASES              latency,throughput,stream,streams   which measurements to run
 //   BENCH_NODE_ARGS                 extra node flags for Switchyard, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"
 import { type ChildProcess, spawn } from "node:child_process";
 import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -54,6 +57,7 @@ interface Settings {
   throughputRequests: number;
   concurrency: number;
   streamRequests: number;
+  streamsRequests: number;
   pieces: number;
   paceMs: number;
   portkey: boolean;
@@ -79,13 +83,14 @@ function settings(): Settings {
     throughputRequests: int("BENCH_THROUGHPUT_REQUESTS", 6400),
     concurrency: int("BENCH_CONCURRENCY", 32),
     streamRequests: int("BENCH_STREAM_REQUESTS", 60),
+    streamsRequests: int("BENCH_STREAMS_REQUESTS", 3200),
     pieces: int("BENCH_PIECES", 16),
     paceMs: int("BENCH_PACE_MS", 10, 0),
     portkey: process.env.BENCH_PORTKEY !== "0",
     logLevel: process.env.BENCH_LOG_LEVEL ?? "info",
     cache: process.env.BENCH_CACHE !== "0",
     ab: process.env.BENCH_AB !== "0",
-    phases: new Set((process.env.BENCH_PHASES ?? "latency,throughput,stream").split(",").map((p) => p.trim())),
+    phases: new Set((process.env.BENCH_PHASES ?? "latency,throughput,stream,streams").split(",").map((p) => p.trim())),
     nodeArgs: (process.env.BENCH_NODE_ARGS ?? "").split(/\s+/).filter((a) => a !== ""),
   };
 }
@@ -265,7 +270,7 @@ interface ThroughputRun {
   cpuSeconds: number | undefined;
 }
 
-async function closedLoop(target: Target, n: number, concurrency: number): Promise<ThroughputRun> {
+async function closedLoop(target: Target, n: number, concurrency: number, stream = false): Promise<ThroughputRun> {
   let left = n;
   const cpuBefore = target.proc.cpuSeconds();
   const started = performance.now();
@@ -273,7 +278,7 @@ async function closedLoop(target: Target, n: number, concurrency: number): Promi
     Array.from({ length: concurrency }, async () => {
       while (left > 0) {
         left--;
-        await send(target, body("instant", false));
+        await send(target, body("instant", stream));
       }
     }),
   );
@@ -292,6 +297,7 @@ interface Raw {
   latency: number[];
   ttfb: number[];
   throughput: ThroughputRun[];
+  streams: ThroughputRun[];
 }
 
 interface Summary {
@@ -303,22 +309,33 @@ interface Summary {
   ttfbP99: number;
   /** requests/s of each round, to show the drift. */
   roundRequestsPerSecond: number[];
+  streamsPerSecond: number;
+  cpuUsPerStream: number | undefined;
+}
+
+/** Requests/s and the target's CPU per request over several closed-loop runs. */
+function rate(runs: ThroughputRun[]): { perSecond: number; cpuUs: number | undefined } {
+  const requests = runs.reduce((s, r) => s + r.requests, 0);
+  const seconds = runs.reduce((s, r) => s + r.wallMs, 0) / 1000;
+  const cpu = runs.every((r) => r.cpuSeconds !== undefined)
+    ? runs.reduce((s, r) => s + (r.cpuSeconds ?? 0), 0)
+    : undefined;
+  return { perSecond: requests / seconds, cpuUs: cpu === undefined ? undefined : (cpu * 1e6) / requests };
 }
 
 function summarise(raw: Raw): Summary {
-  const requests = raw.throughput.reduce((s, r) => s + r.requests, 0);
-  const seconds = raw.throughput.reduce((s, r) => s + r.wallMs, 0) / 1000;
-  const cpu = raw.throughput.every((r) => r.cpuSeconds !== undefined)
-    ? raw.throughput.reduce((s, r) => s + (r.cpuSeconds ?? 0), 0)
-    : undefined;
+  const plain = rate(raw.throughput);
+  const streams = rate(raw.streams);
   return {
     latencyP50: percentile(raw.latency, 50) ?? Number.NaN,
     latencyP99: percentile(raw.latency, 99) ?? Number.NaN,
-    requestsPerSecond: requests / seconds,
-    cpuUsPerRequest: cpu === undefined ? undefined : (cpu * 1e6) / requests,
+    requestsPerSecond: plain.perSecond,
+    cpuUsPerRequest: plain.cpuUs,
     ttfbP50: percentile(raw.ttfb, 50) ?? Number.NaN,
     ttfbP99: percentile(raw.ttfb, 99) ?? Number.NaN,
     roundRequestsPerSecond: raw.throughput.map((r) => r.requests / (r.wallMs / 1000)),
+    streamsPerSecond: streams.perSecond,
+    cpuUsPerStream: streams.cpuUs,
   };
 }
 
@@ -341,6 +358,12 @@ function report(s: Settings, summaries: Map<TargetName, Summary>): string {
     row("CPU per request (own process)", (x) =>
       x.cpuUsPerRequest === undefined ? "n/a" : `${x.cpuUsPerRequest.toFixed(0)} µs`,
     ),
+    row(`stream requests/s, c=${s.concurrency}`, (x) =>
+      Number.isNaN(x.streamsPerSecond) ? "—" : x.streamsPerSecond.toFixed(0),
+    ),
+    row("CPU per stream (own process)", (x) =>
+      x.cpuUsPerStream === undefined ? "n/a" : `${x.cpuUsPerStream.toFixed(0)} µs`,
+    ),
     row("stream TTFB p50", (x) => ms(x.ttfbP50)),
     row("  added to direct", (x) => signed(x.ttfbP50 - d.ttfbP50)),
     row("stream TTFB p99", (x) => ms(x.ttfbP99)),
@@ -362,6 +385,7 @@ function report(s: Settings, summaries: Map<TargetName, Summary>): string {
       `  requests/s at c=${s.concurrency}: ${(sy.requestsPerSecond / pk.requestsPerSecond).toFixed(2)}×` +
         `  (per round: ${sy.roundRequestsPerSecond.map((v, i) => (v / (pk.roundRequestsPerSecond[i] ?? Number.NaN)).toFixed(2)).join(", ")})`,
       `  CPU per request: ${sy.cpuUsPerRequest !== undefined && pk.cpuUsPerRequest !== undefined ? (sy.cpuUsPerRequest / pk.cpuUsPerRequest).toFixed(2) : "n/a"}×`,
+      `  stream requests/s at c=${s.concurrency}: ${(sy.streamsPerSecond / pk.streamsPerSecond).toFixed(2)}×`,
       `  added p50 latency: ${((sy.latencyP50 - d.latencyP50) / (pk.latencyP50 - d.latencyP50)).toFixed(2)}×`,
       `  added TTFB p50: ${((sy.ttfbP50 - d.ttfbP50) / (pk.ttfbP50 - d.ttfbP50)).toFixed(2)}×`,
     );
@@ -495,7 +519,9 @@ export async function runUpstreamBench(): Promise<void> {
       await sequential(t, 10, "paced", true);
     }
 
-    const raw = new Map<TargetName, Raw>(targets.map((t) => [t.name, { latency: [], ttfb: [], throughput: [] }]));
+    const raw = new Map<TargetName, Raw>(
+      targets.map((t) => [t.name, { latency: [], ttfb: [], throughput: [], streams: [] }]),
+    );
     for (let round = 0; round < s.rounds; round++) {
       // Rotate the order each round, so no target always runs first (or last).
       const order = targets.map((_, i) => targets[(i + round) % targets.length] as Target);
@@ -513,6 +539,13 @@ export async function runUpstreamBench(): Promise<void> {
               : `  ${((run.cpuSeconds * 1e6) / run.requests).toFixed(0)} µs CPU/request`),
         );
       }
+      for (const t of s.phases.has("streams") ? order : []) {
+        const run = await closedLoop(t, s.streamsRequests, s.concurrency, true);
+        (raw.get(t.name) as Raw).streams.push(run);
+        progress(
+          `  round ${round + 1}/${s.rounds}  ${t.name.padEnd(10)} ${(run.requests / (run.wallMs / 1000)).toFixed(0).padStart(6)} streams/s`,
+        );
+      }
       for (const t of s.phases.has("stream") ? order : []) {
         const r = raw.get(t.name) as Raw;
         r.ttfb.push(...(await sequential(t, s.streamRequests, "paced", true)).map((x) => x.ttfbMs ?? Number.NaN));
@@ -523,7 +556,7 @@ export async function runUpstreamBench(): Promise<void> {
     const header =
       `Upstream overhead: fake upstream on loopback (${s.pieces} chunks, paced streams ${s.paceMs} ms apart), ` +
       `${s.rounds} rounds × ${s.latencyRequests} sequential + ${s.throughputRequests} at c=${s.concurrency} + ` +
-      `${s.streamRequests} streams per target; ${portkeyNote || "Portkey not run"}; ${cpus().length} cores (${cpus()[0]?.model ?? "?"})`;
+      `${s.streamRequests} paced streams + ${s.streamsRequests} streams at c=${s.concurrency} per target; ${portkeyNote || "Portkey not run"}; ${cpus().length} cores (${cpus()[0]?.model ?? "?"})`;
     process.stdout.write(`\n${header}\n\n${report(s, summaries)}\n`);
 
     mkdirSync(RESULTS_DIR, { recursive: true });

@@ -48,7 +48,7 @@ export function chunkEvents(json: unknown): ChunkEvents | Invalid {
 }
 
 const FINISH_REASONS: ReadonlySet<unknown> = new Set(FinishReason.options);
-const DELTA_KEYS: ReadonlySet<string> = new Set(["role", "content"]);
+const DELTA_KEYS: ReadonlySet<string> = new Set(["role", "content", "refusal"]);
 
 /**
  * Nearly every chunk a stream carries is one choice's text delta: read it without the schema.
@@ -84,6 +84,8 @@ export function plainTextChunk(json: unknown): ChunkEvents | undefined {
   for (const key in d) if (!DELTA_KEYS.has(key)) return undefined;
   if (d.role !== undefined && d.role !== "assistant") return undefined;
   if (d.content !== undefined && d.content !== null && typeof d.content !== "string") return undefined;
+  // OpenAI's opening chunk carries `refusal: null`; a refusal itself is the schema's.
+  if (d.refusal !== undefined && d.refusal !== null) return undefined;
   const events: ChatEvent[] = [];
   const i = index as number;
   if (typeof d.content === "string" && d.content !== "") events.push({ type: "content", index: i, text: d.content });
