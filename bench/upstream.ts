@@ -4,6 +4,8 @@
 // A fake upstream on loopback (bench/upstream-fake.ts, its own process) answers instantly, or
 // paced per chunk for streams. Three targets send it the same requests:
 //   direct      the load generator talks to the fake upstream itself (the baseline)
+//   bare        bench/upstream-bare.ts: a Hono proxy that only relays (the floor for any
+//               proxy on node; BENCH_BARE=0 leaves it out)
 //   switchyard  `node --import tsx src/main.ts`, with the cache (every request a miss: a
 //               lookup and a store), telemetry (usage log, metrics, a log line per request
 //               to a file) and an A/B experiment (two variants, two upstream models) on
@@ -31,6 +33,7 @@
 //   BENCH_PIECES              16    content chunks per reply
 //   BENCH_PACE_MS             10    gap between chunks of a paced stream
 //   BENCH_PORTKEY             1     0 leaves Portkey out (offline machines)
+//   BENCH_BARE                1     0 leaves the bare proxy out
 //   BENCH_PORTKEY_DIR         ~/.cache/switchyard/portkey
 //   BENCH_LOG_LEVEL           info  Switchyard's LOG_LEVEL (its log goes to a file)
 //   BENCH_CACHE, BENCH_AB     1     0 turns Switchyard's cache / experiment off, to see what each costs
@@ -61,6 +64,7 @@ interface Settings {
   pieces: number;
   paceMs: number;
   portkey: boolean;
+  bare: boolean;
   logLevel: string;
   cache: boolean;
   ab: boolean;
@@ -87,6 +91,7 @@ function settings(): Settings {
     pieces: int("BENCH_PIECES", 16),
     paceMs: int("BENCH_PACE_MS", 10, 0),
     portkey: process.env.BENCH_PORTKEY !== "0",
+    bare: process.env.BENCH_BARE !== "0",
     logLevel: process.env.BENCH_LOG_LEVEL ?? "info",
     cache: process.env.BENCH_CACHE !== "0",
     ab: process.env.BENCH_AB !== "0",
@@ -187,7 +192,7 @@ function switchyardConfig(port: number, upstream: string, s: Settings): object {
 
 // ---------------------------------------------------------------- load
 
-type TargetName = "direct" | "switchyard" | "portkey";
+type TargetName = "direct" | "bare" | "switchyard" | "portkey";
 
 interface Target {
   name: TargetName;
@@ -390,6 +395,14 @@ function report(s: Settings, summaries: Map<TargetName, Summary>): string {
       `  added TTFB p50: ${((sy.ttfbP50 - d.ttfbP50) / (pk.ttfbP50 - d.ttfbP50)).toFixed(2)}×`,
     );
   }
+  const bare = summaries.get("bare");
+  if (sy && bare) {
+    lines.push(
+      "",
+      "Switchyard beyond the bare proxy (what its own work costs)",
+      `  added p50 latency: ${signed(sy.latencyP50 - bare.latencyP50)}; requests/s at c=${s.concurrency}: ${(sy.requestsPerSecond / bare.requestsPerSecond).toFixed(2)}× the bare proxy's; streams: ${(sy.streamsPerSecond / bare.streamsPerSecond).toFixed(2)}×`,
+    );
+  }
   if (sy) {
     const added = sy.latencyP50 - d.latencyP50;
     const ttfb = sy.ttfbP50 - d.ttfbP50;
@@ -479,6 +492,25 @@ export async function runUpstreamBench(): Promise<void> {
         proc: switchyard,
       },
     ];
+    if (s.bare) {
+      const barePort = await freePort();
+      const bareLog = join(work, "bare.log");
+      const bare = start(
+        "bare proxy",
+        ["--import", "tsx", join("bench", "upstream-bare.ts")],
+        { ...process.env, PORT: String(barePort), UPSTREAM: upstream },
+        bareLog,
+      );
+      procs.push(bare);
+      await waitHealthy(bare, `http://127.0.0.1:${barePort}/health`, bareLog);
+      targets.splice(1, 0, {
+        name: "bare",
+        url: new URL(`http://127.0.0.1:${barePort}/v1/chat/completions`),
+        headers: {},
+        agent: agent(),
+        proc: bare,
+      });
+    }
     let portkeyNote = "";
     if (s.portkey) {
       try {
