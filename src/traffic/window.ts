@@ -7,43 +7,54 @@ import type { Sample } from "./rollback.ts";
 
 export const MAX_SAMPLES = 10_000;
 
+/**
+ * A variant's samples from `head` on; those before it were dropped but not yet removed.
+ * Removing the oldest sample from the front of an array moves every sample behind it, which
+ * at a full window was a copy of 10,000 samples per request; the dropped ones are removed in
+ * one go once they are a quarter of the bound.
+ */
+interface Window {
+  samples: Sample[];
+  head: number;
+}
+
 export class SampleWindows {
-  private readonly samples = new Map<string, Sample[]>();
+  private readonly windows = new Map<string, Window>();
 
   constructor(private readonly maxSamples = MAX_SAMPLES) {}
 
   /**
-   * Samples arrive nearly in completion order (other replicas' a poll late), so pruning from
+   * Samples arrive nearly in completion order (other replicas' a poll late), so dropping from
    * the front is enough to bound age; the rules cut each window exactly (rollback.ts inWindow).
    */
   add(experiment: string, variant: string, sample: Sample, maxAgeMs: number): void {
     const key = keyOf(experiment, variant);
-    let list = this.samples.get(key);
-    if (!list) {
-      list = [];
-      this.samples.set(key, list);
+    let w = this.windows.get(key);
+    if (!w) {
+      w = { samples: [], head: 0 };
+      this.windows.set(key, w);
     }
-    list.push(sample);
+    const { samples } = w;
+    samples.push(sample);
     const from = sample.at - maxAgeMs;
-    let drop = 0;
-    while (drop < list.length && (list[drop] as Sample).at <= from) drop++;
-    drop = Math.max(drop, list.length - this.maxSamples);
-    // Dropping from the front moves every sample behind: at a full window that was a copy of
-    // 10,000 samples per request. Dropped in batches instead (the rules cut their windows by
-    // time themselves), which bounds a window at 1.25 × maxSamples and the copying at one per
-    // quarter window; a window of one's own age is emptied at once.
-    if (drop > 0 && (drop === list.length || drop >= this.maxSamples / 4)) list.splice(0, drop);
-    else if (list.length > this.maxSamples * 1.25) list.splice(0, list.length - this.maxSamples);
+    while (w.head < samples.length && (samples[w.head] as Sample).at <= from) w.head++;
+    w.head = Math.max(w.head, samples.length - this.maxSamples);
+    if (w.head === samples.length || w.head >= this.maxSamples / 4) {
+      samples.splice(0, w.head);
+      w.head = 0;
+    }
   }
 
   /** Samples that completed after `after` (a restore), oldest first. */
   get(experiment: string, variant: string, after = Number.NEGATIVE_INFINITY): readonly Sample[] {
-    const list = this.samples.get(keyOf(experiment, variant)) ?? [];
-    return after === Number.NEGATIVE_INFINITY ? list : list.filter((s) => s.at > after);
+    const w = this.windows.get(keyOf(experiment, variant));
+    if (!w) return [];
+    const live = w.head === 0 ? w.samples : w.samples.slice(w.head);
+    return after === Number.NEGATIVE_INFINITY ? live : live.filter((s) => s.at > after);
   }
 
   clear(experiment: string, variant: string): void {
-    this.samples.delete(keyOf(experiment, variant));
+    this.windows.delete(keyOf(experiment, variant));
   }
 }
 
