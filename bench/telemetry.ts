@@ -5,8 +5,7 @@
 // One simulated request: begin → requested → watch a provider stream of one content delta
 // and a finish → end → buildRecord + reference cost + metrics + usage log append + the
 // pino "request" line (to /dev/null through pino's asynchronous destination, buffered as the
-// server's). The budget is
-// 20 µs a request. N: BENCH_N (default 100000).
+// server's). The budget is 20 µs a request. N: BENCH_N (default 100000).
 //
 // BENCH_REDIS_URL=redis://127.0.0.1:6379 measures the Redis-stream usage log (models.yaml
 // `usage_log: {store: redis}`) instead of the JSONL files: its pipelined XADDs count as this

@@ -2,7 +2,7 @@
 // server, next to Portkey's AI gateway doing the same job, in the same run.
 //
 // A fake upstream on loopback (bench/upstream-fake.ts, its own process) answers instantly, or
-// paced per chunk for streams. Three targets send it the same requests:
+// paced per chunk for streams. Four targets send it the same requests:
 //   direct      the load generator talks to the fake upstream itself (the baseline)
 //   bare        bench/upstream-bare.ts: a Hono proxy that only relays (the floor for any
 //               proxy on node; BENCH_BARE=0 leaves it out)

@@ -8,6 +8,7 @@ import type { Context } from "hono";
 import { stream } from "hono/streaming";
 import { SSE_HEADERS } from "../src/openai/sse.ts";
 import type { AppEnv } from "./env.ts";
+import { clientGone } from "./node-http.ts";
 
 export interface SseSink {
   /** Resolves when the client can take more: the caller waits, so a slow client slows the source. */
@@ -46,7 +47,7 @@ export function sendSse(c: Context<AppEnv>, send: (sink: SseSink) => Promise<voi
       });
     },
     get closed() {
-      return outgoing.destroyed && !outgoing.writableFinished;
+      return clientGone(c);
     },
   };
   send(sink)

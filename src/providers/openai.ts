@@ -291,12 +291,7 @@ class UpstreamStream implements AsyncIterable<ChatEvent> {
   private async readJson(): Promise<void> {
     let text: string;
     try {
-      // A declared length within the limit (undici holds the body to it) is read in one go.
-      const length = Number(header(this.response.headers, "content-length"));
-      text =
-        length <= MAX_JSON_BODY
-          ? await this.response.body.text()
-          : await readCapped(this.response.body, MAX_JSON_BODY, true);
+      text = await readCapped(this.response.body, MAX_JSON_BODY, true);
     } catch (err) {
       throw this.readFailure(err);
     } finally {
