@@ -1,12 +1,13 @@
 // The response cache's storage: Keyv over a bounded in-process LRU (default) or Redis
-// (shared by replicas). Every call is bounded in time and never throws: a slow or
-// dead Redis turns into misses, warned about once per outage, and caching resumes by
-// itself when Redis answers again.
+// (shared by replicas, each keeping a local copy of what it read: local-copy.ts). Every
+// call is bounded in time and never throws: a slow or dead Redis turns into misses, warned
+// about once per outage, and caching resumes by itself when Redis answers again.
 import KeyvRedis from "@keyv/redis";
 import { Keyv } from "keyv";
 import { LRUCache } from "lru-cache";
 import type { Logger } from "pino";
 import type { CachedCompletion } from "./entry.ts";
+import { entrySize, LocalCopy, purgePrefix } from "./local-copy.ts";
 
 export interface CacheStoreOptions {
   store: "memory" | "redis";
@@ -14,6 +15,8 @@ export interface CacheStoreOptions {
   ttlMs: number;
   maxEntries: number;
   maxBytes: number;
+  /** store: redis — keep a local copy of the entries read, kept right by Redis's invalidations. */
+  localCopy: boolean;
   /** Longest a lookup may wait before it counts as a miss. */
   timeoutMs: number;
 }
@@ -33,6 +36,7 @@ export class ResponseCache {
     private readonly timeoutMs: number | undefined,
     private readonly logger: Logger,
     private readonly closeStore: () => Promise<void>,
+    private readonly local?: LocalCopy,
   ) {}
 
   static create(options: CacheStoreOptions, logger: Logger): ResponseCache {
@@ -43,9 +47,13 @@ export class ResponseCache {
           // Fail fast while disconnected instead of queueing commands behind a dead socket.
           disableOfflineQueue: true,
           socket: { connectTimeout: 1000, reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2000) },
+          // Client tracking: Redis pushes an invalidation for every key this connection read
+          // once it changes. node-redis turns tracking on again in each reconnect's handshake.
+          ...(options.localCopy ? { RESP: 3, emitInvalidate: true } : {}),
         },
         { throwOnConnectError: false, throwOnErrors: true, namespace: NAMESPACE },
       );
+      const local = options.localCopy ? trackedCopy(adapter.client as unknown as TrackingClient, options) : undefined;
       const keyv = new Keyv<CachedCompletion>({
         store: adapter,
         namespace: NAMESPACE,
@@ -70,13 +78,12 @@ export class ResponseCache {
         }
         return removed;
       };
-      return new ResponseCache(keyv, purge, options, options.timeoutMs, logger, () => adapter.disconnect());
+      return new ResponseCache(keyv, purge, options, options.timeoutMs, logger, () => adapter.disconnect(), local);
     }
-    // The entries' JSON length stands in for their size (computed once, on write).
     const lru = new LRUCache<string, object>({
       max: options.maxEntries,
       maxSize: options.maxBytes,
-      sizeCalculation: (value) => Math.max(1, JSON.stringify(value).length),
+      sizeCalculation: entrySize,
     });
     // Keyv hands Map-like stores its ttl as a third argument, which LRUCache reads as an
     // options object; Keyv enforces the ttl itself, so pass only key and value.
@@ -96,22 +103,21 @@ export class ResponseCache {
       serialize: undefined,
       deserialize: undefined,
     });
-    const purge = async (prefix: string) => {
-      let removed = 0;
-      for (const key of [...lru.keys()]) {
-        if (key.startsWith(`${NAMESPACE}:${prefix}`)) removed += lru.delete(key) ? 1 : 0;
-      }
-      return removed;
-    };
+    const purge = async (prefix: string) => purgePrefix(lru, `${NAMESPACE}:${prefix}`);
     // An in-process lookup cannot hang, so it gets no timer.
     return new ResponseCache(keyv, purge, options, undefined, logger, async () => {});
   }
 
   async get(key: string): Promise<Lookup> {
+    const copy = this.local?.get(key);
+    if (copy !== undefined) return { result: "hit", entry: copy };
+    const ticket = this.local?.ticket();
     const entry = await this.guard("read", () => this.keyv.get(key));
     if (entry === FAILED) return { result: "error" };
     // Redis is shared: anything but an entry of this format is a miss, never a reply.
-    return entry?.v === 1 && Array.isArray(entry.events) ? { result: "hit", entry } : { result: "miss" };
+    if (entry?.v !== 1 || !Array.isArray(entry.events)) return { result: "miss" };
+    if (ticket !== undefined) this.local?.keep(key, entry, ticket, entry.storedAt + this.options.ttlMs);
+    return { result: "hit", entry };
   }
 
   /** Fire and forget: the response never waits for the cache write. */
@@ -122,6 +128,8 @@ export class ResponseCache {
   /** Removes every entry, or a model's entries; returns how many went. */
   async purge(modelId?: string): Promise<number> {
     const prefix = modelId === undefined ? "" : `${modelId}:`;
+    // Other replicas drop their copies when Redis tells them the keys went; this one at once.
+    this.local?.purge(prefix);
     const removed = await this.guard("purge", () => this.purgeKeys(prefix), 10_000);
     return removed === FAILED ? 0 : removed;
   }
@@ -166,6 +174,31 @@ export class ResponseCache {
 }
 
 const FAILED = Symbol("cache-failed");
+
+/** A local copy fed by the Redis connection's invalidations, used only while it is up. */
+function trackedCopy(client: TrackingClient, options: CacheStoreOptions): LocalCopy {
+  const local = new LocalCopy({
+    maxEntries: options.maxEntries,
+    maxBytes: options.maxBytes,
+    tracking: () => client.isReady,
+  });
+  const keyPrefix = `${NAMESPACE}::`;
+  client.on("invalidate", (key: unknown) => {
+    // null: Redis flushed the database.
+    if (key === null) return local.invalidate(null);
+    const name = String(key);
+    if (name.startsWith(keyPrefix)) local.invalidate(name.slice(keyPrefix.length));
+  });
+  // Invalidations sent while the connection was down are lost: start over from empty.
+  for (const event of ["ready", "error", "end"]) client.on(event, () => local.invalidate(null));
+  return local;
+}
+
+/** What the local copy needs of a node-redis client created with RESP 3 and emitInvalidate. */
+interface TrackingClient {
+  readonly isReady: boolean;
+  on(event: string, listener: (arg: unknown) => void): unknown;
+}
 
 /** The two node-redis calls purge needs (the adapter's client type is a wide union). */
 interface RedisScanClient {

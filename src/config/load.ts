@@ -93,6 +93,7 @@ export interface CacheConfig {
   ttlMs: number;
   maxEntries: number;
   maxBytes: number;
+  localCopy: boolean;
   mode: "deterministic" | "all" | "off";
   timeoutMs: number;
 }
@@ -182,6 +183,7 @@ function resolveConfig(file: ConfigFile, absFile: string, env: Env): Config {
       ttlMs: parseDurationMs(file.cache.ttl) ?? 3_600_000,
       maxEntries: file.cache.max_entries,
       maxBytes: parseByteSize(file.cache.max_bytes) ?? 256 * 2 ** 20,
+      localCopy: file.cache.local_copy,
       mode: file.cache.mode,
       timeoutMs: parseDurationMs(file.cache.timeout) ?? 50,
     },

@@ -191,6 +191,12 @@ export const Cache = z
     ttl: Duration.default("1h").describe("How long an answer stays cached."),
     max_entries: z.int().min(1).default(10_000).describe("Most entries kept in memory (least recently used go first)."),
     max_bytes: ByteSize.default("256MiB").describe("Most bytes kept in memory."),
+    local_copy: z
+      .boolean()
+      .default(true)
+      .describe(
+        "store: redis — each replica also keeps the entries it has read in its own memory (within max_entries and max_bytes), so a repeated hit skips the round trip. Redis tells the replica when one is overwritten, purged or expires (client tracking; Redis 6 or later), and the copy is not used while the connection is down.",
+      ),
     mode: z
       .enum(["deterministic", "all", "off"])
       .default("deterministic")

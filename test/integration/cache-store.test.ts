@@ -1,8 +1,9 @@
 // The cache's storage against real stores: the in-process LRU and a private Redis.
+import { createClient } from "@keyv/redis";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { CachedCompletion } from "../../src/cache/entry.ts";
-import { ResponseCache } from "../../src/cache/store.ts";
+import { type Lookup, ResponseCache } from "../../src/cache/store.ts";
 import { type PrivateRedis, privateRedis } from "../helpers/redis.ts";
 
 const entry = (text: string): CachedCompletion => ({
@@ -28,7 +29,14 @@ function capturingLogger() {
 }
 
 describe("memory store", () => {
-  const options = { store: "memory" as const, ttlMs: 60_000, maxEntries: 3, maxBytes: 1_000_000, timeoutMs: 50 };
+  const options = {
+    store: "memory" as const,
+    ttlMs: 60_000,
+    maxEntries: 3,
+    maxBytes: 1_000_000,
+    localCopy: false,
+    timeoutMs: 50,
+  };
 
   it("stores, finds and purges per model", async () => {
     const cache = ResponseCache.create(options, pino({ level: "silent" }));
@@ -80,8 +88,28 @@ describe("redis store", () => {
     ttlMs: 60_000,
     maxEntries: 100,
     maxBytes: 1e6,
+    localCopy: true,
     timeoutMs: 50,
   });
+
+  /** GET commands Redis has served so far. */
+  async function redisGets(): Promise<number> {
+    const client = createClient({ url: redis.url });
+    await client.connect();
+    const stats = await client.info("commandstats");
+    await client.quit();
+    return Number(/cmdstat_get:calls=(\d+)/.exec(stats)?.[1] ?? 0);
+  }
+
+  async function eventually(check: () => Promise<boolean>): Promise<boolean> {
+    for (let i = 0; i < 100; i++) {
+      if (await check()) return true;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return false;
+  }
+
+  const textOf = (lookup: Lookup) => (lookup.result === "hit" ? lookup.entry.events[0] : undefined);
 
   it("shares entries between two instances (replicas), and purges per model", async () => {
     const a = ResponseCache.create(options(), pino({ level: "silent" }));
@@ -99,6 +127,48 @@ describe("redis store", () => {
     expect((await a.get("n:1")).result).toBe("hit");
     await a.close();
     await b.close();
+  });
+
+  it("serves a replica's repeated hits from its local copy, without asking Redis", async () => {
+    const a = ResponseCache.create(options(), pino({ level: "silent" }));
+    const b = ResponseCache.create(options(), pino({ level: "silent" }));
+    await a.get("warm:up");
+    await b.get("warm:up");
+    a.set("copy:1", entry("shared"));
+    await settle();
+    const before = await redisGets();
+    for (let i = 0; i < 5; i++) expect(textOf(await b.get("copy:1"))).toMatchObject({ text: "shared" });
+    expect(await redisGets()).toBe(before + 1);
+    // Without the copy, each hit is a round trip.
+    const plain = ResponseCache.create({ ...options(), localCopy: false }, pino({ level: "silent" }));
+    for (let i = 0; i < 3; i++) expect((await plain.get("copy:1")).result).toBe("hit");
+    expect(await redisGets()).toBe(before + 4);
+    await Promise.all([a.close(), b.close(), plain.close()]);
+  });
+
+  it("drops a replica's copies when another replica overwrites or purges them, or Redis is flushed", async () => {
+    const a = ResponseCache.create(options(), pino({ level: "silent" }));
+    const b = ResponseCache.create(options(), pino({ level: "silent" }));
+    await a.get("warm:up");
+    await b.get("warm:up");
+    a.set("over:1", entry("first"));
+    a.set("gone:1", entry("purged"));
+    a.set("flush:1", entry("flushed"));
+    await settle();
+    for (const key of ["over:1", "gone:1", "flush:1"]) expect((await b.get(key)).result).toBe("hit");
+
+    a.set("over:1", entry("second"));
+    expect(await eventually(async () => (textOf(await b.get("over:1")) as { text?: string })?.text === "second")).toBe(
+      true,
+    );
+    expect(await a.purge("gone")).toBe(1);
+    expect(await eventually(async () => (await b.get("gone:1")).result === "miss")).toBe(true);
+    const client = createClient({ url: redis.url });
+    await client.connect();
+    await client.flushAll();
+    await client.quit();
+    expect(await eventually(async () => (await b.get("flush:1")).result === "miss")).toBe(true);
+    await Promise.all([a.close(), b.close()]);
   });
 
   it("serves misses quickly while Redis is down, warns once, and resumes when it is back", async () => {
