@@ -105,6 +105,12 @@ it("share the cache, a rollback, the usage log, and fine-tuned models trained by
   const second = await b.client.chat.completions.create(question).withResponse();
   expect(second.response.headers.get("x-switchyard-cache")).toBe("hit");
   expect(second.data.choices[0]?.message.content).toBe(first.data.choices[0]?.message.content);
+  // B now answers from its local copy; a purge through A reaches that copy too.
+  const cacheOnB = async () =>
+    (await b.client.chat.completions.create(question).withResponse()).response.headers.get("x-switchyard-cache");
+  expect(await cacheOnB()).toBe("hit");
+  expect((await fetch(`${a.url}/admin/cache`, { method: "DELETE" })).status).toBe(200);
+  await until("B's cache after a purge through A", cacheOnB, (cache) => cache === "miss", 2000);
 
   // The canary fails on A until its rule trips; B stops sending traffic to it.
   for (let i = 0; i < 3; i++) {
