@@ -1,12 +1,15 @@
 // Response cache benchmark: a hit from memory and from Redis against a miss on the built-in
 // model, measured in the same run on the same server (issue #7: "hit latency p50/p99 for
 // memory and Redis and the ratio to a miss; goal: a Redis hit ≤ 2 ms p99 server-side").
+// Redis is measured twice: as configured by default (each replica keeps a local copy of what
+// it read, so repeated hits skip the round trip; a miss overwrites the entry and so sends the
+// next hit to Redis again) and with `local_copy: false` (every hit a round trip).
 //
 //   npx tsx bench/cache.ts        HITS=2000 MISSES=50 ROUNDS=5 LAYER_LOOKUPS=10000 to change the sample sizes
 //
 // The server runs as production runs it (node --import tsx src/main.ts, LOG_LEVEL=info, its
 // usage log and experiment state following the cache store as by default), one process per
-// store. Server-side latency is the usage record's latency_ms (request in → response
+// configuration. Server-side latency is the usage record's latency_ms (request in → response
 // handed to the HTTP layer), read from the record's log line. A miss is the same request
 // with `cache-control: no-cache`, so it generates (up to 32 tokens) and stores again. Hits and
 // misses alternate in ROUNDS so a drift in the machine's load falls on both alike.
