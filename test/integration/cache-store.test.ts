@@ -109,13 +109,17 @@ describe("redis store", () => {
     return false;
   }
 
+  /** Two caches on the one Redis, connected (a write sent while connecting is dropped, by design). */
+  async function replicas(): Promise<[ResponseCache, ResponseCache]> {
+    const both = [0, 1].map(() => ResponseCache.create(options(), pino({ level: "silent" })));
+    for (const cache of both) await cache.get("warm:up");
+    return both as [ResponseCache, ResponseCache];
+  }
+
   const textOf = (lookup: Lookup) => (lookup.result === "hit" ? lookup.entry.events[0] : undefined);
 
   it("shares entries between two instances (replicas), and purges per model", async () => {
-    const a = ResponseCache.create(options(), pino({ level: "silent" }));
-    const b = ResponseCache.create(options(), pino({ level: "silent" }));
-    await a.get("warm:up");
-    await b.get("warm:up");
+    const [a, b] = await replicas();
     a.set("m:1", entry("shared"));
     a.set("n:1", entry("other"));
     await settle();
@@ -130,10 +134,7 @@ describe("redis store", () => {
   });
 
   it("serves a replica's repeated hits from its local copy, without asking Redis", async () => {
-    const a = ResponseCache.create(options(), pino({ level: "silent" }));
-    const b = ResponseCache.create(options(), pino({ level: "silent" }));
-    await a.get("warm:up");
-    await b.get("warm:up");
+    const [a, b] = await replicas();
     a.set("copy:1", entry("shared"));
     await settle();
     const before = await redisGets();
@@ -147,10 +148,7 @@ describe("redis store", () => {
   });
 
   it("drops a replica's copies when another replica overwrites or purges them, or Redis is flushed", async () => {
-    const a = ResponseCache.create(options(), pino({ level: "silent" }));
-    const b = ResponseCache.create(options(), pino({ level: "silent" }));
-    await a.get("warm:up");
-    await b.get("warm:up");
+    const [a, b] = await replicas();
     a.set("over:1", entry("first"));
     a.set("gone:1", entry("purged"));
     a.set("flush:1", entry("flushed"));
