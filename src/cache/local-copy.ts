@@ -66,6 +66,8 @@ export class LocalCopy {
   }
 }
 
+// The two LRU helpers below serve the memory store (store.ts) too.
+
 /** An entry's JSON length stands in for its size (computed once, when it is kept). */
 export function entrySize(entry: object): number {
   return Math.max(1, JSON.stringify(entry).length);
