@@ -53,7 +53,9 @@ export class ResponseCache {
         },
         { throwOnConnectError: false, throwOnErrors: true, namespace: NAMESPACE },
       );
-      const local = options.localCopy ? trackedCopy(adapter.client as unknown as TrackingClient, options) : undefined;
+      const local = options.localCopy
+        ? trackedCopy(adapter.client as unknown as TrackingClient, options, logger)
+        : undefined;
       const keyv = new Keyv<CachedCompletion>({
         store: adapter,
         namespace: NAMESPACE,
@@ -176,7 +178,7 @@ export class ResponseCache {
 const FAILED = Symbol("cache-failed");
 
 /** A local copy fed by the Redis connection's invalidations, used only while it is up. */
-function trackedCopy(client: TrackingClient, options: CacheStoreOptions): LocalCopy {
+function trackedCopy(client: TrackingClient, options: CacheStoreOptions, logger: Logger): LocalCopy {
   const local = new LocalCopy({
     maxEntries: options.maxEntries,
     maxBytes: options.maxBytes,
@@ -191,6 +193,16 @@ function trackedCopy(client: TrackingClient, options: CacheStoreOptions): LocalC
   });
   // Invalidations sent while the connection was down are lost: start over from empty.
   for (const event of ["ready", "error", "end"]) client.on(event, () => local.invalidate(null));
+  // Before Redis 6 the connection's handshake (HELLO 3) fails, every time: say what to change.
+  let told = false;
+  client.on("error", (err: unknown) => {
+    if (told || !/unknown command .?HELLO/i.test(String((err as Error | undefined)?.message))) return;
+    told = true;
+    logger.error(
+      { store: "redis" },
+      "this Redis does not speak RESP3, which the cache's local copy needs (Redis 6 or later); set cache.local_copy: false to use it without one. Until then every lookup is a miss.",
+    );
+  });
   return local;
 }
 

@@ -1,4 +1,7 @@
 // The cache's storage against real stores: the in-process LRU and a private Redis.
+
+import type { AddressInfo } from "node:net";
+import { createServer } from "node:net";
 import { createClient } from "@keyv/redis";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -167,6 +170,23 @@ describe("redis store", () => {
     await client.quit();
     expect(await eventually(async () => (await b.get("flush:1")).result === "miss")).toBe(true);
     await Promise.all([a.close(), b.close()]);
+  });
+
+  it("tells the operator what to change when Redis is too old for the local copy", async () => {
+    // Redis before 6 refuses the RESP3 handshake; this server refuses it the same way.
+    const old = createServer((socket) =>
+      socket.on("data", () => socket.write("-ERR unknown command 'HELLO', with args beginning with: '3'\r\n")),
+    );
+    await new Promise<void>((resolve) => old.listen(0, "127.0.0.1", resolve));
+    const address = old.address() as AddressInfo;
+    const { logger, lines } = capturingLogger();
+    const cache = ResponseCache.create({ ...options(), url: `redis://127.0.0.1:${address.port}` }, logger);
+    expect((await cache.get("m:1")).result).toBe("error");
+    expect(await eventually(async () => lines.some((l) => l.msg.includes("local_copy: false")))).toBe(true);
+    await new Promise((r) => setTimeout(r, 300));
+    expect(lines.filter((l) => l.msg.includes("local_copy: false")).length).toBe(1);
+    await cache.close();
+    await new Promise((r) => old.close(r));
   });
 
   it("serves misses quickly while Redis is down, warns once, and resumes when it is back", async () => {
