@@ -193,14 +193,15 @@ function trackedCopy(client: TrackingClient, options: CacheStoreOptions, logger:
   });
   // Invalidations sent while the connection was down are lost: start over from empty.
   for (const event of ["ready", "error", "end"]) client.on(event, () => local.invalidate(null));
-  // Before Redis 6 the connection's handshake (HELLO 3) fails, every time: say what to change.
+  // Before Redis 6 the connection's handshake (HELLO 3) fails, every time, as it does where an
+  // ACL denies CLIENT TRACKING: say what to change.
   let told = false;
   client.on("error", (err: unknown) => {
-    if (told || !/unknown command .?HELLO/i.test(String((err as Error | undefined)?.message))) return;
+    if (told || !/\bHELLO\b|tracking/i.test(String((err as Error | undefined)?.message))) return;
     told = true;
     logger.error(
-      { store: "redis" },
-      "this Redis does not speak RESP3, which the cache's local copy needs (Redis 6 or later); set cache.local_copy: false to use it without one. Until then every lookup is a miss.",
+      { store: "redis", err: (err as Error).message },
+      "this Redis refuses RESP3 or client tracking, which the cache's local copy needs (Redis 6 or later, CLIENT TRACKING allowed); set cache.local_copy: false to use it without one. Until then every lookup is a miss.",
     );
   });
   return local;

@@ -189,14 +189,36 @@ describe("redis store", () => {
     await new Promise((r) => old.close(r));
   });
 
+  it("says the same when an ACL denies the client tracking the local copy needs", async () => {
+    const admin = createClient({ url: redis.url });
+    await admin.connect();
+    await admin.sendCommand(["ACL", "SETUSER", "untracked", "on", ">secret", "~*", "+@all", "-client"]);
+    await admin.quit();
+    const { logger, lines } = capturingLogger();
+    const url = redis.url.replace("redis://", "redis://untracked:secret@");
+    const cache = ResponseCache.create({ ...options(), url }, logger);
+    expect((await cache.get("m:1")).result).toBe("error");
+    expect(await eventually(async () => lines.some((l) => l.msg.includes("local_copy: false")))).toBe(true);
+    // Without the copy the same user is served.
+    const plain = ResponseCache.create({ ...options(), url, localCopy: false }, pino({ level: "silent" }));
+    await plain.get("warm:up");
+    plain.set("acl:1", entry("served"));
+    expect(await eventually(async () => (await plain.get("acl:1")).result === "hit")).toBe(true);
+    await Promise.all([cache.close(), plain.close()]);
+  });
+
   it("serves misses quickly while Redis is down, warns once, and resumes when it is back", async () => {
     const { logger, lines } = capturingLogger();
     const cache = ResponseCache.create(options(), logger);
+    await cache.get("warm:up");
     cache.set("m:1", entry("before"));
     await settle();
     expect((await cache.get("m:1")).result).toBe("hit");
 
     await redis.stop();
+    // Until the client sees its socket close, this replica's copy still answers, as Redis would
+    // have a moment earlier; from then on, lookups fail fast.
+    expect(await eventually(async () => (await cache.get("m:1")).result === "error")).toBe(true);
     for (let i = 0; i < 5; i++) {
       const started = performance.now();
       expect((await cache.get("m:1")).result).toBe("error");
