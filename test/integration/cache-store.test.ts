@@ -5,20 +5,9 @@ import { createServer } from "node:net";
 import { createClient } from "@keyv/redis";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { CachedCompletion } from "../../src/cache/entry.ts";
 import { type Lookup, ResponseCache } from "../../src/cache/store.ts";
+import { cachedAnswer } from "../helpers/cache-entry.ts";
 import { type PrivateRedis, privateRedis } from "../helpers/redis.ts";
-
-const entry = (text: string): CachedCompletion => ({
-  v: 1,
-  model: "m",
-  events: [
-    { type: "content", index: 0, text },
-    { type: "finish", index: 0, reason: "stop" },
-  ],
-  usage: { promptTokens: 3, completionTokens: 2 },
-  storedAt: Date.now(),
-});
 
 const settle = () => new Promise((r) => setTimeout(r, 30));
 
@@ -43,8 +32,8 @@ describe("memory store", () => {
 
   it("stores, finds and purges per model", async () => {
     const cache = ResponseCache.create(options, pino({ level: "silent" }));
-    cache.set("a:1", entry("one"));
-    cache.set("b:1", entry("two"));
+    cache.set("a:1", cachedAnswer("one"));
+    cache.set("b:1", cachedAnswer("two"));
     await settle();
     const hit = await cache.get("a:1");
     expect(hit.result).toBe("hit");
@@ -57,19 +46,19 @@ describe("memory store", () => {
 
   it("is bounded in entries (least recently used go first) and in bytes", async () => {
     const cache = ResponseCache.create(options, pino({ level: "silent" }));
-    for (const k of ["m:1", "m:2", "m:3", "m:4"]) cache.set(k, entry(k));
+    for (const k of ["m:1", "m:2", "m:3", "m:4"]) cache.set(k, cachedAnswer(k));
     await settle();
     expect((await cache.get("m:1")).result).toBe("miss");
     expect((await cache.get("m:4")).result).toBe("hit");
     const small = ResponseCache.create({ ...options, maxBytes: 400 }, pino({ level: "silent" }));
-    small.set("m:big", entry("x".repeat(1000)));
+    small.set("m:big", cachedAnswer("x".repeat(1000)));
     await settle();
     expect((await small.get("m:big")).result).toBe("miss");
   });
 
   it("expires entries after the ttl", async () => {
     const cache = ResponseCache.create({ ...options, ttlMs: 20 }, pino({ level: "silent" }));
-    cache.set("m:1", entry("x"));
+    cache.set("m:1", cachedAnswer("x"));
     await new Promise((r) => setTimeout(r, 60));
     expect((await cache.get("m:1")).result).toBe("miss");
   });
@@ -123,8 +112,8 @@ describe("redis store", () => {
 
   it("shares entries between two instances (replicas), and purges per model", async () => {
     const [a, b] = await replicas();
-    a.set("m:1", entry("shared"));
-    a.set("n:1", entry("other"));
+    a.set("m:1", cachedAnswer("shared"));
+    a.set("n:1", cachedAnswer("other"));
     await settle();
     const hit = await b.get("m:1");
     expect(hit.result).toBe("hit");
@@ -138,7 +127,7 @@ describe("redis store", () => {
 
   it("serves a replica's repeated hits from its local copy, without asking Redis", async () => {
     const [a, b] = await replicas();
-    a.set("copy:1", entry("shared"));
+    a.set("copy:1", cachedAnswer("shared"));
     await settle();
     const before = await redisGets();
     for (let i = 0; i < 5; i++) expect(textOf(await b.get("copy:1"))).toMatchObject({ text: "shared" });
@@ -152,13 +141,13 @@ describe("redis store", () => {
 
   it("drops a replica's copies when another replica overwrites or purges them, or Redis is flushed", async () => {
     const [a, b] = await replicas();
-    a.set("over:1", entry("first"));
-    a.set("gone:1", entry("purged"));
-    a.set("flush:1", entry("flushed"));
+    a.set("over:1", cachedAnswer("first"));
+    a.set("gone:1", cachedAnswer("purged"));
+    a.set("flush:1", cachedAnswer("flushed"));
     await settle();
     for (const key of ["over:1", "gone:1", "flush:1"]) expect((await b.get(key)).result).toBe("hit");
 
-    a.set("over:1", entry("second"));
+    a.set("over:1", cachedAnswer("second"));
     expect(await eventually(async () => (textOf(await b.get("over:1")) as { text?: string })?.text === "second")).toBe(
       true,
     );
@@ -202,7 +191,7 @@ describe("redis store", () => {
     // Without the copy the same user is served.
     const plain = ResponseCache.create({ ...options(), url, localCopy: false }, pino({ level: "silent" }));
     await plain.get("warm:up");
-    plain.set("acl:1", entry("served"));
+    plain.set("acl:1", cachedAnswer("served"));
     expect(await eventually(async () => (await plain.get("acl:1")).result === "hit")).toBe(true);
     await Promise.all([cache.close(), plain.close()]);
   });
@@ -211,7 +200,7 @@ describe("redis store", () => {
     const { logger, lines } = capturingLogger();
     const cache = ResponseCache.create(options(), logger);
     await cache.get("warm:up");
-    cache.set("m:1", entry("before"));
+    cache.set("m:1", cachedAnswer("before"));
     await settle();
     expect((await cache.get("m:1")).result).toBe("hit");
 
@@ -235,7 +224,7 @@ describe("redis store", () => {
     // The restarted server kept nothing (no persistence): a miss, not an error.
     expect(result).toBe("miss");
     expect(lines.some((l) => l.msg.includes("back"))).toBe(true);
-    cache.set("m:2", entry("after"));
+    cache.set("m:2", cachedAnswer("after"));
     await settle();
     expect((await cache.get("m:2")).result).toBe("hit");
     await cache.close();

@@ -1,19 +1,8 @@
 // A replica's local copy of Redis entries, alone: which reads it keeps, when it serves them.
 // Against a real Redis, with the invalidations Redis sends: test/integration/cache-store.test.ts.
 import { describe, expect, it } from "vitest";
-import type { CachedCompletion } from "../../src/cache/entry.ts";
 import { LocalCopy } from "../../src/cache/local-copy.ts";
-
-const entry = (text: string): CachedCompletion => ({
-  v: 1,
-  model: "m",
-  events: [
-    { type: "content", index: 0, text },
-    { type: "finish", index: 0, reason: "stop" },
-  ],
-  usage: { promptTokens: 3, completionTokens: 2 },
-  storedAt: Date.now(),
-});
+import { cachedAnswer } from "../helpers/cache-entry.ts";
 
 function copy(options: { maxEntries?: number; maxBytes?: number } = {}) {
   const state = { tracking: true };
@@ -31,18 +20,18 @@ describe("LocalCopy", () => {
   it("keeps what was read, unless an invalidation arrived while it was being read", () => {
     const { local } = copy();
     const ticket = local.ticket();
-    local.keep("m:1", entry("one"), ticket, later());
+    local.keep("m:1", cachedAnswer("one"), ticket, later());
     expect(local.get("m:1")?.events[0]).toMatchObject({ text: "one" });
 
     const stale = local.ticket();
     local.invalidate("m:other");
-    local.keep("m:2", entry("maybe stale"), stale, later());
+    local.keep("m:2", cachedAnswer("maybe stale"), stale, later());
     expect(local.get("m:2")).toBeUndefined();
   });
 
   it("drops a key Redis invalidates, everything on null, and a purged prefix", () => {
     const { local } = copy();
-    for (const key of ["a:1", "a:2", "b:1"]) local.keep(key, entry(key), local.ticket(), later());
+    for (const key of ["a:1", "a:2", "b:1"]) local.keep(key, cachedAnswer(key), local.ticket(), later());
     local.invalidate("a:1");
     expect(local.get("a:1")).toBeUndefined();
     expect(local.get("a:2")).toBeDefined();
@@ -55,28 +44,28 @@ describe("LocalCopy", () => {
 
   it("serves and keeps nothing while invalidations cannot arrive", () => {
     const { local, state } = copy();
-    local.keep("m:1", entry("one"), local.ticket(), later());
+    local.keep("m:1", cachedAnswer("one"), local.ticket(), later());
     state.tracking = false;
     expect(local.get("m:1")).toBeUndefined();
-    local.keep("m:2", entry("two"), local.ticket(), later());
+    local.keep("m:2", cachedAnswer("two"), local.ticket(), later());
     state.tracking = true;
     expect(local.get("m:2")).toBeUndefined();
   });
 
   it("lets a copy live no longer than its entry in Redis, and stays within its bounds", async () => {
     const { local } = copy({ maxEntries: 2 });
-    local.keep("m:expired", entry("old"), local.ticket(), Date.now() - 1);
+    local.keep("m:expired", cachedAnswer("old"), local.ticket(), Date.now() - 1);
     expect(local.get("m:expired")).toBeUndefined();
-    local.keep("m:short", entry("short"), local.ticket(), Date.now() + 30);
+    local.keep("m:short", cachedAnswer("short"), local.ticket(), Date.now() + 30);
     expect(local.get("m:short")).toBeDefined();
     await new Promise((r) => setTimeout(r, 60));
     expect(local.get("m:short")).toBeUndefined();
 
-    for (const key of ["m:1", "m:2", "m:3"]) local.keep(key, entry(key), local.ticket(), later());
+    for (const key of ["m:1", "m:2", "m:3"]) local.keep(key, cachedAnswer(key), local.ticket(), later());
     expect(local.get("m:1")).toBeUndefined();
     expect(local.get("m:3")).toBeDefined();
     const small = copy({ maxBytes: 400 }).local;
-    small.keep("m:big", entry("x".repeat(1000)), small.ticket(), later());
+    small.keep("m:big", cachedAnswer("x".repeat(1000)), small.ticket(), later());
     expect(small.get("m:big")).toBeUndefined();
   });
 });
