@@ -56,9 +56,9 @@ describe("LocalCopy", () => {
     const { local } = copy({ maxEntries: 2 });
     local.keep("m:expired", cachedAnswer("old"), local.ticket(), Date.now() - 1);
     expect(local.get("m:expired")).toBeUndefined();
-    local.keep("m:short", cachedAnswer("short"), local.ticket(), Date.now() + 30);
+    local.keep("m:short", cachedAnswer("short"), local.ticket(), Date.now() + 250);
     expect(local.get("m:short")).toBeDefined();
-    await new Promise((r) => setTimeout(r, 60));
+    await new Promise((r) => setTimeout(r, 350));
     expect(local.get("m:short")).toBeUndefined();
 
     for (const key of ["m:1", "m:2", "m:3"]) local.keep(key, cachedAnswer(key), local.ticket(), later());
