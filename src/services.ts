@@ -349,6 +349,7 @@ function upstreamModels(config: Config): UpstreamModelSpec[] {
       apiKey: m.api_key,
       headers: m.headers,
       timeoutMs: m.timeout_ms,
+      responseTimeoutMs: m.response_timeout_ms,
       retries: m.retries,
       retryBackoffMs: m.retry_backoff_ms,
     });

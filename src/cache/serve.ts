@@ -78,5 +78,5 @@ function recording(
       return source.return?.(value) ?? Promise.resolve({ done: true, value: value as ChatEvent });
     },
   };
-  return { events: { [Symbol.asyncIterator]: () => iterator }, usage: stream.usage };
+  return { ...stream, events: { [Symbol.asyncIterator]: () => iterator } };
 }

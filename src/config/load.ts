@@ -30,12 +30,14 @@ export interface LlamaModelConfig extends Omit<LlamaModelEntry, "threads" | "sha
 
 /** One configured model; a union once upstream providers join. */
 /** An upstream model; durations in milliseconds, the API key read from the environment. */
-export interface OpenAIModelConfig extends Omit<OpenAIModelEntry, "model" | "timeout" | "retry_backoff"> {
+export interface OpenAIModelConfig
+  extends Omit<OpenAIModelEntry, "model" | "timeout" | "response_timeout" | "retry_backoff"> {
   /** The upstream's name for it (`model`, else the id). */
   model: string;
   /** The value of the `api_key_env` variable; undefined when unset or empty (createServices refuses that). */
   api_key: string | undefined;
   timeout_ms: number;
+  response_timeout_ms: number;
   retry_backoff_ms: number;
 }
 
@@ -240,7 +242,7 @@ function perMinute(limit: z.output<typeof PerMinute>): RateLimit {
 }
 
 function resolveOpenAIModel(entry: OpenAIModelEntry, env: Env): OpenAIModelConfig {
-  const { model, timeout, retry_backoff, ...rest } = entry;
+  const { model, timeout, response_timeout, retry_backoff, ...rest } = entry;
   const key = entry.api_key_env === undefined ? undefined : env[entry.api_key_env];
   return {
     ...rest,
@@ -249,6 +251,7 @@ function resolveOpenAIModel(entry: OpenAIModelEntry, env: Env): OpenAIModelConfi
     api_key: key === undefined || key === "" ? undefined : key,
     // The schema's patterns guarantee these parses succeed.
     timeout_ms: parseDurationMs(timeout) ?? 60_000,
+    response_timeout_ms: parseDurationMs(response_timeout) ?? 600_000,
     retry_backoff_ms: parseDurationMs(retry_backoff) ?? 250,
   };
 }

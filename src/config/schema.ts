@@ -147,7 +147,10 @@ export const OpenAIModel = z
       .default({})
       .describe("Extra headers sent with every request, e.g. OpenAI-Organization or a gateway's own key."),
     timeout: Duration.default("60s").describe(
-      "Longest wait to connect, for the response to begin and between two streamed chunks; past it: 504, or the variant's fallback when nothing was sent yet.",
+      "Longest wait to connect, for a stream to begin and between two streamed chunks; past it: 504, or the variant's fallback when nothing was sent yet.",
+    ),
+    response_timeout: Duration.default("10m").describe(
+      "Longest wait for a whole JSON answer (a client that asked for no stream gets none from the upstream either, and the upstream sends nothing until it has finished); past it: 504, or the variant's fallback.",
     ),
     retries: z
       .int()

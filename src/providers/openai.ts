@@ -1,9 +1,10 @@
 // Upstream OpenAI-compatible servers (OpenAI, vLLM, llama-server, Ollama, another Switchyard)
-// as a provider: the request goes out as a stream over a pooled keep-alive connection, with
-// retries while nothing has been streamed; the upstream's SSE is read only as fast as the
-// client takes it, and turned chunk by chunk into provider events, so the cache, telemetry,
-// experiments and stop handling treat an upstream model like a local one. Decisions (what a
-// failure means, how long to back off, how to read a chunk) live in ./upstream/.
+// as a provider: the request goes out over a pooled keep-alive connection, streamed when the
+// client asked for a stream, with retries while nothing has been streamed; the upstream's SSE
+// is read only as fast as the client takes it, and turned chunk by chunk into provider events
+// (a JSON answer into the same events at once), so the cache, telemetry, experiments and stop
+// handling treat an upstream model like a local one. Decisions (what a failure means, how long
+// to back off, how to read a chunk) live in ./upstream/.
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { Agent, type Dispatcher } from "undici";
@@ -33,8 +34,10 @@ export interface UpstreamModelSpec {
   model: string;
   apiKey: string | undefined;
   headers: Readonly<Record<string, string>>;
-  /** Longest wait for a connection, for the response and between two chunks. */
+  /** Longest wait for a connection, for a stream to begin and between two chunks. */
   timeoutMs: number;
+  /** Longest wait for a whole JSON answer (a client that asked for no stream). */
+  responseTimeoutMs: number;
   retries: number;
   retryBackoffMs: number;
 }
@@ -88,12 +91,13 @@ export class OpenAIProvider implements ChatProvider {
     const upstream = this.upstreams.get(modelId);
     if (!upstream) throw new Error(`model ${modelId} is not an upstream model`);
     const { spec } = upstream;
-    const response = await this.send(upstream, upstreamBody(req, spec.model), ctx.signal);
+    const streamed = req.stream === true;
+    const response = await this.send(upstream, upstreamBody(req, spec.model), streamed, ctx.signal);
     const meter = new UsageMeter(this.options.tokens, spec.model, req.messages);
     const stream = new UpstreamStream(spec, response, meter, ctx.signal);
     // Until the first event has arrived the client has nothing: a failure now may still fall back.
     await stream.open();
-    return { events: stream, usage: () => meter.usage() };
+    return { events: stream, usage: () => meter.usage(), ...(stream.whole ? { arrivedWhole: true } : {}) };
   }
 
   /** Closes the pooled connections; requests still running fail. */
@@ -102,8 +106,16 @@ export class OpenAIProvider implements ChatProvider {
   }
 
   /** Sends the request, again after a failure that allows it, until a 200 or a final failure. */
-  private async send(upstream: Upstream, body: string, signal: AbortSignal): Promise<Dispatcher.ResponseData> {
+  private async send(
+    upstream: Upstream,
+    body: string,
+    streamed: boolean,
+    signal: AbortSignal,
+  ): Promise<Dispatcher.ResponseData> {
     const { spec, endpoint, agent } = upstream;
+    // A JSON answer's headers come when the whole answer is ready: `timeout` would cut long ones.
+    const headersTimeout = streamed ? spec.timeoutMs : spec.responseTimeoutMs;
+    const headers = streamed ? endpoint.headers.stream : endpoint.headers.json;
     for (let attempt = 1; ; attempt++) {
       let failure: UpstreamError;
       try {
@@ -111,10 +123,10 @@ export class OpenAIProvider implements ChatProvider {
           origin: endpoint.origin,
           path: endpoint.path,
           method: "POST",
-          headers: endpoint.headers,
+          headers,
           body,
           signal,
-          headersTimeout: spec.timeoutMs,
+          headersTimeout,
           bodyTimeout: spec.timeoutMs,
         });
         if (res.statusCode === 200) return res;
@@ -122,7 +134,7 @@ export class OpenAIProvider implements ChatProvider {
         failure = statusFailure(spec.id, res.statusCode, text, header(res.headers, "retry-after"));
       } catch (err) {
         if (signal.aborted) throw new AbortedError();
-        failure = requestFailure(spec.id, err, spec.timeoutMs);
+        failure = requestFailure(spec.id, err, spec.timeoutMs, headersTimeout);
       }
       const delay = failure.retryable
         ? retryDelayMs({
@@ -176,6 +188,11 @@ class UpstreamStream implements AsyncIterable<ChatEvent> {
   ) {
     this.source = response.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     this.json = /^application\/json/i.test(header(response.headers, "content-type") ?? "");
+  }
+
+  /** The answer came as one JSON body: its events all arrived at the end, none before. */
+  get whole(): boolean {
+    return this.json;
   }
 
   /** Waits for the first event; a failure before it is thrown here, while fallback is still possible. */

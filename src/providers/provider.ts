@@ -22,6 +22,11 @@ export interface ChatStream {
   events: AsyncIterable<ChatEvent>;
   /** Final once `events` is exhausted. */
   usage(): TokenUsage;
+  /**
+   * The events arrived together once the whole answer was ready (an upstream's JSON answer):
+   * their times say nothing about the first token, so no TTFT or decode speed is taken from them.
+   */
+  arrivedWhole?: true;
 }
 
 export interface ChatContext {

@@ -27,6 +27,8 @@ export class RequestTelemetry {
   private error: RequestFacts["error"];
   private usage: (() => TokenUsage) | undefined;
   private estimated = false;
+  /** The provider's events arrive as they are generated, so their times are worth taking. */
+  private timed = true;
   private firstDelta: number | undefined;
   private lastDelta: number | undefined;
   /** A watched stream that has not ended yet: the record waits for its final usage. */
@@ -83,14 +85,16 @@ export class RequestTelemetry {
   }
 
   /**
-   * Observes a provider's stream: time of the first and last delta, and its usage. `estimated`
-   * marks counts that came from tiktoken (upstream providers without usage).
+   * Observes a provider's stream: time of the first and last delta (unless they all arrived
+   * at once, at the end), and its usage. `estimated` marks counts that came from tiktoken
+   * (upstream providers without usage).
    */
   watch(chat: ChatStream, estimated = false): ChatStream {
     this.usage = chat.usage;
     this.estimated = estimated;
     this.streaming = true;
-    return { events: new TappedEvents(chat.events[Symbol.asyncIterator](), this), usage: chat.usage };
+    this.timed = chat.arrivedWhole !== true;
+    return { ...chat, events: new TappedEvents(chat.events[Symbol.asyncIterator](), this) };
   }
 
   /** The route answers with a stream and calls end() itself when the stream is over. */
@@ -124,6 +128,7 @@ export class RequestTelemetry {
 
   /** From the tap: a content or tool-call delta went by. */
   delta(): void {
+    if (!this.timed) return;
     const now = performance.now() - this.start;
     this.firstDelta ??= now;
     this.lastDelta = now;

@@ -1,6 +1,7 @@
 // A fake OpenAI-compatible upstream on a random loopback port: real HTTP (node:http), real SSE.
 // Each request is answered by the next scripted behaviour, else by the default one (a short
-// streamed reply, with usage when asked for). It records what it received and how many
+// reply: streamed, with usage when asked for, to a request with `stream: true`; one JSON
+// completion with usage otherwise, as OpenAI and vLLM answer). It records what it received and how many
 // connections it accepted, so tests can check forwarding and connection reuse.
 import { createServer, type IncomingHttpHeaders, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
@@ -15,7 +16,7 @@ export interface ReceivedRequest {
 export interface ReplyOptions {
   /** Content pieces, one chunk each. */
   pieces?: string[];
-  /** Sent last when the request asked for include_usage; false leaves it out even then. */
+  /** Sent last when the request asked for include_usage (always in a JSON reply); false leaves it out. */
   usage?: { prompt_tokens: number; completion_tokens: number } | false;
   finish?: "stop" | "length" | "tool_calls";
   /** Chunks to send instead of `pieces` (already shaped deltas). */
@@ -97,6 +98,48 @@ export function replyEvents(req: ReceivedRequest, options: ReplyOptions = {}): s
   return events;
 }
 
+/** The JSON completion a server answers a request without `stream: true` with: the deltas, collected. */
+export function replyJson(req: ReceivedRequest, options: ReplyOptions = {}): Record<string, unknown> {
+  const deltas: Record<string, unknown>[] =
+    options.deltas ?? (options.pieces ?? DEFAULT_PIECES).map((content) => ({ content }));
+  let content: string | null = null;
+  let refusal: string | null = null;
+  const calls: { id: string; type: string; function: { name: string; arguments: string } }[] = [];
+  for (const delta of deltas) {
+    if (typeof delta.content === "string") content = (content ?? "") + delta.content;
+    if (typeof delta.refusal === "string") refusal = (refusal ?? "") + delta.refusal;
+    const fragments = (delta.tool_calls ?? []) as {
+      index: number;
+      id?: string;
+      function?: { name?: string; arguments?: string };
+    }[];
+    for (const f of fragments) {
+      const call = calls[f.index] ?? { id: "", type: "function", function: { name: "", arguments: "" } };
+      calls[f.index] = call;
+      if (f.id) call.id = f.id;
+      if (f.function?.name) call.function.name = f.function.name;
+      if (f.function?.arguments) call.function.arguments += f.function.arguments;
+    }
+  }
+  const usage = options.usage ?? { prompt_tokens: 11, completion_tokens: deltas.length };
+  return {
+    id: "chatcmpl-upstream",
+    object: "chat.completion",
+    created: 1_700_000_000,
+    model: String(req.body.model),
+    choices: [
+      {
+        index: 0,
+        message: { role: "assistant", content, refusal, ...(calls.length > 0 ? { tool_calls: calls } : {}) },
+        logprobs: null,
+        finish_reason: options.finish ?? "stop",
+      },
+    ],
+    ...(usage === false ? {} : { usage: { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens } }),
+    ...options.extra,
+  };
+}
+
 export function sseHeaders(res: ServerResponse): void {
   res.writeHead(200, { "content-type": "text/event-stream", "cache-control": "no-cache" });
   res.flushHeaders();
@@ -152,6 +195,11 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
 function answer(behaviour: Behaviour, req: ReceivedRequest, res: ServerResponse): void {
   switch (behaviour.kind) {
     case "reply":
+      if (req.body.stream !== true) {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify(replyJson(req, behaviour.options)));
+        return;
+      }
       sseHeaders(res);
       for (const event of replyEvents(req, behaviour.options)) res.write(event);
       res.end();

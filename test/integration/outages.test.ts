@@ -216,6 +216,7 @@ models:
     provider: openai
     base_url: ${up.baseUrl}
     timeout: ${TIMEOUT_MS}ms
+    response_timeout: ${TIMEOUT_MS}ms
     retries: 0
 experiments:
   - name: assistant
@@ -274,7 +275,7 @@ experiments:
     expect(recovered.servedBy).toEqual({ remote: n });
 
     report("upstream that hangs", {
-      timeout: `${TIMEOUT_MS} ms, no retries, fallback to the local model`,
+      timeout: `${TIMEOUT_MS} ms (also for JSON answers), no retries, fallback to the local model`,
       "upstream answering": describePhase(healthy),
       "upstream hanging": describePhase(hanging),
       "upstream answering again": describePhase(recovered),

@@ -19,6 +19,7 @@ import {
   chunk,
   DEFAULT_PIECES,
   type FakeUpstream,
+  replyJson,
   sseData,
   sseHeaders,
   startFakeUpstream,
@@ -72,6 +73,7 @@ models:
     provider: openai
     base_url: ${up.baseUrl}
     timeout: 300ms
+    response_timeout: 1s
     retries: 0
 experiments:
   - name: assistant
@@ -149,10 +151,12 @@ describe("passthrough", () => {
     expect(sent?.path).toBe("/v1/chat/completions");
     expect(sent?.headers.authorization).toBe(`Bearer ${API_KEY}`);
     expect(sent?.headers["x-team"]).toBe("switchyard-tests");
+    expect(sent?.headers.accept).toBe("application/json");
+    // A JSON client's request goes up as JSON: no stream the client did not ask for.
+    expect(sent?.body.stream).toBeUndefined();
+    expect(sent?.body.stream_options).toBeUndefined();
     expect(sent?.body).toMatchObject({
       model: "upstream-model",
-      stream: true,
-      stream_options: { include_usage: true },
       temperature: 0.3,
       top_p: 0.9,
       max_completion_tokens: 20,
@@ -313,6 +317,25 @@ describe("usage", () => {
     expect(up.requests.every((r) => (r.body.stream_options as { include_usage?: boolean }).include_usage)).toBe(true);
     const quietRecord = await recordOf(quiet.response.headers.get("x-request-id"));
     expect(quietRecord).toMatchObject({ prompt_tokens: 11, completion_tokens: 4, estimated: false });
+  });
+
+  it("comes with a JSON answer, which has no first-token time to claim", async () => {
+    // Deterministic, so it passes the cache's recorder on its way (a miss, stored).
+    const { data: res, response } = await s.client.chat.completions
+      .create({ model: "gpt-up", messages: ask(`No TTFT ${Date.now()}`), temperature: 0 })
+      .withResponse();
+    expect(response.headers.get("x-switchyard-cache")).toBe("miss");
+    expect(res.usage).toMatchObject({ prompt_tokens: 11, completion_tokens: 4, total_tokens: 15 });
+    const record = await recordOf(response.headers.get("x-request-id"));
+    expect(record).toMatchObject({ prompt_tokens: 11, completion_tokens: 4, estimated: false });
+    expect(record.latency_ms).toBeGreaterThan(0);
+    // Every event came at once with the finished answer: a TTFT would only be its latency again.
+    expect(record.ttft_ms).toBeUndefined();
+    expect(record.tokens_per_second).toBeUndefined();
+
+    const asked = await streamed({ model: "gpt-up", messages: ask("Hi"), stream: true });
+    const streamedRecord = await recordOf(asked.response.headers.get("x-request-id"));
+    expect(streamedRecord.ttft_ms).toBeGreaterThan(0);
   });
 
   it("is counted with tiktoken and marked estimated when the upstream reports none", async () => {
@@ -493,12 +516,39 @@ describe("retries", () => {
 describe("timeouts", () => {
   it("answers 504 when the upstream sends nothing within its timeout", async () => {
     up.script({ kind: "hang" });
+    const err = await s.client.chat.completions.create({ model: "quick-up", messages: ask("Hi"), stream: true }).then(
+      () => undefined,
+      (e: unknown) => e as APIError,
+    );
+    expect(err?.status).toBe(504);
+    expect(err?.code).toBe("upstream_timeout");
+    expect(err?.message).toContain("sent nothing for 300 ms (its timeout)");
+  });
+
+  it("waits up to response_timeout, not timeout, for a whole JSON answer", async () => {
+    // Slower than `timeout` (300 ms): a JSON answer begins only once it is complete.
+    up.script({
+      kind: "custom",
+      handle: (req, res) => {
+        setTimeout(() => {
+          res.writeHead(200, { "content-type": "application/json" });
+          res.end(JSON.stringify(replyJson(req, { pieces: ["late"] })));
+        }, 600);
+      },
+    });
+    const res = await s.client.chat.completions.create({ model: "quick-up", messages: ask("Hi") });
+    expect(res.choices[0]?.message.content).toBe("late");
+
+    up.script({ kind: "hang" });
+    const started = Date.now();
     const err = await s.client.chat.completions.create({ model: "quick-up", messages: ask("Hi") }).then(
       () => undefined,
       (e: unknown) => e as APIError,
     );
     expect(err?.status).toBe(504);
     expect(err?.code).toBe("upstream_timeout");
+    expect(err?.message).toContain("sent nothing for 1000 ms (its response_timeout)");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000);
   });
 
   it("answers 504 when the headers come but no event follows", async () => {

@@ -336,23 +336,29 @@ describe("retryDelayMs", () => {
 });
 
 describe("the upstream request", () => {
-  it("forwards every parameter under the upstream's model name, streamed with usage", () => {
-    const req = ChatCompletionRequest.parse({
+  it("forwards every parameter under the upstream's model name; a stream only when asked, then with usage", () => {
+    const params = {
       model: "public",
       messages: [{ role: "user", content: "Hi" }],
       temperature: null,
       top_p: 0.5,
-      stream: false,
       reasoning_effort: "high",
-      stream_options: null,
       user: "u",
-    });
-    expect(JSON.parse(upstreamBody(req, "private"))).toEqual({
+    };
+    const forwarded = {
       model: "private",
       messages: [{ role: "user", content: "Hi" }],
       top_p: 0.5,
       reasoning_effort: "high",
       user: "u",
+    };
+    const json = ChatCompletionRequest.parse({ ...params, stream: false, stream_options: null });
+    expect(JSON.parse(upstreamBody(json, "private"))).toEqual({ ...forwarded, stream: false });
+    const plain = ChatCompletionRequest.parse(params);
+    expect(JSON.parse(upstreamBody(plain, "private"))).toEqual(forwarded);
+    const streamed = ChatCompletionRequest.parse({ ...params, stream: true });
+    expect(JSON.parse(upstreamBody(streamed, "private"))).toEqual({
+      ...forwarded,
       stream: true,
       stream_options: { include_usage: true },
     });
@@ -365,12 +371,23 @@ describe("the upstream request", () => {
       origin: "https://api.example.com",
       path: "/v1/chat/completions",
       headers: {
-        "content-type": "application/json",
-        accept: "text/event-stream",
-        "openai-organization": "org",
-        authorization: "Bearer k",
+        stream: {
+          accept: "text/event-stream",
+          "content-type": "application/json",
+          "openai-organization": "org",
+          authorization: "Bearer k",
+        },
+        json: {
+          accept: "application/json",
+          "content-type": "application/json",
+          "openai-organization": "org",
+          authorization: "Bearer k",
+        },
       },
     });
+    // A configured Accept is the operator's call.
+    const custom = chatEndpoint({ baseUrl: "http://h/v1", apiKey: undefined, headers: { Accept: "*/*" } });
+    expect([custom.headers.stream.accept, custom.headers.json.accept]).toEqual(["*/*", "*/*"]);
   });
 });
 
@@ -427,7 +444,9 @@ describe("models.yaml", () => {
 
   it("resolves an upstream model: defaults, durations, the key from the environment", () => {
     const config = parseConfig(
-      model("    api_key_env: MY_KEY\n    model: gpt-4o-mini\n    timeout: 5s\n    retry_backoff: 100ms\n"),
+      model(
+        "    api_key_env: MY_KEY\n    model: gpt-4o-mini\n    timeout: 5s\n    response_timeout: 2m\n    retry_backoff: 100ms\n",
+      ),
       "models.yaml",
       { MY_KEY: "sk-1" },
     );
@@ -440,6 +459,7 @@ describe("models.yaml", () => {
       api_key: "sk-1",
       headers: {},
       timeout_ms: 5000,
+      response_timeout_ms: 120_000,
       retries: 2,
       retry_backoff_ms: 100,
       aliases: [],
@@ -448,6 +468,7 @@ describe("models.yaml", () => {
       model: "up",
       api_key: undefined,
       timeout_ms: 60_000,
+      response_timeout_ms: 600_000,
     });
   });
 

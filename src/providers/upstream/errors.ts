@@ -74,8 +74,16 @@ function errorCode(err: unknown): string | undefined {
 }
 
 /** A request that got no response: refused, reset, unresolvable, or timed out. */
-export function requestFailure(model: string, err: unknown, timeoutMs: number): UpstreamError {
+/** `timeoutMs` bounds the connection; `responseTimeoutMs` the wait for the response to begin. */
+export function requestFailure(
+  model: string,
+  err: unknown,
+  timeoutMs: number,
+  responseTimeoutMs = timeoutMs,
+): UpstreamError {
   const code = errorCode(err) ?? "unknown";
+  if (code === "UND_ERR_HEADERS_TIMEOUT" && responseTimeoutMs !== timeoutMs)
+    return timeoutFailure(model, responseTimeoutMs, "response_timeout");
   if (TIMEOUT_CODES.has(code)) return timeoutFailure(model, timeoutMs);
   if (code === "UND_ERR_CONNECT_TIMEOUT") {
     return new UpstreamError(
@@ -100,11 +108,12 @@ export function requestFailure(model: string, err: unknown, timeoutMs: number): 
   return protocolFailure(model, `the request failed (${code})`);
 }
 
-export function timeoutFailure(model: string, timeoutMs: number): UpstreamError {
+/** `setting` names the models.yaml key whose limit passed. */
+export function timeoutFailure(model: string, timeoutMs: number, setting = "timeout"): UpstreamError {
   return new UpstreamError(
     {
       status: 504,
-      message: `The upstream server of model ${model} sent nothing for ${timeoutMs} ms (its timeout).`,
+      message: `The upstream server of model ${model} sent nothing for ${timeoutMs} ms (its ${setting}).`,
       code: "upstream_timeout",
     },
     { kind: "timeout", retryable: false, fallsBack: true },

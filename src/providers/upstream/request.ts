@@ -1,15 +1,18 @@
 // What Switchyard sends an upstream for a chat request: the client's validated parameters as
 // they are (none dropped; the upstream judges what it supports), under the upstream's model
-// name, always streamed and always with usage, so one code path serves JSON and SSE clients
-// and every request's tokens are known.
+// name. A stream is asked for only when the client asked for one, and then always with usage,
+// so every streamed request's tokens are known; a JSON answer carries its usage anyway. A JSON
+// client gets a JSON request because that is what it sent: some models stream only for
+// verified OpenAI organizations, and one JSON body costs the upstream and this proxy far less
+// than a few hundred events (issue #8's note has the figures).
 import type { ChatCompletionRequest } from "../../openai/chat.ts";
 
 export function upstreamBody(req: ChatCompletionRequest, upstreamModel: string): string {
   // The parse already turned `null` into undefined, which JSON.stringify leaves out.
+  if (req.stream !== true) return JSON.stringify({ ...req, model: upstreamModel });
   return JSON.stringify({
     ...req,
     model: upstreamModel,
-    stream: true,
     // include_obfuscation is the client's business with OpenAI; chunks are re-framed here, so
     // its padding would never reach the client anyway.
     stream_options: { include_usage: true },
@@ -26,17 +29,23 @@ export interface UpstreamTarget {
 export interface UpstreamEndpoint {
   origin: string;
   path: string;
-  headers: Record<string, string>;
+  /** For a streamed request and for a JSON one: they differ in `accept`. */
+  headers: { stream: Record<string, string>; json: Record<string, string> };
 }
 
 /** Where and with which headers chat requests go; computed once per configured model. */
 export function chatEndpoint(target: UpstreamTarget): UpstreamEndpoint {
   const url = new URL(`${target.baseUrl.replace(/\/+$/, "")}/chat/completions`);
-  const headers: Record<string, string> = {
-    "content-type": "application/json",
-    accept: "text/event-stream",
+  const common: Record<string, string> = { "content-type": "application/json" };
+  for (const [name, value] of Object.entries(target.headers)) common[name.toLowerCase()] = value;
+  if (target.apiKey !== undefined) common.authorization = `Bearer ${target.apiKey}`;
+  return {
+    origin: url.origin,
+    path: `${url.pathname}${url.search}`,
+    headers: {
+      // A configured Accept wins, as every configured header does.
+      stream: { accept: "text/event-stream", ...common },
+      json: { accept: "application/json", ...common },
+    },
   };
-  for (const [name, value] of Object.entries(target.headers)) headers[name.toLowerCase()] = value;
-  if (target.apiKey !== undefined) headers.authorization = `Bearer ${target.apiKey}`;
-  return { origin: url.origin, path: `${url.pathname}${url.search}`, headers };
 }
