@@ -294,6 +294,33 @@ describe("passthrough", () => {
     }
     await upstreamClosed;
   });
+
+  it("stops the upstream request when the client goes away while a JSON answer is being made", async () => {
+    let arrived!: () => void;
+    const upstreamHasIt = new Promise<void>((resolve) => {
+      arrived = resolve;
+    });
+    let closed!: () => void;
+    const upstreamClosed = new Promise<void>((resolve) => {
+      closed = resolve;
+    });
+    // A JSON answer sends nothing until it is complete: this one never is.
+    up.script({
+      kind: "custom",
+      handle: (_req, res) => {
+        res.on("close", () => closed());
+        arrived();
+      },
+    });
+    const controller = new AbortController();
+    const request = s.client.chat.completions
+      .create({ model: "gpt-up", messages: ask("Think for a long time") }, { signal: controller.signal })
+      .catch(() => undefined);
+    await upstreamHasIt;
+    controller.abort();
+    await request;
+    await upstreamClosed;
+  });
 });
 
 describe("usage", () => {
