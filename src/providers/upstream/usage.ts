@@ -1,5 +1,6 @@
-// The token usage of an upstream request: what the upstream reported (Switchyard always asks
-// for it with stream_options.include_usage), else a tiktoken estimate marked `estimated`.
+// The token usage of an upstream request: what the upstream reported (a JSON answer carries
+// it; a stream is always asked for it with stream_options.include_usage), else a tiktoken
+// estimate marked `estimated`.
 import { type ChatMessage, contentText } from "../../openai/chat.ts";
 import type { ChatEvent, TokenUsage } from "../provider.ts";
 
