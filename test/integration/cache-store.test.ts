@@ -101,10 +101,19 @@ describe("redis store", () => {
     return false;
   }
 
-  /** Two caches on the one Redis, connected (a write sent while connecting is dropped, by design). */
+  /**
+   * Waits until `cache` is connected: a write sent while connecting is dropped, by design, and
+   * connecting (an ACL login, the RESP3 handshake) can outlast a lookup's 50 ms on a busy
+   * machine, which then answers "error" rather than "miss".
+   */
+  async function connected(cache: ResponseCache): Promise<void> {
+    expect(await eventually(async () => (await cache.get("warm:up")).result === "miss")).toBe(true);
+  }
+
+  /** Two caches on the one Redis, connected. */
   async function replicas(): Promise<[ResponseCache, ResponseCache]> {
     const both = [0, 1].map(() => ResponseCache.create(options(), pino({ level: "silent" })));
-    for (const cache of both) await cache.get("warm:up");
+    for (const cache of both) await connected(cache);
     return both as [ResponseCache, ResponseCache];
   }
 
@@ -190,7 +199,7 @@ describe("redis store", () => {
     expect(await eventually(async () => lines.some((l) => l.msg.includes("local_copy: false")))).toBe(true);
     // Without the copy the same user is served.
     const plain = ResponseCache.create({ ...options(), url, localCopy: false }, pino({ level: "silent" }));
-    await plain.get("warm:up");
+    await connected(plain);
     plain.set("acl:1", cachedAnswer("served"));
     expect(await eventually(async () => (await plain.get("acl:1")).result === "hit")).toBe(true);
     await Promise.all([cache.close(), plain.close()]);
@@ -199,7 +208,7 @@ describe("redis store", () => {
   it("serves misses quickly while Redis is down, warns once, and resumes when it is back", async () => {
     const { logger, lines } = capturingLogger();
     const cache = ResponseCache.create(options(), logger);
-    await cache.get("warm:up");
+    await connected(cache);
     cache.set("m:1", cachedAnswer("before"));
     await settle();
     expect((await cache.get("m:1")).result).toBe("hit");
