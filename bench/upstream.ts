@@ -40,7 +40,7 @@
 //   BENCH_PHASES              latency,throughput,stream,streams   which measurements to run
 //   BENCH_NODE_ARGS                 extra node flags for Switchyard, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"
 import { type ChildProcess, spawn } from "node:child_process";
-import { createWriteStream, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
 import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
@@ -125,10 +125,11 @@ function stopChild(child: ChildProcess): Promise<void> {
 }
 
 function start(name: string, args: string[], env: NodeJS.ProcessEnv, logFile: string, cwd = REPO_ROOT): Proc {
-  const log = createWriteStream(logFile);
-  const child = spawn(process.execPath, args, { cwd, env, stdio: ["ignore", "pipe", "pipe"] });
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
+  // Straight into the file: piped through this process, a target's log lines would cost the
+  // load generator CPU (a read and a write per 4 KiB of log) and slow every target's figures.
+  const log = openSync(logFile, "w");
+  const child = spawn(process.execPath, args, { cwd, env, stdio: ["ignore", log, log] });
+  closeSync(log);
   live.add(child);
   return {
     name,
