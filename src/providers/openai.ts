@@ -232,12 +232,33 @@ class UpstreamStream implements AsyncIterable<ChatEvent> {
         if (!this.ended) this.discard();
         throw this.failure;
       }
-      if (this.ended) {
-        if (!this.complete) throw protocolFailure(this.spec.id, "the stream ended before [DONE]");
+      if (this.complete) {
+        if (!this.ended) this.drainRest();
         return { done: true, value: undefined };
       }
+      if (this.ended) throw protocolFailure(this.spec.id, "the stream ended before [DONE]");
       await this.pull();
     }
+  }
+
+  /**
+   * After [DONE] the answer is whole: the consumer finishes its reply now, in the same write
+   * as the last events, rather than one turn later when the body's end arrives. What is left
+   * of the body (normally nothing) is read in the background, so the connection goes back to
+   * the pool; an upstream that never ends it is cut by bodyTimeout.
+   */
+  private drainRest(): void {
+    this.ended = true;
+    const source = this.source;
+    void (async () => {
+      try {
+        while (!(await source.next()).done) {
+          // anything after [DONE] is ignored
+        }
+      } catch {
+        // the answer was complete; a connection that fails now is the pool's business
+      }
+    })();
   }
 
   /** Reads one piece of the body and parses the events it completes, up to a failure if one comes. */

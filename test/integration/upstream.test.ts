@@ -253,9 +253,16 @@ describe("passthrough", () => {
     expect(refused.choices[0]?.message.content).toBeNull();
   });
 
-  it("reuses one pooled keep-alive connection for requests in sequence", async () => {
+  it("reuses one pooled keep-alive connection for requests in sequence, JSON or streamed", async () => {
     const before = up.connections();
-    for (let i = 0; i < 5; i++) await s.client.chat.completions.create({ model: "gpt-up", messages: ask(`Hi ${i}`) });
+    for (let i = 0; i < 6; i++) {
+      // A stream's reply ends at [DONE]; the body's end is read after it, for the pool.
+      if (i % 2 === 1)
+        expect((await streamed({ model: "gpt-up", messages: ask(`Hi ${i}`), stream: true })).text).toBe(
+          DEFAULT_PIECES.join(""),
+        );
+      else await s.client.chat.completions.create({ model: "gpt-up", messages: ask(`Hi ${i}`) });
+    }
     expect(up.connections() - before).toBeLessThanOrEqual(1);
   });
 
