@@ -75,6 +75,20 @@ export const ChatCompletion = z.object({
   service_tier: z.string().nullable().optional(),
 });
 
+// An upstream's JSON answer, as it may come: llama-server and Ollama leave out `refusal` and
+// `logprobs`, and a tool-call answer may leave out `content`. Read as the spec's nulls.
+export const UpstreamChatCompletion = ChatCompletion.extend({
+  choices: z.array(
+    ChatCompletionChoice.extend({
+      message: ChatCompletionMessage.extend({
+        content: z.string().nullable().default(null),
+        refusal: z.string().nullable().default(null),
+      }),
+      logprobs: ChoiceLogprobs.nullable().default(null),
+    }),
+  ),
+});
+
 export const ChatCompletionDelta = z.object({
   role: z.literal("assistant").optional(),
   content: z.string().nullable().optional(),

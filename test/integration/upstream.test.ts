@@ -5,7 +5,7 @@
 // status, retries and fallbacks happen only where they may, and a slow client holds the
 // upstream back instead of filling the proxy's memory.
 import { readFileSync } from "node:fs";
-import { request as httpRequest } from "node:http";
+import { request as httpRequest, type ServerResponse } from "node:http";
 import { createServer } from "node:net";
 import OpenAI, { APIError } from "openai";
 import pino from "pino";
@@ -251,6 +251,39 @@ describe("passthrough", () => {
     const refused = await s.client.chat.completions.create({ model: "gpt-up", messages: ask("Something bad") });
     expect(refused.choices[0]?.message.refusal).toBe("I can't help with that.");
     expect(refused.choices[0]?.message.content).toBeNull();
+  });
+
+  it("reads JSON answers shaped as llama-server and Ollama send them (no refusal, no logprobs)", async () => {
+    const answer = (message: Record<string, unknown>, finish: string) => ({
+      kind: "custom" as const,
+      handle: (_req: unknown, res: ServerResponse) => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(
+          JSON.stringify({
+            id: "chatcmpl-local",
+            object: "chat.completion",
+            created: 1_700_000_000,
+            model: "llama",
+            system_fingerprint: "b5000-local",
+            choices: [{ index: 0, message: { role: "assistant", ...message }, finish_reason: finish }],
+            usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 },
+          }),
+        );
+      },
+    });
+    up.script(answer({ content: "Hi there" }, "stop"));
+    const text = await s.client.chat.completions.create({ model: "gpt-up", messages: ask("Hi") });
+    assertMatchesSchema("CreateChatCompletionResponse", text);
+    expect(text.choices[0]?.message).toMatchObject({ content: "Hi there", refusal: null });
+    expect(text.choices[0]?.logprobs).toBeNull();
+    expect(text.usage).toMatchObject({ prompt_tokens: 5, completion_tokens: 2 });
+
+    const call = { id: "call_1", type: "function", function: { name: "lookup", arguments: '{"q":"x"}' } };
+    up.script(answer({ tool_calls: [call] }, "tool_calls"));
+    const tools = await s.client.chat.completions.create({ model: "gpt-up", messages: ask("Look it up") });
+    assertMatchesSchema("CreateChatCompletionResponse", tools);
+    expect(tools.choices[0]?.message).toMatchObject({ content: null, refusal: null, tool_calls: [call] });
+    expect(tools.choices[0]?.finish_reason).toBe("tool_calls");
   });
 
   it("reuses one pooled keep-alive connection for requests in sequence, JSON or streamed", async () => {

@@ -2,11 +2,11 @@
 // Switchyard works with. Pure; validated with the wire schemas of src/openai, which keep what
 // OpenAI defines and drop vendor additions.
 import {
-  ChatCompletion,
   ChatCompletionChunk,
   type ChatCompletionChunkChoice,
   FinishReason,
   type FinishReason as FinishReasonValue,
+  UpstreamChatCompletion,
   type Usage,
 } from "../../openai/chat.ts";
 import type { ChatEvent, TokenUsage } from "../provider.ts";
@@ -105,7 +105,7 @@ function choiceEvents(choice: ChatCompletionChunkChoice, out: ChatEvent[]): void
   if (choice.finish_reason) out.push({ type: "finish", index, reason: choice.finish_reason });
 }
 
-/** A whole completion, for an upstream that answers a streaming request with plain JSON anyway. */
+/** A whole completion: the answer to a JSON request (or to a stream, from an upstream that ignores `stream`). */
 export function parseCompletion(body: string): ChunkEvents | Invalid {
   let json: unknown;
   try {
@@ -113,7 +113,7 @@ export function parseCompletion(body: string): ChunkEvents | Invalid {
   } catch {
     return { kind: "invalid", problem: "a response that is neither an event stream nor JSON" };
   }
-  const completion = ChatCompletion.safeParse(json);
+  const completion = UpstreamChatCompletion.safeParse(json);
   if (!completion.success) {
     return { kind: "invalid", problem: `a response that is not a chat.completion (${firstIssue(completion.error)})` };
   }
