@@ -14,6 +14,7 @@ import type { ChatContext, ChatEvent, ChatProvider, ChatStream } from "./provide
 import { parseChunk, parseCompletion } from "./upstream/chunks.ts";
 import {
   protocolFailure,
+  type ResponseWait,
   requestFailure,
   statusFailure,
   streamErrorFailure,
@@ -114,7 +115,9 @@ export class OpenAIProvider implements ChatProvider {
   ): Promise<Dispatcher.ResponseData> {
     const { spec, endpoint, agent } = upstream;
     // A JSON answer's headers come when the whole answer is ready: `timeout` would cut long ones.
-    const headersTimeout = streamed ? spec.timeoutMs : spec.responseTimeoutMs;
+    const wait: ResponseWait = streamed
+      ? { ms: spec.timeoutMs, setting: "timeout" }
+      : { ms: spec.responseTimeoutMs, setting: "response_timeout" };
     const headers = streamed ? endpoint.headers.stream : endpoint.headers.json;
     for (let attempt = 1; ; attempt++) {
       let failure: UpstreamError;
@@ -126,7 +129,7 @@ export class OpenAIProvider implements ChatProvider {
           headers,
           body,
           signal,
-          headersTimeout,
+          headersTimeout: wait.ms,
           bodyTimeout: spec.timeoutMs,
         });
         if (res.statusCode === 200) return res;
@@ -134,7 +137,7 @@ export class OpenAIProvider implements ChatProvider {
         failure = statusFailure(spec.id, res.statusCode, text, header(res.headers, "retry-after"));
       } catch (err) {
         if (signal.aborted) throw new AbortedError();
-        failure = requestFailure(spec.id, err, spec.timeoutMs, headersTimeout);
+        failure = requestFailure(spec.id, err, spec.timeoutMs, wait);
       }
       const delay = failure.retryable
         ? retryDelayMs({

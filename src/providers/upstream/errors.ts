@@ -73,17 +73,24 @@ function errorCode(err: unknown): string | undefined {
   return errorCode((err as { cause?: unknown }).cause);
 }
 
-/** A request that got no response: refused, reset, unresolvable, or timed out. */
-/** `timeoutMs` bounds the connection; `responseTimeoutMs` the wait for the response to begin. */
+/** The limit on the wait for a response to begin, and the models.yaml key that set it. */
+export interface ResponseWait {
+  ms: number;
+  setting: "timeout" | "response_timeout";
+}
+
+/**
+ * A request that got no response: refused, reset, unresolvable, or timed out. `timeoutMs`
+ * bounds the connection and the gaps in a body; `wait` the wait for the response to begin.
+ */
 export function requestFailure(
   model: string,
   err: unknown,
   timeoutMs: number,
-  responseTimeoutMs = timeoutMs,
+  wait: ResponseWait = { ms: timeoutMs, setting: "timeout" },
 ): UpstreamError {
   const code = errorCode(err) ?? "unknown";
-  if (code === "UND_ERR_HEADERS_TIMEOUT" && responseTimeoutMs !== timeoutMs)
-    return timeoutFailure(model, responseTimeoutMs, "response_timeout");
+  if (code === "UND_ERR_HEADERS_TIMEOUT") return timeoutFailure(model, wait.ms, wait.setting);
   if (TIMEOUT_CODES.has(code)) return timeoutFailure(model, timeoutMs);
   if (code === "UND_ERR_CONNECT_TIMEOUT") {
     return new UpstreamError(
@@ -109,7 +116,11 @@ export function requestFailure(
 }
 
 /** `setting` names the models.yaml key whose limit passed. */
-export function timeoutFailure(model: string, timeoutMs: number, setting = "timeout"): UpstreamError {
+export function timeoutFailure(
+  model: string,
+  timeoutMs: number,
+  setting: ResponseWait["setting"] = "timeout",
+): UpstreamError {
   return new UpstreamError(
     {
       status: 504,
