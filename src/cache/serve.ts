@@ -15,13 +15,15 @@ export interface CachedRun {
 
 export async function serveWithCache(
   cache: ResponseCache | undefined,
-  key: string,
+  /** Called only when the cache is read or written: a request that bypasses it is not hashed. */
+  keyOf: () => string,
   decision: CacheDecision,
   meta: { model: string; choices: number },
   run: () => Promise<ChatStream>,
 ): Promise<CachedRun> {
   if (!cache || (!decision.read && !decision.write))
     return { stream: await run(), status: "bypass", cacheError: false };
+  const key = keyOf();
   let cacheError = false;
   if (decision.read) {
     const lookup = await cache.get(key);

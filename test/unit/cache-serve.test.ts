@@ -1,0 +1,82 @@
+// serveWithCache over the real in-process store: what a request that bypasses the cache costs
+// it (no key is made), and that a miss stores what a later identical request replays.
+import pino from "pino";
+import { describe, expect, it, vi } from "vitest";
+import { serveWithCache } from "../../src/cache/serve.ts";
+import { ResponseCache } from "../../src/cache/store.ts";
+import type { ChatEvent, ChatStream } from "../../src/providers/provider.ts";
+
+function memoryCache(): ResponseCache {
+  return ResponseCache.create(
+    { store: "memory", ttlMs: 60_000, maxEntries: 100, maxBytes: 1e6, localCopy: false, timeoutMs: 1000 },
+    pino({ level: "silent" }),
+  );
+}
+
+/** A provider answering "hello", counting how often it is asked. */
+function provider() {
+  const calls = { count: 0 };
+  const run = async (): Promise<ChatStream> => {
+    calls.count++;
+    const events: ChatEvent[] = [
+      { type: "content", index: 0, text: "hello" },
+      { type: "finish", index: 0, reason: "stop" },
+    ];
+    return {
+      events: (async function* () {
+        yield* events;
+      })(),
+      usage: () => ({ promptTokens: 3, completionTokens: 1 }),
+    };
+  };
+  return { run, calls };
+}
+
+async function texts(stream: ChatStream): Promise<string[]> {
+  const out: string[] = [];
+  for await (const event of stream.events) if (event.type === "content") out.push(event.text);
+  return out;
+}
+
+const meta = { model: "m", choices: 1 };
+
+describe("serveWithCache", () => {
+  it("makes no key for a request that neither reads nor writes the cache", async () => {
+    const cache = memoryCache();
+    const { run, calls } = provider();
+    let keys = 0;
+    const keyOf = () => {
+      keys++;
+      return "m:1";
+    };
+    const served = await serveWithCache(cache, keyOf, { read: false, write: false }, meta, run);
+    expect(served.status).toBe("bypass");
+    expect(await texts(served.stream)).toEqual(["hello"]);
+    expect(keys).toBe(0);
+    expect(calls.count).toBe(1);
+    await cache.close();
+  });
+
+  it("stores a miss under its key, once, and replays it for the next request", async () => {
+    const cache = memoryCache();
+    const { run, calls } = provider();
+    let keys = 0;
+    const keyOf = () => {
+      keys++;
+      return "m:1";
+    };
+    const first = await serveWithCache(cache, keyOf, { read: true, write: true }, meta, run);
+    expect(first.status).toBe("miss");
+    expect(await texts(first.stream)).toEqual(["hello"]);
+    expect(keys).toBe(1);
+    // The write is not awaited by the request that made it.
+    await vi.waitFor(async () => expect((await cache.get("m:1")).result).toBe("hit"));
+
+    const second = await serveWithCache(cache, keyOf, { read: true, write: true }, meta, run);
+    expect(second.status).toBe("hit");
+    expect(await texts(second.stream)).toEqual(["hello"]);
+    expect(second.stream.usage()).toEqual({ promptTokens: 3, completionTokens: 1 });
+    expect(calls.count).toBe(1);
+    await cache.close();
+  });
+});
