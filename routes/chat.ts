@@ -59,8 +59,8 @@ export function chatRoutes(services: Services): Hono<AppEnv> {
         telemetry?.routedTo(model);
         const temperature = services.defaultTemperature(model.id);
         const decision = decideCaching(req, services.cacheMode, requestHeader(c, "cache-control"), temperature);
-        const key = () => cacheKey({ modelId: model.id, modelDigest: services.modelDigest(model.id) }, req);
-        return serveWithCache(services.cache, key, decision, { model: model.id, choices: req.n ?? 1 }, () => {
+        const keyOf = () => cacheKey({ modelId: model.id, modelDigest: services.modelDigest(model.id) }, req);
+        return serveWithCache(services.cache, keyOf, decision, { model: model.id, choices: req.n ?? 1 }, () => {
           abort ??= providerAbort(c);
           return services.providers[model.provider].chat(model.id, req, { signal: abort.signal });
         });

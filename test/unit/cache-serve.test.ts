@@ -4,7 +4,8 @@ import pino from "pino";
 import { describe, expect, it, vi } from "vitest";
 import { serveWithCache } from "../../src/cache/serve.ts";
 import { ResponseCache } from "../../src/cache/store.ts";
-import type { ChatEvent, ChatStream } from "../../src/providers/provider.ts";
+import type { ChatStream } from "../../src/providers/provider.ts";
+import { cachedAnswer } from "../helpers/cache-entry.ts";
 
 function memoryCache(): ResponseCache {
   return ResponseCache.create(
@@ -13,23 +14,31 @@ function memoryCache(): ResponseCache {
   );
 }
 
+const answer = cachedAnswer("hello");
+
 /** A provider answering "hello", counting how often it is asked. */
 function provider() {
   const calls = { count: 0 };
   const run = async (): Promise<ChatStream> => {
     calls.count++;
-    const events: ChatEvent[] = [
-      { type: "content", index: 0, text: "hello" },
-      { type: "finish", index: 0, reason: "stop" },
-    ];
     return {
       events: (async function* () {
-        yield* events;
+        yield* answer.events;
       })(),
-      usage: () => ({ promptTokens: 3, completionTokens: 1 }),
+      usage: () => answer.usage,
     };
   };
   return { run, calls };
+}
+
+/** The key "m:1", counting how often it is made. */
+function countedKey() {
+  const made = { count: 0 };
+  const keyOf = () => {
+    made.count++;
+    return "m:1";
+  };
+  return { keyOf, made };
 }
 
 async function texts(stream: ChatStream): Promise<string[]> {
@@ -44,15 +53,11 @@ describe("serveWithCache", () => {
   it("makes no key for a request that neither reads nor writes the cache", async () => {
     const cache = memoryCache();
     const { run, calls } = provider();
-    let keys = 0;
-    const keyOf = () => {
-      keys++;
-      return "m:1";
-    };
+    const { keyOf, made } = countedKey();
     const served = await serveWithCache(cache, keyOf, { read: false, write: false }, meta, run);
     expect(served.status).toBe("bypass");
     expect(await texts(served.stream)).toEqual(["hello"]);
-    expect(keys).toBe(0);
+    expect(made.count).toBe(0);
     expect(calls.count).toBe(1);
     await cache.close();
   });
@@ -60,22 +65,18 @@ describe("serveWithCache", () => {
   it("stores a miss under its key, once, and replays it for the next request", async () => {
     const cache = memoryCache();
     const { run, calls } = provider();
-    let keys = 0;
-    const keyOf = () => {
-      keys++;
-      return "m:1";
-    };
+    const { keyOf, made } = countedKey();
     const first = await serveWithCache(cache, keyOf, { read: true, write: true }, meta, run);
     expect(first.status).toBe("miss");
     expect(await texts(first.stream)).toEqual(["hello"]);
-    expect(keys).toBe(1);
+    expect(made.count).toBe(1);
     // The write is not awaited by the request that made it.
     await vi.waitFor(async () => expect((await cache.get("m:1")).result).toBe("hit"));
 
     const second = await serveWithCache(cache, keyOf, { read: true, write: true }, meta, run);
     expect(second.status).toBe("hit");
     expect(await texts(second.stream)).toEqual(["hello"]);
-    expect(second.stream.usage()).toEqual({ promptTokens: 3, completionTokens: 1 });
+    expect(second.stream.usage()).toEqual(answer.usage);
     expect(calls.count).toBe(1);
     await cache.close();
   });
