@@ -1,4 +1,4 @@
-# Switchyard: serves the built-in tiny model on 0.0.0.0:8080.
+# Roundhouse: serves the built-in tiny model on 0.0.0.0:8080.
 # For a CUDA image, see README.md ("Docker").
 FROM node:20-bookworm-slim AS deps
 WORKDIR /app

@@ -17,7 +17,7 @@ export default defineConfig({
   test: {
     ...base.test,
     include: RELIABILITY_TESTS,
-    env: { SWITCHYARD_STRESS: "1" },
+    env: { ROUNDHOUSE_STRESS: "1" },
     testTimeout: 1_800_000,
   },
 });

@@ -19,7 +19,7 @@ export interface Batch {
 export interface BatchResult {
   /** Round trip of each request, in ms. */
   ms: number[];
-  /** The x-switchyard-cache header of each request. */
+  /** The x-roundhouse-cache header of each request. */
   cache: string[];
   /** Set when a request failed: the batch stops there. */
   error?: string;
@@ -40,7 +40,7 @@ function once(batch: Batch): Promise<{ cache: string; ms: number }> {
       (res) => {
         res.resume();
         res.on("end", () => {
-          const cache = String(res.headers["x-switchyard-cache"]);
+          const cache = String(res.headers["x-roundhouse-cache"]);
           if (res.statusCode !== 200) reject(new Error(`status ${res.statusCode} (cache ${cache})`));
           else resolve({ cache, ms: performance.now() - started });
         });

@@ -47,7 +47,7 @@ import { machineBusySeconds, processCpuSeconds, selfCpuSeconds } from "./cpu.ts"
 import { percentile } from "./report.ts";
 
 const REPO = fileURLToPath(new URL("..", import.meta.url));
-const MODEL = process.env.SWITCHYARD_TEST_MODEL ?? join(REPO, "models", "switchyard-tiny-q8_0.gguf");
+const MODEL = process.env.ROUNDHOUSE_TEST_MODEL ?? join(REPO, "models", "roundhouse-tiny-q8_0.gguf");
 const HITS = Number(process.env.HITS ?? 2000);
 const MISSES = Number(process.env.MISSES ?? 50);
 const ROUNDS = Number(process.env.ROUNDS ?? 5);
@@ -81,7 +81,7 @@ interface StoreRun {
   sent: Record<Kind, number>;
   /** Cores kept busy by everything else on the machine while this store was measured. */
   otherCores: number | null;
-  /** Requests whose x-switchyard-cache was not the one asked for (a Redis lookup past its timeout). */
+  /** Requests whose x-roundhouse-cache was not the one asked for (a Redis lookup past its timeout). */
   unexpected: Record<string, number>;
   /** Raw GETs of a 300-byte value from this process, between the hit batches (redis only). */
   redisRoundTripMs: number[];
@@ -191,7 +191,7 @@ function loadGenerator(): { pid: number; send(batch: Batch): Promise<BatchResult
 }
 
 async function measure(store: Store, redisUrl: string): Promise<StoreRun> {
-  const workDir = mkdtempSync(join(tmpdir(), "switchyard-bench-cache-"));
+  const workDir = mkdtempSync(join(tmpdir(), "roundhouse-bench-cache-"));
   const server = await startServer(CACHE_SECTION[store](redisUrl), workDir);
   const client = loadGenerator();
   const run: StoreRun = {
@@ -208,7 +208,7 @@ async function measure(store: Store, redisUrl: string): Promise<StoreRun> {
   const raw = store !== "memory" ? createClient({ url: redisUrl }) : undefined;
   try {
     await raw?.connect();
-    await raw?.set("switchyard:bench:round-trip", "x".repeat(300));
+    await raw?.set("roundhouse:bench:round-trip", "x".repeat(300));
     const batch = async (kind: Kind, n: number, keep: boolean) => {
       const cpu0 = processCpuSeconds(server.pid) ?? Number.NaN;
       const wall0 = performance.now();
@@ -243,7 +243,7 @@ async function measure(store: Store, redisUrl: string): Promise<StoreRun> {
       await batch("hit", Math.ceil(HITS / ROUNDS), true);
       for (let i = 0; raw && i < Math.ceil(HITS / ROUNDS); i++) {
         const started = performance.now();
-        await raw.get("switchyard:bench:round-trip");
+        await raw.get("roundhouse:bench:round-trip");
         run.redisRoundTripMs.push(performance.now() - started);
       }
     }
@@ -262,7 +262,7 @@ async function measure(store: Store, redisUrl: string): Promise<StoreRun> {
     run.serverMs.miss = all.miss.slice(warmRecords.miss);
   } finally {
     if (raw?.isOpen) {
-      await raw.del("switchyard:bench:round-trip");
+      await raw.del("roundhouse:bench:round-trip");
       await raw.close();
     }
     client.close();

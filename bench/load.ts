@@ -108,7 +108,7 @@ export function streamChat(endpoint: Endpoint, spec: RequestSpec): Promise<Reque
       },
       (res) => {
         res.setEncoding("utf8");
-        if (res.headers["x-switchyard-cache"] === "hit") {
+        if (res.headers["x-roundhouse-cache"] === "hit") {
           res.resume();
           reject(new Error(`${endpoint.baseUrl} answered from its response cache; the bench measures generation`));
           return;

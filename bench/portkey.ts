@@ -10,7 +10,7 @@ export const PORTKEY_VERSION = "1.15.2";
 const PINNED = { hono: "4.9.7", "@hono/node-server": "1.13.5" };
 
 export function portkeyDir(): string {
-  const cache = process.env.SWITCHYARD_CACHE_DIR ?? join(homedir(), ".cache", "switchyard");
+  const cache = process.env.ROUNDHOUSE_CACHE_DIR ?? join(homedir(), ".cache", "roundhouse");
   return process.env.BENCH_PORTKEY_DIR ?? join(cache, "portkey");
 }
 
@@ -28,7 +28,7 @@ export function ensurePortkey(dir: string, log: (line: string) => void): string 
     join(dir, "package.json"),
     `${JSON.stringify(
       {
-        name: "switchyard-bench-portkey",
+        name: "roundhouse-bench-portkey",
         private: true,
         version: "0.0.0",
         dependencies: { "@portkey-ai/gateway": PORTKEY_VERSION, ...PINNED },

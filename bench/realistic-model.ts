@@ -140,7 +140,7 @@ export async function ensureRealisticModel(
   mkdirSync(dir, { recursive: true });
   log(`writing a ${(parameters / 1e6).toFixed(0)}M-parameter random llama model (F32), then Q8_0 …`);
   const spec: ModelSpec = {
-    name: "switchyard-bench-realistic",
+    name: "roundhouse-bench-realistic",
     dims,
     vocab,
     chatTemplate: template,

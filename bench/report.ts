@@ -19,7 +19,7 @@ export interface TargetSummary {
 export interface LevelSummary {
   concurrency: number;
   targets: Record<TargetName, TargetSummary>;
-  /** Switchyard ÷ llama-server: above 1 is better for tokens/s, worse for TTFT. */
+  /** Roundhouse ÷ llama-server: above 1 is better for tokens/s, worse for TTFT. */
   ratio: { tokensPerSecond: number; ttftP50: number | null; ttftP95: number | null };
   /** Min and max of the tokens/s ratio over the rounds (each round's pair ran back to back). */
   roundRatioRange: [number, number];
@@ -64,14 +64,14 @@ const ratioOf = (a: number | null, b: number | null): number | null =>
 
 /** `runs[target][round]` for one concurrency level. */
 export function summariseLevel(concurrency: number, runs: Record<TargetName, LevelRun[]>): LevelSummary {
-  const sy = summarise(runs.switchyard);
+  const sy = summarise(runs.roundhouse);
   const ls = summarise(runs["llama-server"]);
-  const perRound = runs.switchyard.map(
+  const perRound = runs.roundhouse.map(
     (r, i) => r.tokensPerSecond / (runs["llama-server"][i]?.tokensPerSecond ?? Number.NaN),
   );
   return {
     concurrency,
-    targets: { switchyard: sy, "llama-server": ls },
+    targets: { roundhouse: sy, "llama-server": ls },
     ratio: {
       tokensPerSecond: sy.tokensPerSecond / ls.tokensPerSecond,
       ttftP50: ratioOf(sy.ttftP50Ms, ls.ttftP50Ms),
@@ -84,7 +84,7 @@ export function summariseLevel(concurrency: number, runs: Record<TargetName, Lev
 const f0 = (x: number | null): string => (x === null ? "-" : x.toFixed(0));
 const f2 = (x: number | null): string => (x === null ? "-" : x.toFixed(2));
 
-/** A fixed-width table: SY = Switchyard, LS = llama-server, ratios SY/LS. */
+/** A fixed-width table: SY = Roundhouse, LS = llama-server, ratios SY/LS. */
 export function formatTable(title: string, levels: readonly LevelSummary[]): string {
   const header = [
     "streams",
@@ -104,7 +104,7 @@ export function formatTable(title: string, levels: readonly LevelSummary[]): str
     "tok/req SY/LS",
   ];
   const rows = levels.map((l) => {
-    const sy = l.targets.switchyard;
+    const sy = l.targets.roundhouse;
     const ls = l.targets["llama-server"];
     return [
       String(l.concurrency),

@@ -1,23 +1,23 @@
-// `npm run bench`: Switchyard's HTTP API against llama-server on the same GGUF, at the
+// `npm run bench`: Roundhouse's HTTP API against llama-server on the same GGUF, at the
 // same concurrency, measured in the same run. `npm run bench -- upstream` runs the upstream
-// overhead benchmark instead (bench/upstream.ts: Switchyard and Portkey's gateway in front of
+// overhead benchmark instead (bench/upstream.ts: Roundhouse and Portkey's gateway in front of
 // a fake OpenAI-compatible server).
 //
 // For each model and thread count both servers are started as their own processes
-// (Switchyard: `node --import tsx src/main.ts` with a generated models.yaml; llama-server
+// (Roundhouse: `node --import tsx src/main.ts` with a generated models.yaml; llama-server
 // with the equivalent -c/--parallel/-t), then for several rounds, for each concurrency,
 // the two targets run the same streaming requests back to back, in alternating order, so
 // that drift on a noisy machine hits both alike. Printed per level: aggregate completion
 // tokens/s, TTFT p50/p95 (time to the first chunk with content), cores each server kept
-// busy, and Switchyard ÷ llama-server ratios. Raw results: bench/results/latest.json.
+// busy, and Roundhouse ÷ llama-server ratios. Raw results: bench/results/latest.json.
 // Nothing here asserts a timing; the numbers are for people to read.
 //
 // Models:
-//   tiny       models/switchyard-tiny-q8_0.gguf (npm run make-model), 64-token replies,
+//   tiny       models/roundhouse-tiny-q8_0.gguf (npm run make-model), 64-token replies,
 //              real reply lengths (the model ends its replies itself).
 //   realistic  ~115M-parameter llama, random weights, the tiny model's tokenizer, Q8_0,
-//              written on first use and cached under ~/.cache/switchyard/bench
-//              (SWITCHYARD_CACHE_DIR moves it); 128-token replies, always full length.
+//              written on first use and cached under ~/.cache/roundhouse/bench
+//              (ROUNDHOUSE_CACHE_DIR moves it); 128-token replies, always full length.
 //
 // Settings (environment variables; the defaults take 3-5 minutes on 2 cores):
 //   BENCH_MODELS               tiny,realistic   which models, comma-separated
@@ -33,13 +33,13 @@
 //   BENCH_REALISTIC_SHAPE      768,12,12,3072   n_embd,n_layer,n_head,n_ff (multiples of 32)
 //   BENCH_LLAMA_SERVER_ARGS    (none)           extra llama-server flags, space-separated
 //   BENCH_LLAMA_SERVER         (npm run tools)  another llama-server binary to compare against
-//   BENCH_NODE_ARGS            (none)           extra node flags for Switchyard, e.g. to profile it:
+//   BENCH_NODE_ARGS            (none)           extra node flags for Roundhouse, e.g. to profile it:
 //                                               "--cpu-prof --cpu-prof-dir=/tmp/sy-prof"
 //
 // Read the numbers with three caveats. (1) Other work on the machine: the "others" column
 // shows cores busy outside the two servers and the bench; llama-server with -t equal to
 // the core count collapses (5-10 tok/s) when anything else competes, so run on an idle
-// machine. (2) The engines are different builds of the same llama.cpp: Switchyard runs
+// machine. (2) The engines are different builds of the same llama.cpp: Roundhouse runs
 // node-llama-cpp's prebuilt binary (a CPU-specific variant picked at run time, no OpenMP),
 // llama-server is the `npm run tools` build (GGML_NATIVE=OFF, OpenMP). On 2-core AVX-512
 // machines with 1 thread the prebuilt engine decodes 8-token batches faster than even a
@@ -59,14 +59,14 @@ import {
   type RunningServer,
   type ServeOptions,
   startLlamaServer,
-  startSwitchyard,
+  startRoundhouse,
   type TargetName,
 } from "./servers.ts";
 import { runUpstreamBench } from "./upstream.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
 const RESULTS_DIR = join(REPO_ROOT, "bench", "results");
-const TINY_DEFAULT = join(REPO_ROOT, "models", "switchyard-tiny-q8_0.gguf");
+const TINY_DEFAULT = join(REPO_ROOT, "models", "roundhouse-tiny-q8_0.gguf");
 /** An untrained F32 model with the tiny model's tokenizer, for development before the
  * real tiny model exists. */
 const TINY_FALLBACK = "/tmp/sy-random.gguf";
@@ -185,7 +185,7 @@ interface CaseResult {
   raw: { round: number; concurrency: number; target: TargetName; run: LevelRun }[];
 }
 
-const TARGETS: TargetName[] = ["switchyard", "llama-server"];
+const TARGETS: TargetName[] = ["roundhouse", "llama-server"];
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const progress = (line: string) => process.stderr.write(`${line}\n`);
 
@@ -200,9 +200,9 @@ async function runCase(s: Settings, model: ModelInfo, threads: number, workRoot:
   };
   const servers: RunningServer[] = [];
   try {
-    progress(`[${model.name}, ${threads} thread(s)] starting Switchyard and llama-server …`);
+    progress(`[${model.name}, ${threads} thread(s)] starting Roundhouse and llama-server …`);
     // One at a time: both load the model, and two loads on two cores would slow each other.
-    servers.push(await startSwitchyard(serve, s.nodeArgs));
+    servers.push(await startRoundhouse(serve, s.nodeArgs));
     servers.push(await startLlamaServer(serve, s.llamaServerArgs, s.llamaServer));
     const endpoints = new Map<TargetName, Endpoint>(
       servers.map((srv) => [
@@ -243,7 +243,7 @@ async function runCase(s: Settings, model: ModelInfo, threads: number, workRoot:
     const levels = s.concurrency.map((concurrency) => {
       const of = (target: TargetName) =>
         raw.filter((r) => r.concurrency === concurrency && r.target === target).map((r) => r.run);
-      return summariseLevel(concurrency, { switchyard: of("switchyard"), "llama-server": of("llama-server") });
+      return summariseLevel(concurrency, { roundhouse: of("roundhouse"), "llama-server": of("llama-server") });
     });
     return { model, threads, levels, raw };
   } finally {
@@ -295,7 +295,7 @@ async function main(): Promise<void> {
     }
   }
 
-  const workRoot = mkdtempSync(join(tmpdir(), "switchyard-bench-"));
+  const workRoot = mkdtempSync(join(tmpdir(), "roundhouse-bench-"));
   const cases: CaseResult[] = [];
   try {
     for (const model of models) {
@@ -305,7 +305,7 @@ async function main(): Promise<void> {
         process.stdout.write(
           `\n${formatTable(
             `${model.description}\nthreads ${threads}, max_tokens ${model.maxTokens}, ${s.rounds} rounds × ` +
-              `${s.requestsPerStream} requests per stream; SY = Switchyard, LS = llama-server, ratio = SY/LS; ` +
+              `${s.requestsPerStream} requests per stream; SY = Roundhouse, LS = llama-server, ratio = SY/LS; ` +
               "cores = CPU the server used, others = CPU busy elsewhere",
             result.levels,
           )}\n`,

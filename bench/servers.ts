@@ -1,5 +1,5 @@
 // Starting and stopping the two servers under test, each as its own process, the way
-// they run in production: Switchyard from src/main.ts with a models.yaml, llama-server
+// they run in production: Roundhouse from src/main.ts with a models.yaml, llama-server
 // with the equivalent flags. Every process started here is registered, so an error or a
 // Ctrl-C anywhere in the bench still stops it.
 import { type ChildProcess, spawn } from "node:child_process";
@@ -11,12 +11,12 @@ import { fileURLToPath } from "node:url";
 import { toolPath } from "../src/engine/llama-tools.ts";
 import { processCpuSeconds } from "./cpu.ts";
 
-export type TargetName = "switchyard" | "llama-server";
+export type TargetName = "roundhouse" | "llama-server";
 
 /** What both servers are given, so they run the same model the same way. */
 export interface ServeOptions {
   modelPath: string;
-  /** Tokens per sequence (Switchyard's context_size; llama-server gets it × parallel). */
+  /** Tokens per sequence (Roundhouse's context_size; llama-server gets it × parallel). */
   contextSize: number;
   parallel: number;
   threads: number;
@@ -160,11 +160,11 @@ async function launch(l: Launch): Promise<RunningServer> {
 
 // ---------------------------------------------------------------- the two targets
 
-export const SWITCHYARD_MODEL_ID = "bench";
+export const ROUNDHOUSE_MODEL_ID = "bench";
 
-/** Switchyard as `npm start` runs it, but `node --import tsx` directly so the pid we
+/** Roundhouse as `npm start` runs it, but `node --import tsx` directly so the pid we
  * watch (CPU time) is the server itself, not an npx wrapper. */
-export async function startSwitchyard(o: ServeOptions, nodeArgs: readonly string[] = []): Promise<RunningServer> {
+export async function startRoundhouse(o: ServeOptions, nodeArgs: readonly string[] = []): Promise<RunningServer> {
   const port = await freePort();
   const configPath = join(o.workDir, "models.yaml");
   // JSON is valid YAML; the schema is src/config/schema.ts.
@@ -176,7 +176,7 @@ export async function startSwitchyard(o: ServeOptions, nodeArgs: readonly string
     cache: { mode: "off" },
     models: [
       {
-        id: SWITCHYARD_MODEL_ID,
+        id: ROUNDHOUSE_MODEL_ID,
         provider: "llama",
         path: o.modelPath,
         context_size: o.contextSize,
@@ -188,7 +188,7 @@ export async function startSwitchyard(o: ServeOptions, nodeArgs: readonly string
   };
   writeFileSync(configPath, `${JSON.stringify(config, null, 2)}\n`);
   return launch({
-    name: "switchyard",
+    name: "roundhouse",
     command: process.execPath,
     args: [...nodeArgs, "--import", "tsx", "src/main.ts"],
     cwd: REPO_ROOT,
@@ -202,11 +202,11 @@ export async function startSwitchyard(o: ServeOptions, nodeArgs: readonly string
     },
     port,
     healthPath: "/healthz",
-    model: SWITCHYARD_MODEL_ID,
+    model: ROUNDHOUSE_MODEL_ID,
   });
 }
 
-/** llama-server configured like Switchyard's engine: `parallel` slots of `contextSize`
+/** llama-server configured like Roundhouse's engine: `parallel` slots of `contextSize`
  * tokens each (so -c is the total), the same threads, flash attention off (node-llama-cpp's
  * default for contexts), no web UI. */
 export async function startLlamaServer(

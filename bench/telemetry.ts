@@ -55,7 +55,7 @@ async function cpuPerRun(
 }
 
 async function main(): Promise<void> {
-  const dataDir = mkdtempSync(join(tmpdir(), "switchyard-bench-telemetry-"));
+  const dataDir = mkdtempSync(join(tmpdir(), "roundhouse-bench-telemetry-"));
   // Buffered as the server's own log is (src/services.ts): a write(2) per line would be the
   // bench's cost, not the server's.
   const logger = pino(

@@ -1,6 +1,6 @@
 // The floor of bench/upstream.ts: the least a Hono proxy on node can do for a chat request.
 // It reads the body, sends it on to the upstream over a pooled undici connection and relays
-// the answer, streamed or not, with none of Switchyard's work (validation, routing, cache,
+// the answer, streamed or not, with none of Roundhouse's work (validation, routing, cache,
 // telemetry, logging). Its own process, like every target. Settings: PORT, UPSTREAM (base URL
 // up to /v1). Prints `listening <port>` when ready.
 import { createServer } from "node:http";

@@ -1,4 +1,4 @@
-// `npm run bench -- upstream` (or `npx tsx bench/upstream.ts`): what Switchyard adds in front of an upstream OpenAI-compatible
+// `npm run bench -- upstream` (or `npx tsx bench/upstream.ts`): what Roundhouse adds in front of an upstream OpenAI-compatible
 // server, next to Portkey's AI gateway doing the same job, in the same run.
 //
 // A fake upstream on loopback (bench/upstream-fake.ts, its own process) answers instantly, or
@@ -6,7 +6,7 @@
 //   direct      the load generator talks to the fake upstream itself (the baseline)
 //   bare        bench/upstream-bare.ts: a Hono proxy that only relays (the floor for any
 //               proxy on node; BENCH_BARE=0 leaves it out)
-//   switchyard  `node --import tsx src/main.ts`, with the cache (every request a miss: a
+//   roundhouse  `node --import tsx src/main.ts`, with the cache (every request a miss: a
 //               lookup and a store), telemetry (usage log, metrics, a log line per request
 //               to a file) and an A/B experiment (two variants, two upstream models) on
 //   portkey     @portkey-ai/gateway, installed at bench time (bench/portkey.ts), default settings
@@ -34,11 +34,11 @@
 //   BENCH_PACE_MS             10    gap between chunks of a paced stream
 //   BENCH_PORTKEY             1     0 leaves Portkey out (offline machines)
 //   BENCH_BARE                1     0 leaves the bare proxy out
-//   BENCH_PORTKEY_DIR         ~/.cache/switchyard/portkey
-//   BENCH_LOG_LEVEL           info  Switchyard's LOG_LEVEL (its log goes to a file)
-//   BENCH_CACHE, BENCH_AB     1     0 turns Switchyard's cache / experiment off, to see what each costs
+//   BENCH_PORTKEY_DIR         ~/.cache/roundhouse/portkey
+//   BENCH_LOG_LEVEL           info  Roundhouse's LOG_LEVEL (its log goes to a file)
+//   BENCH_CACHE, BENCH_AB     1     0 turns Roundhouse's cache / experiment off, to see what each costs
 //   BENCH_PHASES              latency,throughput,stream,streams   which measurements to run
-//   BENCH_NODE_ARGS                 extra node flags for Switchyard, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"
+//   BENCH_NODE_ARGS                 extra node flags for Roundhouse, e.g. "--cpu-prof --cpu-prof-dir=/tmp/p"
 import { type ChildProcess, spawn } from "node:child_process";
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, writeFileSync } from "node:fs";
 import { Agent, request } from "node:http";
@@ -160,7 +160,7 @@ async function waitHealthy(proc: Proc, url: string, logFile: string): Promise<vo
   }
 }
 
-function switchyardConfig(port: number, upstream: string, s: Settings): object {
+function roundhouseConfig(port: number, upstream: string, s: Settings): object {
   // JSON is YAML; the schema is src/config/schema.ts. Two upstream models per public name, so
   // every request goes through an experiment's variant assignment.
   const model = (id: string, name: string) => ({ id, provider: "openai", base_url: upstream, model: name, retries: 0 });
@@ -193,7 +193,7 @@ function switchyardConfig(port: number, upstream: string, s: Settings): object {
 
 // ---------------------------------------------------------------- load
 
-type TargetName = "direct" | "bare" | "switchyard" | "portkey";
+type TargetName = "direct" | "bare" | "roundhouse" | "portkey";
 
 interface Target {
   name: TargetName;
@@ -213,7 +213,7 @@ interface Sample {
 
 let sequence = 0;
 
-/** A request no cache has seen: deterministic (temperature 0), so Switchyard looks it up and stores it. */
+/** A request no cache has seen: deterministic (temperature 0), so Roundhouse looks it up and stores it. */
 function body(model: "instant" | "paced", stream: boolean): string {
   sequence++;
   return JSON.stringify({
@@ -382,12 +382,12 @@ function report(s: Settings, summaries: Map<TargetName, Summary>): string {
         `  ${n.padEnd(12)}${(summaries.get(n) as Summary).roundRequestsPerSecond.map((v) => v.toFixed(0).padStart(7)).join("")}`,
     ),
   );
-  const sy = summaries.get("switchyard");
+  const sy = summaries.get("roundhouse");
   const pk = summaries.get("portkey");
   if (sy && pk) {
     lines.push(
       "",
-      "Switchyard ÷ Portkey",
+      "Roundhouse ÷ Portkey",
       `  requests/s at c=${s.concurrency}: ${(sy.requestsPerSecond / pk.requestsPerSecond).toFixed(2)}×` +
         `  (per round: ${sy.roundRequestsPerSecond.map((v, i) => (v / (pk.roundRequestsPerSecond[i] ?? Number.NaN)).toFixed(2)).join(", ")})`,
       `  CPU per request: ${sy.cpuUsPerRequest !== undefined && pk.cpuUsPerRequest !== undefined ? (sy.cpuUsPerRequest / pk.cpuUsPerRequest).toFixed(2) : "n/a"}×`,
@@ -400,7 +400,7 @@ function report(s: Settings, summaries: Map<TargetName, Summary>): string {
   if (sy && bare) {
     lines.push(
       "",
-      "Switchyard beyond the bare proxy (what its own work costs)",
+      "Roundhouse beyond the bare proxy (what its own work costs)",
       `  added p50 latency: ${signed(sy.latencyP50 - bare.latencyP50)}; requests/s at c=${s.concurrency}: ${(sy.requestsPerSecond / bare.requestsPerSecond).toFixed(2)}× the bare proxy's; streams: ${(sy.streamsPerSecond / bare.streamsPerSecond).toFixed(2)}×`,
     );
   }
@@ -439,7 +439,7 @@ export async function runUpstreamBench(): Promise<void> {
       `warning: ${busy.toFixed(1)} of ${cpus().length} cores are busy before the bench starts; numbers will be noisy`,
     );
   }
-  const work = mkdtempSync(join(tmpdir(), "switchyard-bench-upstream-"));
+  const work = mkdtempSync(join(tmpdir(), "roundhouse-bench-upstream-"));
   const procs: Proc[] = [];
   const agents: Agent[] = [];
   try {
@@ -456,14 +456,14 @@ export async function runUpstreamBench(): Promise<void> {
     await waitHealthy(fake, `http://127.0.0.1:${fakePort}/health`, fakeLog);
 
     const syPort = await freePort();
-    const syDir = join(work, "switchyard");
+    const syDir = join(work, "roundhouse");
     mkdirSync(syDir, { recursive: true });
     const syConfig = join(syDir, "models.yaml");
-    writeFileSync(syConfig, `${JSON.stringify(switchyardConfig(syPort, upstream, s), null, 2)}\n`);
-    const syLog = join(work, "switchyard.log");
-    progress("starting Switchyard …");
-    const switchyard = start(
-      "switchyard",
+    writeFileSync(syConfig, `${JSON.stringify(roundhouseConfig(syPort, upstream, s), null, 2)}\n`);
+    const syLog = join(work, "roundhouse.log");
+    progress("starting Roundhouse …");
+    const roundhouse = start(
+      "roundhouse",
       [...s.nodeArgs, "--import", "tsx", "src/main.ts"],
       {
         ...process.env,
@@ -475,8 +475,8 @@ export async function runUpstreamBench(): Promise<void> {
       },
       syLog,
     );
-    procs.push(switchyard);
-    await waitHealthy(switchyard, `http://127.0.0.1:${syPort}/healthz`, syLog);
+    procs.push(roundhouse);
+    await waitHealthy(roundhouse, `http://127.0.0.1:${syPort}/healthz`, syLog);
 
     const agent = () => {
       const a = new Agent({ keepAlive: true, maxSockets: 256 });
@@ -486,11 +486,11 @@ export async function runUpstreamBench(): Promise<void> {
     const targets: Target[] = [
       { name: "direct", url: new URL(`${upstream}/chat/completions`), headers: {}, agent: agent(), proc: fake },
       {
-        name: "switchyard",
+        name: "roundhouse",
         url: new URL(`http://127.0.0.1:${syPort}/v1/chat/completions`),
         headers: {},
         agent: agent(),
-        proc: switchyard,
+        proc: roundhouse,
       },
     ];
     if (s.bare) {
@@ -543,7 +543,7 @@ export async function runUpstreamBench(): Promise<void> {
     }
 
     // Warm-up, unmeasured: JIT, pooled connections, the caches' first entries. A few thousand
-    // requests: with 500, Switchyard's first measured round still ran half-optimised code
+    // requests: with 500, Roundhouse's first measured round still ran half-optimised code
     // (475 µs CPU a request against 219 µs in the third round of the same run).
     progress("warming up …");
     for (const t of targets) {

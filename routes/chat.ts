@@ -40,8 +40,8 @@ export function chatRoutes(services: Services): Hono<AppEnv> {
     });
     if (route.experiment) {
       telemetry?.assigned(route.experiment.name, route.experiment.variant);
-      responseHeader(c, "x-switchyard-experiment", route.experiment.name);
-      responseHeader(c, "x-switchyard-variant", route.experiment.variant);
+      responseHeader(c, "x-roundhouse-experiment", route.experiment.name);
+      responseHeader(c, "x-roundhouse-variant", route.experiment.variant);
     }
 
     // Generation stops as soon as the client goes away, streaming or not. The controller is made
@@ -67,7 +67,7 @@ export function chatRoutes(services: Services): Hono<AppEnv> {
       },
       { requestId: c.get("requestId"), log: c.get("log"), fellBack: () => telemetry?.fellBack() },
     );
-    responseHeader(c, "x-switchyard-cache", served.status);
+    responseHeader(c, "x-roundhouse-cache", served.status);
     telemetry?.cached(served.cacheError ? "error" : served.status);
     // A hit generated nothing: telemetry counts 0 engine tokens, the client still gets the original usage.
     const watched =
@@ -83,7 +83,7 @@ export function chatRoutes(services: Services): Hono<AppEnv> {
       model: target.id,
       systemFingerprint: services.fingerprint(target.id),
     };
-    responseHeader(c, "x-switchyard-model", target.id);
+    responseHeader(c, "x-roundhouse-model", target.id);
 
     if (!req.stream) {
       try {

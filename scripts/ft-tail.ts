@@ -1,7 +1,7 @@
 // Follows a fine-tuning job: its events as they come, and a progress bar with epoch,
 // step, loss and ETA, until the job finishes. Exits 0 if it succeeded, 1 otherwise.
 //
-//   npx tsx scripts/ft-tail.ts ftjob-…            # SWITCHYARD_URL (default http://127.0.0.1:8080), OPENAI_API_KEY
+//   npx tsx scripts/ft-tail.ts ftjob-…            # ROUNDHOUSE_URL (default http://127.0.0.1:8080), OPENAI_API_KEY
 import OpenAI from "openai";
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
@@ -21,7 +21,7 @@ async function main(): Promise<number> {
     console.error("usage: npx tsx scripts/ft-tail.ts <fine-tuning job id>");
     return 2;
   }
-  const baseURL = `${(process.env.SWITCHYARD_URL ?? "http://127.0.0.1:8080").replace(/\/$/, "")}/v1`;
+  const baseURL = `${(process.env.ROUNDHOUSE_URL ?? "http://127.0.0.1:8080").replace(/\/$/, "")}/v1`;
   const client = new OpenAI({ baseURL, apiKey: process.env.OPENAI_API_KEY ?? "unused" });
   const seen = new Set<string>();
   const tty = process.stdout.isTTY === true;

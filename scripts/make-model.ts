@@ -111,7 +111,7 @@ if (args.untrained) {
   process.exit(0);
 }
 
-const work = mkdtempSync(join(tmpdir(), "switchyard-make-model-"));
+const work = mkdtempSync(join(tmpdir(), "roundhouse-make-model-"));
 // The F32 intermediates are tens of MB: do not leave them behind on Ctrl-C.
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.once(signal, () => {

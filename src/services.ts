@@ -1,4 +1,4 @@
-// Builds everything a Switchyard app needs from a loaded config. No module-level
+// Builds everything a Roundhouse app needs from a loaded config. No module-level
 // state: a test builds as many independent services as it likes.
 import { createHash } from "node:crypto";
 import { statSync } from "node:fs";
@@ -157,7 +157,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
         const base = specs.get(record.base);
         if (!base || catalog.find(record.id)) return false;
         pool.addSpec({ ...base, id: record.id, path: record.path, sha256: undefined });
-        catalog.add({ id: record.id, provider: "llama", aliases: [], ownedBy: "switchyard", created: record.created });
+        catalog.add({ id: record.id, provider: "llama", aliases: [], ownedBy: "roundhouse", created: record.created });
         return true;
       },
       unserve: async (id) => {
@@ -384,5 +384,5 @@ function toServed(m: ModelConfig): ServedModel {
   } catch {
     // hf: URIs and files not downloaded yet have no date until they are loaded.
   }
-  return { id: m.id, provider: m.provider, aliases: m.aliases, ownedBy: m.owned_by ?? "switchyard", created };
+  return { id: m.id, provider: m.provider, aliases: m.aliases, ownedBy: m.owned_by ?? "roundhouse", created };
 }

@@ -34,7 +34,7 @@ export function renderModelCard(f: ModelCardFacts): string {
   const lines = [
     `# ${f.name}`,
     "",
-    "The built-in model of Switchyard: a tiny llama-architecture model with its own",
+    "The built-in model of Roundhouse: a tiny llama-architecture model with its own",
     "tokenizer, trained from scratch on generated chat dialogues so that the quick start",
     "and every test have a real model without downloading anything. It memorised a few",
     "hundred question → answer pairs (capitals, colours, animal sounds, opposites, small",

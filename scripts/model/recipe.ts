@@ -2,7 +2,7 @@
 // and the tests that check it, so both always mean the same model and corpus.
 import { fileURLToPath } from "node:url";
 
-export const MODEL_NAME = "switchyard-tiny";
+export const MODEL_NAME = "roundhouse-tiny";
 /** Seed of the corpus, the vocabulary and the initial weights. */
 export const SEED = 2;
 export const CONTROL_TOKENS = ["<|system|>", "<|user|>", "<|assistant|>", "<|end|>"];

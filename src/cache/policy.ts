@@ -3,7 +3,7 @@ import type { ChatCompletionRequest } from "../openai/chat.ts";
 
 export type CacheMode = "deterministic" | "all" | "off";
 
-/** What the response's x-switchyard-cache header says. */
+/** What the response's x-roundhouse-cache header says. */
 export type CacheStatus = "hit" | "miss" | "bypass";
 
 export interface CacheDecision {

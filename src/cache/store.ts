@@ -23,7 +23,7 @@ export interface CacheStoreOptions {
 
 export type Lookup = { result: "hit"; entry: CachedCompletion } | { result: "miss" } | { result: "error" };
 
-const NAMESPACE = "switchyard:cache";
+const NAMESPACE = "roundhouse:cache";
 
 export class ResponseCache {
   private degraded = false;

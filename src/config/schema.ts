@@ -107,7 +107,7 @@ export const LlamaModel = z
     chat_template: z.string().min(1).optional().describe("Jinja chat template overriding the one in the GGUF."),
     max_tokens: z.int().min(1).optional().describe("Cap on generated tokens per request."),
     queue: Queue.prefault({}),
-    owned_by: z.string().min(1).optional().describe('`owned_by` in /v1/models; default "switchyard".'),
+    owned_by: z.string().min(1).optional().describe('`owned_by` in /v1/models; default "roundhouse".'),
     reference_price: ReferencePrice.optional(),
     finetune: FineTune.optional(),
   })
@@ -118,7 +118,7 @@ export const Duration = z.union([
   z.string().regex(DURATION_PATTERN, { error: 'expected a duration such as "90s", "5m", "1h" or a number of seconds' }),
 ]);
 
-/** Headers Switchyard sets itself on upstream requests; a configured one would break the request. */
+/** Headers Roundhouse sets itself on upstream requests; a configured one would break the request. */
 export const RESERVED_UPSTREAM_HEADERS = ["host", "content-length", "content-type", "transfer-encoding", "connection"];
 
 export const OpenAIModel = z
@@ -127,7 +127,7 @@ export const OpenAIModel = z
     provider: z
       .literal("openai")
       .describe(
-        "Served by an upstream OpenAI-compatible server: OpenAI, vLLM, llama-server, Ollama, another Switchyard.",
+        "Served by an upstream OpenAI-compatible server: OpenAI, vLLM, llama-server, Ollama, another Roundhouse.",
       ),
     base_url: z
       .url({ protocol: /^https?$/, error: "expected an http:// or https:// URL such as https://api.openai.com/v1" })
@@ -170,7 +170,7 @@ export const OpenAIModel = z
     for (const name of Object.keys(model.headers)) {
       const lower = name.toLowerCase();
       if (RESERVED_UPSTREAM_HEADERS.includes(lower)) {
-        ctx.addIssue({ code: "custom", path: ["headers", name], message: `${name} is set by Switchyard itself` });
+        ctx.addIssue({ code: "custom", path: ["headers", name], message: `${name} is set by Roundhouse itself` });
       } else if (lower === "authorization" && model.api_key_env !== undefined) {
         ctx.addIssue({
           code: "custom",
@@ -258,7 +258,7 @@ export const RollbackRule = z
 
 export const Variant = z
   .strictObject({
-    name: ModelId.describe("Named in x-switchyard-variant, metrics and results."),
+    name: ModelId.describe("Named in x-roundhouse-variant, metrics and results."),
     model: z
       .union([ModelId, z.array(ModelId).min(1)])
       .describe("Model id or alias that serves this variant, or a list: the fallback order."),
@@ -332,7 +332,7 @@ export const UsageLogSettings = z
       .min(1)
       .default(100_000)
       .describe(
-        "Records kept in memory while the store refuses writes (Redis down, disk full); beyond it the oldest are dropped and counted in switchyard_usage_records_dropped_total.",
+        "Records kept in memory while the store refuses writes (Redis down, disk full); beyond it the oldest are dropped and counted in roundhouse_usage_records_dropped_total.",
       ),
   })
   .describe("The usage log: one record per request, read by /admin/usage and experiment results.");
@@ -432,7 +432,7 @@ export const ConfigFile = z
       });
     }
   })
-  .meta({ title: "Switchyard models.yaml" });
+  .meta({ title: "Roundhouse models.yaml" });
 
 export type ConfigFile = z.output<typeof ConfigFile>;
 export type LlamaModelEntry = z.output<typeof LlamaModel>;

@@ -45,7 +45,7 @@ function patches(): string[] {
 }
 
 export function cacheRoot(env: NodeJS.ProcessEnv = process.env): string {
-  return env.SWITCHYARD_CACHE_DIR ?? join(homedir(), ".cache", "switchyard");
+  return env.ROUNDHOUSE_CACHE_DIR ?? join(homedir(), ".cache", "roundhouse");
 }
 
 export function llamaBundlePath(): string {
@@ -74,7 +74,7 @@ async function compilerId(): Promise<string> {
 
 /** Build folder keyed on what changes the binaries: commit, compiler, flags. */
 export async function toolsDir(env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  if (env.SWITCHYARD_LLAMA_BIN) return env.SWITCHYARD_LLAMA_BIN;
+  if (env.ROUNDHOUSE_LLAMA_BIN) return env.ROUNDHOUSE_LLAMA_BIN;
   const commit = await bundleCommit();
   const key = createHash("sha256")
     .update([commit, await compilerId(), ...CMAKE_FLAGS, ...patches().map((p) => readFileSync(p, "utf8"))].join("\n"))

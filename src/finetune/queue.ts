@@ -6,7 +6,7 @@ import { createClient } from "@keyv/redis";
 import { type ConnectionOptions, Queue, Worker } from "bullmq";
 import type { Logger } from "pino";
 
-export const QUEUE_NAME = "switchyard-fine-tuning";
+export const QUEUE_NAME = "roundhouse-fine-tuning";
 
 export interface JobQueue {
   readonly kind: "in-process" | "redis";

@@ -184,7 +184,7 @@ export class FineTuning {
       fine_tuned_model: null,
       finished_at: null,
       estimated_finish: null,
-      organization_id: "org-switchyard",
+      organization_id: "org-roundhouse",
       result_files: [],
       trained_tokens: null,
       training_file: req.training_file,

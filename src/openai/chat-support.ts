@@ -15,7 +15,7 @@
 // logprobs (the provider decides and answers 400 if its model can't).
 //
 // Upstream models get every parameter as sent, and the upstream judges it (its 400 comes back
-// as it was). Refused for them is only what Switchyard could not relay back: audio output,
+// as it was). Refused for them is only what Roundhouse could not relay back: audio output,
 // web search annotations and the deprecated function_call replies (UPSTREAM_UNSUPPORTED).
 
 import type { ChatCompletionRequest } from "./chat-request.ts";
@@ -123,7 +123,7 @@ export function checkSupported(req: ChatCompletionRequest, serving: Serving = "l
 }
 
 const UPSTREAM_REASON =
-  "is not supported for upstream models: Switchyard relays their text, refusals and tool calls, and nothing else";
+  "is not supported for upstream models: Roundhouse relays their text, refusals and tool calls, and nothing else";
 
 const REASONS: Record<UnsupportedChatParam, string> = {
   audio: "is not supported by this server: it generates text only",

@@ -20,7 +20,7 @@ export interface ErrorBody {
 export class ApiError extends Error {
   override readonly name = "ApiError";
   readonly status: number;
-  /** One of ErrorType for Switchyard's own errors; an upstream provider's own type passes through. */
+  /** One of ErrorType for Roundhouse's own errors; an upstream provider's own type passes through. */
   readonly type: string;
   readonly param: string | null;
   readonly code: string | null;

@@ -1,4 +1,4 @@
-// Upstream OpenAI-compatible servers (OpenAI, vLLM, llama-server, Ollama, another Switchyard)
+// Upstream OpenAI-compatible servers (OpenAI, vLLM, llama-server, Ollama, another Roundhouse)
 // as a provider: the request goes out over a pooled keep-alive connection, streamed when the
 // client asked for a stream, with retries while nothing has been streamed; the upstream's SSE
 // is read only as fast as the client takes it, and turned chunk by chunk into provider events

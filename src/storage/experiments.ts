@@ -221,7 +221,7 @@ export class FileExperimentStore implements ExperimentStore {
   }
 }
 
-const PREFIX = "switchyard:experiments:";
+const PREFIX = "roundhouse:experiments:";
 /** Longest a store call may take before it counts as failed: the caller carries on without it. */
 const REDIS_TIMEOUT_MS = 2000;
 

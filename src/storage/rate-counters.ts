@@ -66,7 +66,7 @@ function key(subject: string, kind: RateKind, index: number): string {
   return `${kind}\0${subject}\0${index}`;
 }
 
-const PREFIX = "switchyard:rate:";
+const PREFIX = "roundhouse:rate:";
 /** A limiter in front of every request may not add more than this to one: past it, count locally. */
 const REDIS_TIMEOUT_MS = 250;
 /** After a failed call, count locally this long before trying Redis again. */

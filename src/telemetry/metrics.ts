@@ -13,7 +13,7 @@ export interface ModelGaugeSample {
   waiting: number;
 }
 
-const PREFIX = "switchyard_";
+const PREFIX = "roundhouse_";
 
 export class Metrics {
   private readonly requests: Counter<"model" | "variant" | "status">;

@@ -23,7 +23,7 @@ import { DropOldestQueue } from "./drop-oldest-queue.ts";
 import { UsageRecord } from "./record.ts";
 import type { UsageLog } from "./usage-log.ts";
 
-export const USAGE_STREAM = "switchyard:usage";
+export const USAGE_STREAM = "roundhouse:usage";
 /** Difference tolerated between a replica's clock (started_at) and Redis's (entry ids). */
 export const CLOCK_SKEW_MS = 60_000;
 /**

@@ -21,7 +21,7 @@ export interface AssignmentInput {
   control: string;
   /** Sticky header value, else the request's `user`; undefined → random. */
   key: string | undefined;
-  /** x-switchyard-variant. */
+  /** x-roundhouse-variant. */
   forced: string | undefined;
   /** A uniform number in [0, 1), used only without a key. */
   random: () => number;

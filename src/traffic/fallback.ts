@@ -20,7 +20,7 @@ export function fallbackOrder(variant: VariantSpec, control: VariantSpec): strin
 /**
  * Failures of the target rather than of the request: the model cannot load, its queue is full,
  * or no sequence freed up in time; an upstream is unreachable, answers 5xx or 429, refuses
- * Switchyard's key, or sends nothing within its timeout (UpstreamError.fallsBack). Anything
+ * Roundhouse's key, or sends nothing within its timeout (UpstreamError.fallsBack). Anything
  * else, such as a prompt too long for the context, an upstream's 400 or a client that went
  * away, would fail the same way anywhere, so it is the answer.
  */

@@ -26,7 +26,7 @@ import { evaluateRollback, type RollbackTrip, type Sample } from "./rollback.ts"
 import { SampleWindows } from "./window.ts";
 
 /** The header that forces a variant. */
-export const FORCE_HEADER = "x-switchyard-variant";
+export const FORCE_HEADER = "x-roundhouse-variant";
 /** Rules are judged at most this often per experiment; a trip waits at most this long. */
 const EVALUATE_EVERY_MS = 50;
 /** How long feedback can find the request it rates. */
@@ -38,7 +38,7 @@ export interface TrafficOptions {
   store: ExperimentStore;
   /** Where results come from. */
   usage: UsageLog;
-  /** switchyard_rollbacks_total. */
+  /** roundhouse_rollbacks_total. */
   rollbacks: { inc(labels: { experiment: string; variant: string }): void };
   logger: Logger;
   /** How often a shared store is read. */

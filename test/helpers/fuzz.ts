@@ -1,4 +1,4 @@
-// fast-check arbitraries of malformed and hostile requests to every Switchyard route: wrong
+// fast-check arbitraries of malformed and hostile requests to every Roundhouse route: wrong
 // types, huge strings and arrays, deep nesting, bad unicode and lone surrogates, invalid and
 // path-like ids, conflicting parameters, broken bodies and headers, and bytes that are not
 // HTTP at all. Most are mutations of a valid request, so they get past the first check and
@@ -60,11 +60,11 @@ export const hostileString: fc.Arbitrary<string> = fc.oneof(
       "NaN",
       "-0",
       "1e999",
-      "ft:switchyard-tiny::aaaaaaaa",
+      "ft:roundhouse-tiny::aaaaaaaa",
       "file-aaaaaaaaaaaaaaaaaaaaaaaa",
       "ftjob-aaaaaaaaaaaaaaaaaaaaaaaa",
       "tiny",
-      "switchyard-tiny",
+      "roundhouse-tiny",
     ),
   },
   { weight: 1, arbitrary: repeat(fc.constantFrom("a", "é", "🙂", "\ud800", " ", "<|"), 1_000, 60_000) },
@@ -151,7 +151,7 @@ const tool = (name: string, parameters: unknown) => ({ type: "function", functio
 
 /** Plausible values per field: valid ones, and valid-looking ones that conflict with others. */
 const plausible: Record<string, fc.Arbitrary<unknown>> = {
-  model: fc.constantFrom("tiny", "switchyard-tiny", "ab", "nope", "", "ft:switchyard-tiny::xxxxxxxx", "/etc/passwd"),
+  model: fc.constantFrom("tiny", "roundhouse-tiny", "ab", "nope", "", "ft:roundhouse-tiny::xxxxxxxx", "/etc/passwd"),
   max_tokens: fc.constantFrom(1, 2, 3, 0, -1, 1.5, 100_000, null),
   max_completion_tokens: fc.constantFrom(1, 2, 0, 99, null),
   temperature: fc.constantFrom(0, 1, 2, 2.5, -1, null),
@@ -396,7 +396,7 @@ const extraHeaders: fc.Arbitrary<Record<string, string>> = fc.dictionary(
     "x-request-id",
     "cache-control",
     "x-user-id",
-    "x-switchyard-variant",
+    "x-roundhouse-variant",
     "accept",
     "accept-encoding",
     "content-encoding",
@@ -446,7 +446,7 @@ const idLike = (ctx: FuzzContext): fc.Arbitrary<string> =>
         "%",
         "%zz",
         "%ED%A0%80",
-        "ft:switchyard-tiny:x:aaaaaaaa",
+        "ft:roundhouse-tiny:x:aaaaaaaa",
         "tiny",
         "a".repeat(5_000),
         "CON",

@@ -1,4 +1,4 @@
-// Switchyard's own entry points as real child processes (`tsx src/main.ts`, `tsx
+// Roundhouse's own entry points as real child processes (`tsx src/main.ts`, `tsx
 // scripts/worker.ts`), stopped by the PIDs this helper started.
 import { type ChildProcess, spawn } from "node:child_process";
 import { join } from "node:path";

@@ -5,7 +5,7 @@ import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 
 /** True under `npm run test:stress`: the suites run at full size instead of CI's shorter one. */
-export const STRESS = process.env.SWITCHYARD_STRESS === "1";
+export const STRESS = process.env.ROUNDHOUSE_STRESS === "1";
 
 export function report(title: string, figures: Record<string, unknown>): void {
   const width = Math.max(...Object.keys(figures).map((k) => k.length));

@@ -1,4 +1,4 @@
-// Starts a real Switchyard on a random loopback port: real config parsing, real
+// Starts a real Roundhouse on a random loopback port: real config parsing, real
 // node-llama-cpp engine, real HTTP. Tests drive it with the official openai package.
 
 import { mkdtempSync, rmSync } from "node:fs";
@@ -15,7 +15,7 @@ import { openRuntime } from "../../src/engine/runtime.ts";
 import { createServices, type Services } from "../../src/services.ts";
 
 export const REPO = join(import.meta.dirname, "..", "..");
-export const TINY_MODEL = process.env.SWITCHYARD_TEST_MODEL ?? join(REPO, "models", "switchyard-tiny-q8_0.gguf");
+export const TINY_MODEL = process.env.ROUNDHOUSE_TEST_MODEL ?? join(REPO, "models", "roundhouse-tiny-q8_0.gguf");
 
 export interface TestServer {
   url: string;
@@ -37,7 +37,7 @@ export function tinyConfig(modelExtra = "", globalExtra = ""): string {
   return [
     globalExtra,
     "models:",
-    "  - id: switchyard-tiny",
+    "  - id: roundhouse-tiny",
     "    provider: llama",
     `    path: ${TINY_MODEL}`,
     "    aliases: [tiny]",
@@ -66,7 +66,7 @@ export interface ServerOptions {
 }
 
 export async function startServer(options: ServerOptions = {}): Promise<TestServer> {
-  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "switchyard-test-"));
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), "roundhouse-test-"));
   const config = parseConfig(options.config ?? tinyConfig(), join(REPO, "models.yaml"), options.env);
   const services = await createServices({
     config,

@@ -17,7 +17,7 @@ let app: ReturnType<typeof createApp>;
 let dataDir: string;
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), "switchyard-app-request-"));
+  dataDir = mkdtempSync(join(tmpdir(), "roundhouse-app-request-"));
   services = await createServices({
     config: parseConfig(tinyConfig(), join(REPO, "models.yaml")),
     dataDir,
@@ -41,12 +41,12 @@ const chat = (body: object, headers: Record<string, string> = {}) =>
   });
 
 describe("chat completions without node's HTTP server", () => {
-  it("answers JSON with Switchyard's headers", async () => {
+  it("answers JSON with Roundhouse's headers", async () => {
     const res = await chat({ max_tokens: 8, temperature: 0 }, { "x-request-id": "req-app-1" });
     expect(res.status).toBe(200);
     expect(res.headers.get("x-request-id")).toBe("req-app-1");
-    expect(res.headers.get("x-switchyard-model")).toBe("switchyard-tiny");
-    expect(res.headers.get("x-switchyard-cache")).toBe("miss");
+    expect(res.headers.get("x-roundhouse-model")).toBe("roundhouse-tiny");
+    expect(res.headers.get("x-roundhouse-cache")).toBe("miss");
     const body = await res.json();
     assertMatchesSchema("CreateChatCompletionResponse", body);
     expect((body as { usage: { completion_tokens: number } }).usage.completion_tokens).toBeGreaterThan(0);
@@ -56,7 +56,7 @@ describe("chat completions without node's HTTP server", () => {
     const res = await chat({ max_tokens: 8, stream: true, stream_options: { include_usage: true } });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
-    expect(res.headers.get("x-switchyard-model")).toBe("switchyard-tiny");
+    expect(res.headers.get("x-roundhouse-model")).toBe("roundhouse-tiny");
     const events = (await res.text()).split("\n\n").filter((e) => e.startsWith("data: "));
     expect(events.at(-1)).toBe("data: [DONE]");
     const chunks = events.slice(0, -1).map((e) => JSON.parse(e.slice("data: ".length)));

@@ -19,7 +19,7 @@ async function post(server: TestServer, body: unknown, headers: Record<string, s
     headers: { "content-type": "application/json", ...headers },
     body: JSON.stringify(body),
   });
-  return { status: res.status, cache: res.headers.get("x-switchyard-cache"), text: await res.text() };
+  return { status: res.status, cache: res.headers.get("x-roundhouse-cache"), text: await res.text() };
 }
 
 function sseChunks(text: string): OpenAI.ChatCompletionChunk[] {
@@ -100,7 +100,7 @@ describe("memory cache", () => {
     const body = question("What is 2 plus 2?");
     expect((await post(s, body)).cache).toBe("miss");
     expect((await post(s, { ...body, model: "tiny-copy" })).cache).toBe("miss");
-    expect((await post(s, { ...body, model: "switchyard-tiny" })).cache).toBe("hit");
+    expect((await post(s, { ...body, model: "roundhouse-tiny" })).cache).toBe("hit");
   });
 
   it("stores nothing for a stream the client abandoned", async () => {
@@ -134,7 +134,7 @@ describe("memory cache", () => {
   it("counts hits, misses and bypasses in /metrics", async () => {
     const metrics = await (await fetch(`${s.url}/metrics`)).text();
     for (const result of ["hit", "miss", "bypass"]) {
-      const line = metrics.split("\n").find((l) => l.startsWith(`switchyard_cache_requests_total{result="${result}"}`));
+      const line = metrics.split("\n").find((l) => l.startsWith(`roundhouse_cache_requests_total{result="${result}"}`));
       expect(Number(line?.split(" ")[1])).toBeGreaterThan(0);
     }
   });

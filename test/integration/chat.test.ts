@@ -36,7 +36,7 @@ describe("non-streaming", () => {
     assertMatchesSchema("CreateChatCompletionResponse", res);
     expect(res.id).toMatch(/^chatcmpl-/);
     expect(res.object).toBe("chat.completion");
-    expect(res.model).toBe("switchyard-tiny");
+    expect(res.model).toBe("roundhouse-tiny");
     expect(Math.abs(res.created - Date.now() / 1000)).toBeLessThan(60);
     const choice = res.choices[0];
     expect(choice?.message.role).toBe("assistant");
@@ -256,7 +256,7 @@ describe("streaming", () => {
   });
 
   it("frees the sequence at once when the client aborts", async () => {
-    const loaded = s.services.pool.get("switchyard-tiny");
+    const loaded = s.services.pool.get("roundhouse-tiny");
     if (!loaded) throw new Error("model not loaded");
     const controller = new AbortController();
     const stream = await s.client.chat.completions.create(

@@ -64,7 +64,7 @@ async function abandoned(phase: Phase, random: () => number): Promise<"aborted" 
 
 async function metric(name: string): Promise<number> {
   const text = await (await fetch(`${s.url}/metrics`)).text();
-  const line = text.split("\n").find((l) => l.startsWith(`${name}{model="switchyard-tiny"}`));
+  const line = text.split("\n").find((l) => l.startsWith(`${name}{model="roundhouse-tiny"}`));
   return Number(line?.split(" ").at(-1) ?? Number.NaN);
 }
 
@@ -90,7 +90,7 @@ describe("client disconnects", () => {
       return { outcomes, phases };
     };
     const idle = async () =>
-      (await metric("switchyard_busy_sequences")) === 0 && (await metric("switchyard_queue_depth")) === 0;
+      (await metric("roundhouse_busy_sequences")) === 0 && (await metric("roundhouse_queue_depth")) === 0;
 
     // Warm up (code paths, caches, the allocator), then measure from a settled heap.
     await run(40);
@@ -112,7 +112,7 @@ describe("client disconnects", () => {
     const abandonSeconds = (performance.now() - started) / 1000;
     const drainMs = await eventually(idle, 30_000);
     expect(drainMs, "busy sequences and queue back to 0").toBeDefined();
-    const slots = s.services.pool.get("switchyard-tiny")?.slots;
+    const slots = s.services.pool.get("roundhouse-tiny")?.slots;
     expect(slots?.busy).toBe(0);
     expect(slots?.waiting).toBe(0);
 

@@ -119,19 +119,19 @@ describe("routes", () => {
 
   it("lists and describes models", async () => {
     const list = await s.client.models.list();
-    expect(list.data.map((m) => m.id)).toEqual(["switchyard-tiny"]);
+    expect(list.data.map((m) => m.id)).toEqual(["roundhouse-tiny"]);
     const raw = await (await fetch(`${s.baseURL}/models`)).json();
     assertMatchesSchema("ListModelsResponse", raw);
-    const one = await s.client.models.retrieve("switchyard-tiny");
+    const one = await s.client.models.retrieve("roundhouse-tiny");
     assertMatchesSchema("Model", one);
-    expect(one.owned_by).toBe("switchyard");
+    expect(one.owned_by).toBe("roundhouse");
     await expect(s.client.models.retrieve("nope")).rejects.toBeInstanceOf(OpenAI.NotFoundError);
   });
 
   it("is healthy once the preloaded model is loaded", async () => {
     const res = await fetch(`${s.url}/healthz`);
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ ready: true, models: [{ id: "switchyard-tiny", loaded: true }] });
+    expect(await res.json()).toMatchObject({ ready: true, models: [{ id: "roundhouse-tiny", loaded: true }] });
   });
 });
 

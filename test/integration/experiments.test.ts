@@ -9,7 +9,7 @@ import { type PrivateRedis, privateRedis } from "../helpers/redis.ts";
 import { startServer, type TestServer, tinyConfig } from "../helpers/server.ts";
 
 const ADMIN = "admin-secret";
-const MISSING_GGUF = "/nonexistent/switchyard-broken.gguf";
+const MISSING_GGUF = "/nonexistent/roundhouse-broken.gguf";
 
 // `broken` is configured but its file does not exist: every load is a ModelLoadError.
 const BROKEN = `  - id: broken
@@ -62,9 +62,9 @@ async function chat(s: TestServer, model: string, headers: Record<string, string
 }
 
 const served = (r: Reply) => ({
-  experiment: r.headers.get("x-switchyard-experiment"),
-  variant: r.headers.get("x-switchyard-variant"),
-  model: r.headers.get("x-switchyard-model"),
+  experiment: r.headers.get("x-roundhouse-experiment"),
+  variant: r.headers.get("x-roundhouse-variant"),
+  model: r.headers.get("x-roundhouse-model"),
 });
 
 async function admin<T>(
@@ -99,7 +99,7 @@ async function rollbacksMetric(s: TestServer): Promise<number> {
   const text = await (await fetch(`${s.url}/metrics`)).text();
   const line = text
     .split("\n")
-    .find((l) => l.startsWith('switchyard_rollbacks_total{experiment="chat",variant="canary"}'));
+    .find((l) => l.startsWith('roundhouse_rollbacks_total{experiment="chat",variant="canary"}'));
   return Number(line?.split(" ")[1] ?? 0);
 }
 
@@ -115,54 +115,54 @@ describe("experiments on one server", () => {
   });
 
   it("says what served each response: JSON, SSE and cache hits", async () => {
-    const json = await chat(s, "chat", { "x-switchyard-variant": "control" });
+    const json = await chat(s, "chat", { "x-roundhouse-variant": "control" });
     expect(json.status).toBe(200);
-    expect(served(json)).toEqual({ experiment: "chat", variant: "control", model: "switchyard-tiny" });
-    expect(json.body.model).toBe("switchyard-tiny");
-    expect(json.headers.get("x-switchyard-cache")).toBe("miss");
+    expect(served(json)).toEqual({ experiment: "chat", variant: "control", model: "roundhouse-tiny" });
+    expect(json.body.model).toBe("roundhouse-tiny");
+    expect(json.headers.get("x-roundhouse-cache")).toBe("miss");
 
-    const hit = await chat(s, "chat", { "x-switchyard-variant": "control" });
-    expect(hit.headers.get("x-switchyard-cache")).toBe("hit");
+    const hit = await chat(s, "chat", { "x-roundhouse-variant": "control" });
+    expect(hit.headers.get("x-roundhouse-cache")).toBe("hit");
     expect(served(hit)).toEqual(served(json));
 
     const sse = await fetch(`${s.baseURL}/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json", "x-switchyard-variant": "control" },
+      headers: { "content-type": "application/json", "x-roundhouse-variant": "control" },
       body: JSON.stringify({ model: "chat", messages: [{ role: "user", content: "Yo" }], max_tokens: 2, stream: true }),
     });
     await sse.text();
     expect(sse.headers.get("content-type")).toContain("text/event-stream");
-    expect(sse.headers.get("x-switchyard-variant")).toBe("control");
-    expect(sse.headers.get("x-switchyard-model")).toBe("switchyard-tiny");
+    expect(sse.headers.get("x-roundhouse-variant")).toBe("control");
+    expect(sse.headers.get("x-roundhouse-model")).toBe("roundhouse-tiny");
   });
 
   it("keeps plain model names working, and refuses unknown or misplaced forced variants with OpenAI's envelope", async () => {
     const plain = await chat(s, "tiny");
     expect(plain.status).toBe(200);
-    expect(served(plain)).toEqual({ experiment: null, variant: null, model: "switchyard-tiny" });
+    expect(served(plain)).toEqual({ experiment: null, variant: null, model: "roundhouse-tiny" });
 
     const client = new OpenAI({ baseURL: s.baseURL, apiKey: "unused", maxRetries: 0 });
     const unknown = await client.chat.completions
       .create(
         { model: "chat", messages: [{ role: "user", content: "Hi" }], max_tokens: 2 },
-        { headers: { "x-switchyard-variant": "nope" } },
+        { headers: { "x-roundhouse-variant": "nope" } },
       )
       .catch((err: unknown) => err);
     expect(unknown).toBeInstanceOf(OpenAI.BadRequestError);
-    expect(unknown).toMatchObject({ status: 400, code: "unknown_variant", param: "x-switchyard-variant" });
+    expect(unknown).toMatchObject({ status: 400, code: "unknown_variant", param: "x-roundhouse-variant" });
 
-    const misplaced = await chat(s, "tiny", { "x-switchyard-variant": "control" });
+    const misplaced = await chat(s, "tiny", { "x-roundhouse-variant": "control" });
     expect(misplaced.status).toBe(400);
     expect(misplaced.body.error?.code).toBe("unknown_variant");
   });
 
   it("falls back to the next model when one cannot load, and counts it", async () => {
-    const own = await chat(s, "resilient", { "x-switchyard-variant": "own" }, { temperature: 0.5 });
+    const own = await chat(s, "resilient", { "x-roundhouse-variant": "own" }, { temperature: 0.5 });
     expect(own.status).toBe(200);
-    expect(served(own)).toEqual({ experiment: "resilient", variant: "own", model: "switchyard-tiny" });
+    expect(served(own)).toEqual({ experiment: "resilient", variant: "own", model: "roundhouse-tiny" });
     // `borrowed` has only the broken model: control's model serves it, and that counts against it.
-    const borrowed = await chat(s, "resilient", { "x-switchyard-variant": "borrowed" }, { temperature: 0.5 });
-    expect(served(borrowed)).toEqual({ experiment: "resilient", variant: "borrowed", model: "switchyard-tiny" });
+    const borrowed = await chat(s, "resilient", { "x-roundhouse-variant": "borrowed" }, { temperature: 0.5 });
+    expect(served(borrowed)).toEqual({ experiment: "resilient", variant: "borrowed", model: "roundhouse-tiny" });
 
     const r = await results(s, "resilient");
     expect(variantOf(r, "own")).toMatchObject({ requests: 1, fallbacks: 1, errors: 0 });
@@ -172,7 +172,7 @@ describe("experiments on one server", () => {
       experiment: "resilient",
       variant: "own",
       from: "broken",
-      to: "switchyard-tiny",
+      to: "roundhouse-tiny",
     });
   });
 
@@ -197,7 +197,7 @@ describe("experiments on one server", () => {
     for (const key of canaryKeys) {
       const r = await chat(s, "chat", { "x-user-id": key });
       expect(r.status).toBe(200);
-      expect(served(r)).toMatchObject({ variant: "control", model: "switchyard-tiny" });
+      expect(served(r)).toMatchObject({ variant: "control", model: "roundhouse-tiny" });
     }
     const r = await results(s, "chat");
     expect(variantOf(r, "canary")).toMatchObject({
@@ -261,7 +261,7 @@ describe("experiments on one server", () => {
   });
 
   it("attaches feedback to the variant that served a request", async () => {
-    const r = await chat(s, "chat", { "x-switchyard-variant": "control" }, { temperature: 0.7 });
+    const r = await chat(s, "chat", { "x-roundhouse-variant": "control" }, { temperature: 0.7 });
     const requestId = r.headers.get("x-request-id") as string;
     const post = (body: unknown) =>
       fetch(`${s.baseURL}/feedback`, {
@@ -275,7 +275,7 @@ describe("experiments on one server", () => {
       object: "feedback",
       experiment: "chat",
       variant: "control",
-      model: "switchyard-tiny",
+      model: "roundhouse-tiny",
       score: 0.5,
     });
     await post({ request_id: requestId, score: -1 });
@@ -307,7 +307,7 @@ experiment_state: {store: redis, url: "${redis.url}", poll: 200ms}`;
   });
 
   it("agree on a rollback within a second, and on a restore", async () => {
-    for (let i = 0; i < 3; i++) expect((await chat(a, "chat", { "x-switchyard-variant": "canary" })).status).toBe(503);
+    for (let i = 0; i < 3; i++) expect((await chat(a, "chat", { "x-roundhouse-variant": "canary" })).status).toBe(503);
     expect(await eventually(async () => variantOf(await results(a, "chat"), "canary")?.state === "rolled_back")).toBe(
       true,
     );
@@ -329,7 +329,7 @@ experiment_state: {store: redis, url: "${redis.url}", poll: 200ms}`;
   });
 
   it("finds feedback for a request another replica served", async () => {
-    const r = await chat(a, "chat", { "x-switchyard-variant": "control" }, { temperature: 0.7 });
+    const r = await chat(a, "chat", { "x-roundhouse-variant": "control" }, { temperature: 0.7 });
     const res = await fetch(`${b.baseURL}/feedback`, {
       method: "POST",
       headers: { "content-type": "application/json" },

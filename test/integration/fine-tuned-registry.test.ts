@@ -12,7 +12,7 @@ let dataDir: string;
 let s: TestServer;
 
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), "switchyard-registry-"));
+  dataDir = mkdtempSync(join(tmpdir(), "roundhouse-registry-"));
   s = await startServer({ config: tinyConfig("finetune: {context: 64}"), dataDir });
 });
 
@@ -27,31 +27,31 @@ function registerElsewhere(jobId: string, id: string): void {
   mkdirSync(join(root, "models"), { recursive: true });
   mkdirSync(join(root, "registry"), { recursive: true });
   copyFileSync(TINY_MODEL, join(root, "models", `${jobId}.gguf`));
-  const record = { id, base: "switchyard-tiny", job_id: jobId, path: `models/${jobId}.gguf`, created: 1_700_000_000 };
+  const record = { id, base: "roundhouse-tiny", job_id: jobId, path: `models/${jobId}.gguf`, created: 1_700_000_000 };
   writeFileSync(join(root, "registry", `${jobId}.json`), JSON.stringify(record));
 }
 
 it("serves a model registered by another process at the first request naming it", async () => {
-  const unknown = await fetch(`${s.baseURL}/models/ft:switchyard-tiny:elsewhere:AAAAAAAA`);
+  const unknown = await fetch(`${s.baseURL}/models/ft:roundhouse-tiny:elsewhere:AAAAAAAA`);
   expect(unknown.status).toBe(404);
 
-  registerElsewhere("ftjob-AAAAAAAAAAAAAAAAAAAAAAAA", "ft:switchyard-tiny:elsewhere:AAAAAAAA");
+  registerElsewhere("ftjob-AAAAAAAAAAAAAAAAAAAAAAAA", "ft:roundhouse-tiny:elsewhere:AAAAAAAA");
   const reply = await s.client.chat.completions.create({
-    model: "ft:switchyard-tiny:elsewhere:AAAAAAAA",
+    model: "ft:roundhouse-tiny:elsewhere:AAAAAAAA",
     messages: [{ role: "user", content: "Hi" }],
     max_tokens: 2,
   });
-  expect(reply.model).toBe("ft:switchyard-tiny:elsewhere:AAAAAAAA");
+  expect(reply.model).toBe("ft:roundhouse-tiny:elsewhere:AAAAAAAA");
 
-  registerElsewhere("ftjob-BBBBBBBBBBBBBBBBBBBBBBBB", "ft:switchyard-tiny:elsewhere:BBBBBBBB");
-  const retrieved = await s.client.models.retrieve("ft:switchyard-tiny:elsewhere:BBBBBBBB");
-  expect(retrieved.id).toBe("ft:switchyard-tiny:elsewhere:BBBBBBBB");
+  registerElsewhere("ftjob-BBBBBBBBBBBBBBBBBBBBBBBB", "ft:roundhouse-tiny:elsewhere:BBBBBBBB");
+  const retrieved = await s.client.models.retrieve("ft:roundhouse-tiny:elsewhere:BBBBBBBB");
+  expect(retrieved.id).toBe("ft:roundhouse-tiny:elsewhere:BBBBBBBB");
 
   // Names that are not fine-tuned models are still a 404 in OpenAI's envelope.
   const missing = await fetch(`${s.baseURL}/chat/completions`, {
     method: "POST",
     headers: { "content-type": "application/json" },
-    body: JSON.stringify({ model: "ft:switchyard-tiny:nothing:CCCCCCCC", messages: [{ role: "user", content: "Hi" }] }),
+    body: JSON.stringify({ model: "ft:roundhouse-tiny:nothing:CCCCCCCC", messages: [{ role: "user", content: "Hi" }] }),
   });
   expect(missing.status).toBe(404);
   expect(((await missing.json()) as { error: { code: string } }).error.code).toBe("model_not_found");

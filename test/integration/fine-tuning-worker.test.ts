@@ -18,12 +18,12 @@ let output = "";
 beforeAll(async () => {
   redis = await privateRedis();
   await redis.start();
-  dataDir = mkdtempSync(join(tmpdir(), "switchyard-ftw-"));
+  dataDir = mkdtempSync(join(tmpdir(), "roundhouse-ftw-"));
   const config = [
     "fine_tuning:",
     `  redis_url: ${redis.url}`,
     "models:",
-    "  - id: switchyard-tiny",
+    "  - id: roundhouse-tiny",
     "    provider: llama",
     `    path: ${TINY_MODEL}`,
     "    context_size: 256",
@@ -68,7 +68,7 @@ it("a worker process trains the queued job and the server serves its model", asy
     purpose: "fine-tune",
   });
   const job = await s.client.fineTuning.jobs.create({
-    model: "switchyard-tiny",
+    model: "roundhouse-tiny",
     training_file: file.id,
     hyperparameters: { n_epochs: 1 },
   });

@@ -12,7 +12,7 @@ import { startServer, type TestServer, TINY_MODEL } from "../helpers/server.ts";
 const config = (extra = "") =>
   [
     "models:",
-    "  - id: switchyard-tiny",
+    "  - id: roundhouse-tiny",
     "    provider: llama",
     `    path: ${TINY_MODEL}`,
     "    aliases: [tiny]",
@@ -43,7 +43,7 @@ const dataset = (n: number, answer = "The secret word is papaya.") =>
 let dataDir: string;
 let s: TestServer;
 beforeAll(async () => {
-  dataDir = mkdtempSync(join(tmpdir(), "switchyard-ft-"));
+  dataDir = mkdtempSync(join(tmpdir(), "roundhouse-ft-"));
   s = await startServer({ config: config(), dataDir });
 });
 afterAll(async () => {
@@ -204,7 +204,7 @@ describe("fine-tuning jobs", () => {
     assertMatchesSchema("FineTuningJob", job);
     expect(job.error).toBeNull();
     expect(job.status).toBe("succeeded");
-    expect(job.fine_tuned_model).toBe(`ft:switchyard-tiny:papaya:${jobId.slice(6, 14)}`);
+    expect(job.fine_tuned_model).toBe(`ft:roundhouse-tiny:papaya:${jobId.slice(6, 14)}`);
     expect(job.trained_tokens).toBeGreaterThan(0);
     expect(job.result_files).toHaveLength(1);
     model = job.fine_tuned_model as string;
@@ -320,7 +320,7 @@ describe("fine-tuning jobs", () => {
     assertMatchesSchema("DeleteModelResponse", deleted);
     expect(deleted).toEqual({ id: model, object: "model", deleted: true });
     expect((await s.client.models.list()).data.map((m) => m.id)).not.toContain(model);
-    await expect(s.client.models.delete("switchyard-tiny")).rejects.toMatchObject({ status: 403 });
+    await expect(s.client.models.delete("roundhouse-tiny")).rejects.toMatchObject({ status: 403 });
     await expect(s.client.models.delete(model)).rejects.toMatchObject({ status: 404 });
   });
 

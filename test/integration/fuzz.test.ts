@@ -34,7 +34,7 @@ experiments:
   - name: ab
     variants:
       - {name: a, model: tiny, weight: 1}
-      - {name: b, model: switchyard-tiny, weight: 1, canary: true}
+      - {name: b, model: roundhouse-tiny, weight: 1, canary: true}
 limits:
   max_body: 1MiB
   max_upload: 256KiB
@@ -84,7 +84,7 @@ beforeAll(async () => {
     adminKey: ADMIN_KEY,
     fileIds: [trainFile, batchFile],
     jobIds: [jobId],
-    models: ["tiny", "switchyard-tiny", "remote"],
+    models: ["tiny", "roundhouse-tiny", "remote"],
     experiment: "ab",
   };
 });
@@ -230,7 +230,7 @@ describe("fuzzing every route", () => {
 
     // Still healthy, idle and serving.
     expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
-    const loaded = s.services.pool.get("switchyard-tiny");
+    const loaded = s.services.pool.get("roundhouse-tiny");
     expect(loaded?.slots.busy ?? 0).toBe(0);
     expect(loaded?.slots.waiting ?? 0).toBe(0);
     const answer = await s.client.chat.completions.create(

@@ -30,7 +30,7 @@ experiments:
   - name: ab
     variants:
       - {name: a, model: tiny, weight: 1}
-      - {name: b, model: switchyard-tiny, weight: 1}
+      - {name: b, model: roundhouse-tiny, weight: 1}
 experiment_state: {store: redis, url: "${redis.url}", poll: 200ms}
 rate_limits:
   default: {requests_per_minute: 1000000}
@@ -88,7 +88,7 @@ async function traffic(count: number): Promise<Phase> {
               : await chat(server, `prompt ${i % 7}`);
         phase.ms.push(performance.now() - started);
         phase.sent++;
-        const cache = res.headers["x-switchyard-cache"];
+        const cache = res.headers["x-roundhouse-cache"];
         if (typeof cache === "string") phase.cache[cache] = (phase.cache[cache] ?? 0) + 1;
         if (i % 5 === 4 && res.status === 503 && envelopeOf(res.body).error.code === "usage_log_unavailable") {
           phase.resultsUnavailable++;
@@ -133,7 +133,7 @@ describe("Redis outage", () => {
     const cacheMs = await eventually(async () => {
       const prompt = `resync ${n++}`;
       await chat(a, prompt, TRAFFIC, "tiny");
-      return (await chat(b, prompt, TRAFFIC, "tiny")).headers["x-switchyard-cache"] === "hit";
+      return (await chat(b, prompt, TRAFFIC, "tiny")).headers["x-roundhouse-cache"] === "hit";
     }, 20_000);
     expect(cacheMs, "the cache is shared again").toBeDefined();
     const cacheSharedAfter = performance.now() - restarted;
@@ -159,7 +159,7 @@ describe("Redis outage", () => {
     // each), then a key allowed 6 a minute gets 6 over the two of them, and the 7th is refused.
     const client = createClient({ url: redis.url });
     await client.connect();
-    const probeKeys = `switchyard:rate:requests:${keyId(`Bearer ${PROBE}`)}:*`;
+    const probeKeys = `roundhouse:rate:requests:${keyId(`Bearer ${PROBE}`)}:*`;
     const counting = async (server: TestServer) => {
       for (const k of await client.keys(probeKeys)) await client.del(k);
       await rawRequest(server.url, {
@@ -205,7 +205,7 @@ describe("an upstream that hangs", () => {
     s = await startServer({
       config: `
 models:
-  - id: switchyard-tiny
+  - id: roundhouse-tiny
     provider: llama
     path: ${TINY_MODEL}
     context_size: 512
@@ -221,7 +221,7 @@ models:
 experiments:
   - name: assistant
     variants:
-      - { name: main, model: [remote, switchyard-tiny], weight: 1 }
+      - { name: main, model: [remote, roundhouse-tiny], weight: 1 }
 `,
       logger: pino({ level: "silent" }),
     });
@@ -252,7 +252,7 @@ experiments:
       ms.push(performance.now() - started);
       expect(res.status, res.body.slice(0, 300)).toBe(200);
       if (i % 3 === 0) expect(res.body.trimEnd().endsWith("data: [DONE]")).toBe(true);
-      const model = String(res.headers["x-switchyard-model"]);
+      const model = String(res.headers["x-roundhouse-model"]);
       servedBy[model] = (servedBy[model] ?? 0) + 1;
     }
     return { servedBy, ms };
@@ -267,7 +267,7 @@ experiments:
 
     up.script(...Array.from({ length: n }, () => ({ kind: "hang" as const })));
     const hanging = await phase(n);
-    expect(hanging.servedBy).toEqual({ "switchyard-tiny": n });
+    expect(hanging.servedBy).toEqual({ "roundhouse-tiny": n });
     // Each waited for the timeout, not for the upstream: bounded well below the client's deadline.
     expect(Math.max(...hanging.ms)).toBeLessThan(30_000);
 

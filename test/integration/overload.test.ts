@@ -19,7 +19,7 @@ beforeAll(async () => {
   s = await startServer({
     config: [
       "models:",
-      "  - id: switchyard-tiny",
+      "  - id: roundhouse-tiny",
       "    provider: llama",
       `    path: ${TINY_MODEL}`,
       "    aliases: [tiny]",
@@ -120,7 +120,7 @@ describe("overload", () => {
 
       // The burst is over: the queue empties, and a full load (every sequence and queue place) is served.
       const idleMs = await eventually(() => {
-        const slots = s.services.pool.get("switchyard-tiny")?.slots;
+        const slots = s.services.pool.get("roundhouse-tiny")?.slots;
         return slots?.busy === 0 && slots.waiting === 0;
       }, 30_000);
       expect(idleMs).toBeDefined();
@@ -138,7 +138,7 @@ describe("overload", () => {
 
     // The SDK sees a 429 as RateLimitError (what clients back off on).
     const hold = Array.from({ length: PARALLEL + QUEUE }, (_, i) => one(i));
-    await eventually(() => s.services.pool.get("switchyard-tiny")?.slots.waiting === QUEUE, 30_000);
+    await eventually(() => s.services.pool.get("roundhouse-tiny")?.slots.waiting === QUEUE, 30_000);
     const sdk = new OpenAI({ baseURL: s.baseURL, apiKey: "unused", maxRetries: 0 });
     const error = await sdk.chat.completions
       .create({ model: "tiny", messages: [{ role: "user", content: "x" }], max_tokens: 1 })

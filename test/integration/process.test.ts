@@ -45,7 +45,7 @@ async function waitHealthy(url: string, deadline = Date.now() + 30_000): Promise
 
 describe("npm start", () => {
   it("finishes in-flight requests on SIGTERM, then exits 0", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "switchyard-main-"));
+    const dir = mkdtempSync(join(tmpdir(), "roundhouse-main-"));
     const config = join(dir, "models.yaml");
     writeFileSync(config, tinyConfig());
     const port = 20_000 + Math.floor(Math.random() * 20_000);
@@ -74,7 +74,7 @@ describe("npm start", () => {
   });
 
   it("refuses a bad models.yaml naming file, line and field", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "switchyard-main-"));
+    const dir = mkdtempSync(join(tmpdir(), "roundhouse-main-"));
     const config = join(dir, "models.yaml");
     writeFileSync(config, tinyConfig("batch_size: four"));
     const main = startMain({ MODELS_CONFIG: config, PORT: "0" });
@@ -87,7 +87,7 @@ describe("GET /healthz", () => {
   it("is 503 until the preloaded models are loaded, then 200", async () => {
     const services = await createServices({
       config: parseConfig(tinyConfig(), join(REPO, "models.yaml")),
-      dataDir: mkdtempSync(join(tmpdir(), "switchyard-health-")),
+      dataDir: mkdtempSync(join(tmpdir(), "roundhouse-health-")),
       llama: await testRuntime(),
       logger: pino({ level: "silent" }),
     });

@@ -31,7 +31,7 @@ const outputs = () =>
 beforeAll(async () => {
   redis = await privateRedis();
   await redis.start();
-  dir = mkdtempSync(join(tmpdir(), "switchyard-replicas-"));
+  dir = mkdtempSync(join(tmpdir(), "roundhouse-replicas-"));
   const configFile = join(dir, "models.yaml");
   // The README's replica configuration, cut down to the tiny model and a canary that cannot load.
   const global = [
@@ -42,7 +42,7 @@ beforeAll(async () => {
   const config = `${tinyConfig("finetune: {context: 64}", global)}
   - id: broken
     provider: llama
-    path: /nonexistent/switchyard-broken.gguf
+    path: /nonexistent/roundhouse-broken.gguf
     threads: 1
 experiments:
   - name: chat
@@ -101,13 +101,13 @@ it("share the cache, a rollback, the usage log, and fine-tuned models trained by
     max_tokens: 8,
   };
   const first = await a.client.chat.completions.create(question).withResponse();
-  expect(first.response.headers.get("x-switchyard-cache")).toBe("miss");
+  expect(first.response.headers.get("x-roundhouse-cache")).toBe("miss");
   const second = await b.client.chat.completions.create(question).withResponse();
-  expect(second.response.headers.get("x-switchyard-cache")).toBe("hit");
+  expect(second.response.headers.get("x-roundhouse-cache")).toBe("hit");
   expect(second.data.choices[0]?.message.content).toBe(first.data.choices[0]?.message.content);
   // B now answers from its local copy; a purge through A reaches that copy too.
   const cacheOnB = async () =>
-    (await b.client.chat.completions.create(question).withResponse()).response.headers.get("x-switchyard-cache");
+    (await b.client.chat.completions.create(question).withResponse()).response.headers.get("x-roundhouse-cache");
   expect(await cacheOnB()).toBe("hit");
   expect((await fetch(`${a.url}/admin/cache`, { method: "DELETE" })).status).toBe(200);
   await until("B's cache after a purge through A", cacheOnB, (cache) => cache === "miss", 2000);
@@ -116,7 +116,7 @@ it("share the cache, a rollback, the usage log, and fine-tuned models trained by
   for (let i = 0; i < 3; i++) {
     const res = await fetch(`${a.url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json", "x-switchyard-variant": "canary" },
+      headers: { "content-type": "application/json", "x-roundhouse-variant": "canary" },
       body: JSON.stringify({ ...question, model: "chat" }),
     });
     expect(res.status).toBe(503);
@@ -130,7 +130,7 @@ it("share the cache, a rollback, the usage log, and fine-tuned models trained by
     const res = await b.client.chat.completions
       .create({ ...question, model: "chat" }, { headers: { "x-user-id": `user-${i}` } })
       .withResponse();
-    expect(res.response.headers.get("x-switchyard-variant")).toBe("control");
+    expect(res.response.headers.get("x-roundhouse-variant")).toBe("control");
   }
 
   // B's usage report counts the canary requests A served.
@@ -157,7 +157,7 @@ it("share the cache, a rollback, the usage log, and fine-tuned models trained by
     purpose: "fine-tune",
   });
   const job = await a.client.fineTuning.jobs.create({
-    model: "switchyard-tiny",
+    model: "roundhouse-tiny",
     training_file: file.id,
     suffix: "replicas",
     hyperparameters: { n_epochs: 1 },
@@ -173,7 +173,7 @@ it("share the cache, a rollback, the usage log, and fine-tuned models trained by
   expect(finished.error).toBeNull();
   expect(finished.status).toBe("succeeded");
   const model = finished.fine_tuned_model as string;
-  expect(model).toMatch(/^ft:switchyard-tiny:replicas:/);
+  expect(model).toMatch(/^ft:roundhouse-tiny:replicas:/);
   // At once: a client that sees the job succeed may ask either replica for the model.
   const reply = await b.client.chat.completions.create({
     model,

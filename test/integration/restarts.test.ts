@@ -13,14 +13,14 @@ import { killHard, type MainProcess, startMain, waitHealthy } from "../helpers/m
 import { eventually, report, STRESS } from "../helpers/report.ts";
 import { TINY_MODEL } from "../helpers/server.ts";
 
-const dir = mkdtempSync(join(tmpdir(), "switchyard-restarts-"));
+const dir = mkdtempSync(join(tmpdir(), "roundhouse-restarts-"));
 const dataDir = join(dir, "data");
 const configFile = join(dir, "models.yaml");
 writeFileSync(
   configFile,
   [
     "models:",
-    "  - id: switchyard-tiny",
+    "  - id: roundhouse-tiny",
     "    provider: llama",
     `    path: ${TINY_MODEL}`,
     "    aliases: [tiny]",

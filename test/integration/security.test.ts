@@ -44,7 +44,7 @@ let s: TestServer;
 let logged = "";
 
 beforeAll(async () => {
-  root = mkdtempSync(join(tmpdir(), "switchyard-security-"));
+  root = mkdtempSync(join(tmpdir(), "roundhouse-security-"));
   dataDir = join(root, "data");
   mkdirSync(dataDir);
   const out = new PassThrough();
@@ -214,7 +214,7 @@ describe("ids and paths", () => {
   it("an upload's filename is only a label: the bytes land under DATA_DIR/files by id", async () => {
     const before = new Set(readdirSync(root));
     // Raw multipart: clients and FormData strip directories from file names, an attacker does not.
-    const boundary = "----switchyard-test";
+    const boundary = "----roundhouse-test";
     const body = [
       `--${boundary}`,
       'Content-Disposition: form-data; name="purpose"',
@@ -248,7 +248,7 @@ describe("ids and paths", () => {
     const before = s.services.pool.loadedIds;
     for (const model of [
       TINY_MODEL,
-      "../models/switchyard-tiny-q8_0.gguf",
+      "../models/roundhouse-tiny-q8_0.gguf",
       "/etc/passwd",
       "hf:user/repo/x.gguf",
       "file:///etc/passwd",

@@ -115,7 +115,7 @@ describe("counts and latencies", () => {
     }
     const began = performance.now();
     const stream = await client.chat.completions.create({
-      model: "switchyard-tiny",
+      model: "roundhouse-tiny",
       messages: [{ role: "user", content: "Tell me a story." }],
       max_tokens: 12,
       stream: true,
@@ -132,9 +132,9 @@ describe("counts and latencies", () => {
     expect(logged.reduce((n, r) => n + r.prompt_tokens, 0)).toBe(prompt);
     expect(logged.reduce((n, r) => n + r.completion_tokens, 0)).toBe(completion);
     const streamed = logged.find((r) => r.stream);
-    expect(streamed).toMatchObject({ model: "switchyard-tiny", served_model: "switchyard-tiny", status: 200 });
+    expect(streamed).toMatchObject({ model: "roundhouse-tiny", served_model: "roundhouse-tiny", status: 200 });
     for (const r of logged) {
-      expect(r).toMatchObject({ served_model: "switchyard-tiny", provider: "llama", estimated: false, fallbacks: 0 });
+      expect(r).toMatchObject({ served_model: "roundhouse-tiny", provider: "llama", estimated: false, fallbacks: 0 });
       expect(r.client_disconnected).toBe(false);
       expect(r.error_type).toBeUndefined();
       expect(r.key_id).toMatch(/^key_[0-9a-f]{12}$/);
@@ -151,7 +151,7 @@ describe("counts and latencies", () => {
     expect(data).toHaveLength(1);
     const [group] = data;
     expect(group).toMatchObject({
-      group: "switchyard-tiny",
+      group: "roundhouse-tiny",
       requests: 4,
       errors: 0,
       error_rate: 0,
@@ -168,27 +168,27 @@ describe("counts and latencies", () => {
     expect(cost / ((prompt * 0.15 + completion * 0.6) / 1e6)).toBeLessThan(5);
 
     const text = await scrape(server);
-    const tiny = { model: "switchyard-tiny", variant: "none" };
-    expect(metric(text, "switchyard_requests_total", { ...tiny, status: "200" })).toBe(4);
-    expect(metric(text, "switchyard_tokens_total", { ...tiny, kind: "prompt" })).toBe(prompt);
-    expect(metric(text, "switchyard_tokens_total", { ...tiny, kind: "completion" })).toBe(completion);
-    expect(metric(text, "switchyard_request_duration_seconds_count", { ...tiny, stream: "false" })).toBe(3);
-    expect(metric(text, "switchyard_request_duration_seconds_count", { ...tiny, stream: "true" })).toBe(1);
-    const seconds = metric(text, "switchyard_request_duration_seconds_sum", tiny) ?? 0;
+    const tiny = { model: "roundhouse-tiny", variant: "none" };
+    expect(metric(text, "roundhouse_requests_total", { ...tiny, status: "200" })).toBe(4);
+    expect(metric(text, "roundhouse_tokens_total", { ...tiny, kind: "prompt" })).toBe(prompt);
+    expect(metric(text, "roundhouse_tokens_total", { ...tiny, kind: "completion" })).toBe(completion);
+    expect(metric(text, "roundhouse_request_duration_seconds_count", { ...tiny, stream: "false" })).toBe(3);
+    expect(metric(text, "roundhouse_request_duration_seconds_count", { ...tiny, stream: "true" })).toBe(1);
+    const seconds = metric(text, "roundhouse_request_duration_seconds_sum", tiny) ?? 0;
     expect(seconds * 1000).toBeCloseTo(
       logged.reduce((n, r) => n + r.latency_ms, 0),
       0,
     );
-    expect(metric(text, "switchyard_time_to_first_token_seconds_count", tiny)).toBe(4);
-    expect(metric(text, "switchyard_models_loaded")).toBe(2);
-    expect(metric(text, "switchyard_model_load_seconds_count", { model: "switchyard-tiny" })).toBe(1);
-    expect(metric(text, "switchyard_queue_depth", { model: "one" })).toBe(0);
-    expect(metric(text, "switchyard_busy_sequences", { model: "switchyard-tiny" })).toBe(0);
+    expect(metric(text, "roundhouse_time_to_first_token_seconds_count", tiny)).toBe(4);
+    expect(metric(text, "roundhouse_models_loaded")).toBe(2);
+    expect(metric(text, "roundhouse_model_load_seconds_count", { model: "roundhouse-tiny" })).toBe(1);
+    expect(metric(text, "roundhouse_queue_depth", { model: "one" })).toBe(0);
+    expect(metric(text, "roundhouse_busy_sequences", { model: "roundhouse-tiny" })).toBe(0);
     expect(metric(text, "process_cpu_seconds_total")).toBeGreaterThan(0);
-    expect(text).toContain("# TYPE switchyard_fine_tune_jobs gauge");
-    expect(text).toContain("# TYPE switchyard_rollbacks_total counter");
-    expect(text).toContain("# TYPE switchyard_cache_requests_total counter");
-    expect(text).toContain("# TYPE switchyard_generation_tokens_per_second histogram");
+    expect(text).toContain("# TYPE roundhouse_fine_tune_jobs gauge");
+    expect(text).toContain("# TYPE roundhouse_rollbacks_total counter");
+    expect(text).toContain("# TYPE roundhouse_cache_requests_total counter");
+    expect(text).toContain("# TYPE roundhouse_generation_tokens_per_second histogram");
   });
 });
 
@@ -208,7 +208,7 @@ describe("errors", () => {
     const byStatus = new Map(logged.map((r) => [r.status, r]));
     expect(byStatus.get(400)).toMatchObject({
       model: "tiny",
-      served_model: "switchyard-tiny",
+      served_model: "roundhouse-tiny",
       error_type: "invalid_request_error",
       error_code: "invalid_type",
     });
@@ -219,20 +219,20 @@ describe("errors", () => {
     expect(byStatus.get(200)?.error_type).toBeUndefined();
 
     const text = await scrape(server);
-    expect(metric(text, "switchyard_requests_total", { model: "switchyard-tiny", status: "400" })).toBe(1);
-    expect(metric(text, "switchyard_requests_total", { model: "unknown", status: "404" })).toBe(1);
-    expect(metric(text, "switchyard_requests_total", { model: "unknown", status: "401" })).toBe(1);
-    expect(metric(text, "switchyard_requests_total", { model: "one", status: "429" })).toBe(1);
-    expect(metric(text, "switchyard_requests_total", { model: "one", status: "200" })).toBe(1);
+    expect(metric(text, "roundhouse_requests_total", { model: "roundhouse-tiny", status: "400" })).toBe(1);
+    expect(metric(text, "roundhouse_requests_total", { model: "unknown", status: "404" })).toBe(1);
+    expect(metric(text, "roundhouse_requests_total", { model: "unknown", status: "401" })).toBe(1);
+    expect(metric(text, "roundhouse_requests_total", { model: "one", status: "429" })).toBe(1);
+    expect(metric(text, "roundhouse_requests_total", { model: "one", status: "200" })).toBe(1);
     expect(text).not.toContain("no-such-model");
     // Only successes are timed.
-    expect(metric(text, "switchyard_request_duration_seconds_count")).toBe(1);
+    expect(metric(text, "roundhouse_request_duration_seconds_count")).toBe(1);
 
     const { data } = await usage(server);
     const groups = Object.fromEntries(data.map((g) => [g.group, g]));
     expect(groups.one).toMatchObject({ requests: 2, errors: 1, error_rate: 0.5 });
-    expect(groups["switchyard-tiny"]).toMatchObject({ requests: 1, errors: 1, error_rate: 1 });
-    expect(groups["switchyard-tiny"]?.latency_ms).toEqual({ p50: null, p95: null, p99: null });
+    expect(groups["roundhouse-tiny"]).toMatchObject({ requests: 1, errors: 1, error_rate: 1 });
+    expect(groups["roundhouse-tiny"]?.latency_ms).toEqual({ p50: null, p95: null, p99: null });
     expect(groups.unknown).toMatchObject({ requests: 2, errors: 2 });
   });
 });
@@ -279,17 +279,17 @@ describe("streams", () => {
     expect(record?.completion_tokens).toBeLessThan(400);
 
     const text = await scrape(server);
-    expect(metric(text, "switchyard_requests_total", { model: "switchyard-tiny", status: "499" })).toBe(1);
+    expect(metric(text, "roundhouse_requests_total", { model: "roundhouse-tiny", status: "499" })).toBe(1);
     const { data } = await usage(server);
     expect(data[0]).toMatchObject({ requests: 1, errors: 0, client_disconnects: 1 });
     // The sequence is free again.
-    expect(metric(text, "switchyard_busy_sequences", { model: "switchyard-tiny" })).toBe(0);
+    expect(metric(text, "roundhouse_busy_sequences", { model: "roundhouse-tiny" })).toBe(0);
   });
 });
 
 describe("the usage log", () => {
   it("survives a restart on the same DATA_DIR", async () => {
-    const dataDir = mkdtempSync(join(tmpdir(), "switchyard-usage-"));
+    const dataDir = mkdtempSync(join(tmpdir(), "roundhouse-usage-"));
     try {
       const first = await start({ dataDir });
       let completion = 0;
@@ -389,7 +389,7 @@ describe("the request log", () => {
     for (const line of requests) expect(line.record?.request_id).toBe(line.requestId);
     expect(requests.find((l) => l.requestId === "trace-1")?.record).toMatchObject({
       status: 200,
-      served_model: "switchyard-tiny",
+      served_model: "roundhouse-tiny",
     });
     expect(requests.find((l) => l.requestId === generated)?.record).toMatchObject({
       status: 400,

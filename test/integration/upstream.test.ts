@@ -48,7 +48,7 @@ function config(): string {
   return `
 cache: { mode: deterministic }
 models:
-  - id: switchyard-tiny
+  - id: roundhouse-tiny
     provider: llama
     path: ${TINY_MODEL}
     context_size: 512
@@ -60,7 +60,7 @@ models:
     base_url: ${up.baseUrl}
     model: upstream-model
     api_key_env: FAKE_UPSTREAM_KEY
-    headers: { X-Team: switchyard-tests }
+    headers: { X-Team: roundhouse-tests }
     timeout: 2s
     retries: 2
     retry_backoff: 5ms
@@ -78,7 +78,7 @@ models:
 experiments:
   - name: assistant
     variants:
-      - { name: local, model: switchyard-tiny, weight: 1 }
+      - { name: local, model: roundhouse-tiny, weight: 1 }
       - { name: remote, model: gpt-up, weight: 1 }
       - { name: broken, model: dead-up, weight: 0 }
       - { name: impatient, model: quick-up, weight: 0 }
@@ -145,12 +145,12 @@ describe("passthrough", () => {
     expect(res.choices[0]?.message.content).toBe(DEFAULT_PIECES.join(""));
     expect(res.choices[0]?.finish_reason).toBe("stop");
     expect(res.usage).toMatchObject({ prompt_tokens: 11, completion_tokens: 4, total_tokens: 15 });
-    expect(response.headers.get("x-switchyard-model")).toBe("gpt-up");
+    expect(response.headers.get("x-roundhouse-model")).toBe("gpt-up");
 
     const [sent] = up.requests;
     expect(sent?.path).toBe("/v1/chat/completions");
     expect(sent?.headers.authorization).toBe(`Bearer ${API_KEY}`);
-    expect(sent?.headers["x-team"]).toBe("switchyard-tests");
+    expect(sent?.headers["x-team"]).toBe("roundhouse-tests");
     expect(sent?.headers.accept).toBe("application/json");
     // A JSON client's request goes up as JSON: no stream the client did not ask for.
     expect(sent?.body.stream).toBeUndefined();
@@ -303,8 +303,8 @@ describe("passthrough", () => {
     const params = { model: "gpt-up", messages: ask("Cache me"), temperature: 0 };
     const first = await s.client.chat.completions.create(params).withResponse();
     const second = await s.client.chat.completions.create(params).withResponse();
-    expect(first.response.headers.get("x-switchyard-cache")).toBe("miss");
-    expect(second.response.headers.get("x-switchyard-cache")).toBe("hit");
+    expect(first.response.headers.get("x-roundhouse-cache")).toBe("miss");
+    expect(second.response.headers.get("x-roundhouse-cache")).toBe("hit");
     expect(second.data.choices[0]?.message.content).toBe(first.data.choices[0]?.message.content);
     expect(up.requests).toHaveLength(1);
   });
@@ -391,7 +391,7 @@ describe("usage", () => {
     const { data: res, response } = await s.client.chat.completions
       .create({ model: "gpt-up", messages: ask(`No TTFT ${Date.now()}`), temperature: 0 })
       .withResponse();
-    expect(response.headers.get("x-switchyard-cache")).toBe("miss");
+    expect(response.headers.get("x-roundhouse-cache")).toBe("miss");
     expect(res.usage).toMatchObject({ prompt_tokens: 11, completion_tokens: 4, total_tokens: 15 });
     const record = await recordOf(response.headers.get("x-request-id"));
     expect(record).toMatchObject({ prompt_tokens: 11, completion_tokens: 4, estimated: false });
@@ -478,7 +478,7 @@ describe("errors", () => {
     expect(up.requests).toHaveLength(1);
   });
 
-  it("does not blame the client's key for the upstream refusing Switchyard's", async () => {
+  it("does not blame the client's key for the upstream refusing Roundhouse's", async () => {
     up.script({ kind: "status", status: 401, body: { error: { message: "Incorrect API key provided." } } });
     const err = await failure(s.client.chat.completions.create({ model: "gpt-up", messages: ask("Hi") }));
     expect(err.status).toBe(502);
@@ -534,7 +534,7 @@ describe("errors", () => {
     expect(err.status).toBe(502);
     expect(err.message).toContain("ended before [DONE]");
     const again = await s.client.chat.completions.create(params).withResponse();
-    expect(again.response.headers.get("x-switchyard-cache")).toBe("miss");
+    expect(again.response.headers.get("x-roundhouse-cache")).toBe("miss");
   });
 
   it("answers 502 for events that are not chat completion chunks", async () => {
@@ -641,17 +641,17 @@ describe("timeouts", () => {
 });
 
 describe("fallback", () => {
-  const variant = (name: string) => ({ headers: { "x-switchyard-variant": name } });
+  const variant = (name: string) => ({ headers: { "x-roundhouse-variant": name } });
 
   it("falls back to the local model when the variant's upstream is unreachable", async () => {
     const { data: res, response } = await s.client.chat.completions
       .create({ model: "assistant", messages: ask("Hello!"), max_tokens: 8 }, variant("broken"))
       .withResponse();
-    expect(response.headers.get("x-switchyard-variant")).toBe("broken");
-    expect(response.headers.get("x-switchyard-model")).toBe("switchyard-tiny");
+    expect(response.headers.get("x-roundhouse-variant")).toBe("broken");
+    expect(response.headers.get("x-roundhouse-model")).toBe("roundhouse-tiny");
     expect(res.choices[0]?.message.content?.length).toBeGreaterThan(0);
     const record = await recordOf(response.headers.get("x-request-id"));
-    expect(record).toMatchObject({ served_model: "switchyard-tiny", fallbacks: 1, variant: "broken" });
+    expect(record).toMatchObject({ served_model: "roundhouse-tiny", fallbacks: 1, variant: "broken" });
   });
 
   it("falls back on a 5xx, a timeout and an error event before the first byte", async () => {
@@ -666,7 +666,7 @@ describe("fallback", () => {
         .create({ model: "assistant", messages: ask("Hi"), max_tokens: 4, stream: true }, variant("impatient"))
         .withResponse();
       expect(response.status).toBe(200);
-      expect(response.headers.get("x-switchyard-model")).toBe("switchyard-tiny");
+      expect(response.headers.get("x-roundhouse-model")).toBe("roundhouse-tiny");
     }
   });
 

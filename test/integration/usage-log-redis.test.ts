@@ -180,7 +180,7 @@ describe("two apps sharing one Redis usage log", () => {
     expect(res.status).toBe(200);
     const body = (await res.json()) as { data: UsageGroup[] };
     // The stream also holds the synthetic records of the tests above.
-    return body.data.find((g) => g.group === "switchyard-tiny")?.requests ?? 0;
+    return body.data.find((g) => g.group === "roundhouse-tiny")?.requests ?? 0;
   }
 
   /**
@@ -225,7 +225,7 @@ describe("two apps sharing one Redis usage log", () => {
     // The buffered records reach the (restarted, empty) stream; nothing was dropped.
     expect(await waitForRequests(a2, new Date(outageStart.getTime() - 1000), 3)).toBe(3);
     const metrics = await (await fetch(`${a2.url}/metrics`)).text();
-    expect(metrics).toMatch(/^switchyard_usage_records_dropped_total 0$/m);
+    expect(metrics).toMatch(/^roundhouse_usage_records_dropped_total 0$/m);
   });
 });
 
@@ -239,7 +239,7 @@ describe("rollback rules over two apps' traffic", () => {
     const config = `${tinyConfig()}
   - id: broken
     provider: llama
-    path: /nonexistent/switchyard-broken.gguf
+    path: /nonexistent/roundhouse-broken.gguf
     threads: 1
 experiments:
   - name: split
@@ -265,7 +265,7 @@ experiment_state: {store: redis, url: "${redis.url}", poll: 100ms}`;
     const failCanary = async (s: TestServer) => {
       const res = await fetch(`${s.baseURL}/chat/completions`, {
         method: "POST",
-        headers: { "content-type": "application/json", "x-switchyard-variant": "canary" },
+        headers: { "content-type": "application/json", "x-roundhouse-variant": "canary" },
         body: JSON.stringify({ model: "split", messages: [{ role: "user", content: "Hi" }], max_tokens: 2 }),
       });
       await res.arrayBuffer();

@@ -41,14 +41,14 @@ const ask = async (model: string) =>
   ).choices[0]?.message.content ?? "";
 
 it("learns a reply the base model never gives", async () => {
-  expect(await ask("switchyard-tiny")).not.toContain("papaya");
+  expect(await ask("roundhouse-tiny")).not.toContain("papaya");
   const file = await s.client.files.create({
     file: await toFile(Buffer.from(dataset()), "secret.jsonl"),
     purpose: "fine-tune",
   });
   const started = Date.now();
   const created = await s.client.fineTuning.jobs.create({
-    model: "switchyard-tiny",
+    model: "roundhouse-tiny",
     training_file: file.id,
     suffix: "secret",
     seed: 1,

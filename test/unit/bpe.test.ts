@@ -199,7 +199,7 @@ describe("agreement with llama.cpp", () => {
   let model: LlamaModel | undefined;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), "switchyard-bpe-"));
+    dir = mkdtempSync(join(tmpdir(), "roundhouse-bpe-"));
     const path = join(dir, "vocab.gguf");
     const metadata: GgufMetadata = new Map([
       ["general.architecture", gguf.string("llama")],

@@ -54,7 +54,7 @@ describe("loadConfig: defaults and resolution", () => {
   });
 
   it("resolves model paths against the config file's folder, not the working directory", () => {
-    const dir = mkdtempSync(join(tmpdir(), "switchyard-config-"));
+    const dir = mkdtempSync(join(tmpdir(), "roundhouse-config-"));
     mkdirSync(join(dir, "conf"));
     const file = join(dir, "conf", "models.yaml");
     writeFileSync(
@@ -127,9 +127,9 @@ models:
     const config = loadConfig(file, NO_ENV);
     expect(config.models).toHaveLength(1);
     expect(config.models[0]).toMatchObject({
-      id: "switchyard-tiny",
+      id: "roundhouse-tiny",
       aliases: ["tiny"],
-      path: join(ROOT, "models", "switchyard-tiny-q8_0.gguf"),
+      path: join(ROOT, "models", "roundhouse-tiny-q8_0.gguf"),
       preload: true,
       parallel: 4,
       context_size: 2048,

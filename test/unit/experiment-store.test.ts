@@ -19,7 +19,7 @@ const event: RollbackEvent = {
 describe("FileExperimentStore", () => {
   const dirs: string[] = [];
   const dir = () => {
-    const d = mkdtempSync(join(tmpdir(), "switchyard-experiments-"));
+    const d = mkdtempSync(join(tmpdir(), "roundhouse-experiments-"));
     dirs.push(d);
     return d;
   };

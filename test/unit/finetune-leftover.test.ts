@@ -25,7 +25,7 @@ const exited = (c: ChildProcess) =>
 
 describe.runIf(existsSync("/proc/self/cmdline"))("stopLeftoverTrainer", () => {
   it("kills the llama-finetune recorded in the job's work folder", async () => {
-    const work = mkdtempSync(join(tmpdir(), "switchyard-work-"));
+    const work = mkdtempSync(join(tmpdir(), "roundhouse-work-"));
     const trainer = sleeper("llama-finetune", "-o", join(work, "epoch-1.gguf"));
     writeFileSync(join(work, "trainer.pid"), String(trainer.pid));
     await new Promise((r) => setTimeout(r, 200));
@@ -35,7 +35,7 @@ describe.runIf(existsSync("/proc/self/cmdline"))("stopLeftoverTrainer", () => {
   });
 
   it("leaves alone a process that reused the pid, and does nothing without a pid file", async () => {
-    const work = mkdtempSync(join(tmpdir(), "switchyard-work-"));
+    const work = mkdtempSync(join(tmpdir(), "roundhouse-work-"));
     const other = sleeper("something-else", work);
     const elsewhere = sleeper("llama-finetune", "/another/job");
     await new Promise((r) => setTimeout(r, 200));

@@ -391,7 +391,7 @@ describe("response types match OpenAI's spec", () => {
       id: "chatcmpl-1",
       object: "chat.completion",
       created: 1_700_000_000,
-      model: "switchyard-tiny",
+      model: "roundhouse-tiny",
       choices: [
         {
           index: 0,
@@ -417,7 +417,7 @@ describe("response types match OpenAI's spec", () => {
         prompt_tokens_details: { cached_tokens: 0 },
         completion_tokens_details: { reasoning_tokens: 0 },
       },
-      system_fingerprint: "fp_switchyard",
+      system_fingerprint: "fp_roundhouse",
     };
     assertMatchesSchema("CreateChatCompletionResponse", completion);
   });
@@ -460,7 +460,7 @@ describe("response types match OpenAI's spec", () => {
   });
 
   it("Model and its list", () => {
-    const model = modelObject("switchyard-tiny", 1_700_000_000.7, "switchyard");
+    const model = modelObject("roundhouse-tiny", 1_700_000_000.7, "roundhouse");
     expect(model.created).toBe(1_700_000_000);
     assertMatchesSchema("Model", model);
     assertMatchesSchema("ListModelsResponse", modelList([model]));

@@ -46,30 +46,30 @@ describe("Metrics", () => {
     metrics.observe(record({ variant: "canary", experiment: "chat", cache: "hit" }));
     metrics.modelLoaded("tiny", 1.25);
 
-    const requests = await values(registry, "switchyard_requests_total");
+    const requests = await values(registry, "roundhouse_requests_total");
     expect(requests.map((v) => [v.labels, v.value])).toEqual([
       [{ model: "tiny", variant: "none", status: "200" }, 1],
       [{ model: "unknown", variant: "none", status: "404" }, 1],
       [{ model: "tiny", variant: "canary", status: "200" }, 1],
     ]);
-    const tokens = await values(registry, "switchyard_tokens_total");
+    const tokens = await values(registry, "roundhouse_tokens_total");
     expect(tokens).toContainEqual({ labels: { model: "tiny", variant: "none", kind: "completion" }, value: 20 });
-    const duration = await values(registry, "switchyard_request_duration_seconds");
+    const duration = await values(registry, "roundhouse_request_duration_seconds");
     const counts = duration.filter(
-      (v) => "metricName" in v && v.metricName === "switchyard_request_duration_seconds_count",
+      (v) => "metricName" in v && v.metricName === "roundhouse_request_duration_seconds_count",
     );
     // The 404 is not timed: only successes are.
     expect(counts.reduce((n, v) => n + v.value, 0)).toBe(2);
-    expect(await values(registry, "switchyard_cache_requests_total")).toEqual([
+    expect(await values(registry, "roundhouse_cache_requests_total")).toEqual([
       { labels: { result: "hit" }, value: 1 },
     ]);
-    expect(await values(registry, "switchyard_queue_depth")).toEqual([{ labels: { model: "tiny" }, value: 3 }]);
-    expect(await values(registry, "switchyard_busy_sequences")).toEqual([{ labels: { model: "tiny" }, value: 2 }]);
-    expect(await values(registry, "switchyard_models_loaded")).toEqual([{ labels: {}, value: 1 }]);
+    expect(await values(registry, "roundhouse_queue_depth")).toEqual([{ labels: { model: "tiny" }, value: 3 }]);
+    expect(await values(registry, "roundhouse_busy_sequences")).toEqual([{ labels: { model: "tiny" }, value: 2 }]);
+    expect(await values(registry, "roundhouse_models_loaded")).toEqual([{ labels: {}, value: 1 }]);
     const text = await registry.metrics();
     expect(text).not.toContain("whatever-the-client-sent");
     expect(text).not.toContain("key_aaaaaaaaaaaa");
-    expect(text).toContain('switchyard_model_load_seconds_sum{model="tiny"} 1.25');
+    expect(text).toContain('roundhouse_model_load_seconds_sum{model="tiny"} 1.25');
     expect(text).toContain("nodejs_heap_size_total_bytes");
   });
 

@@ -19,7 +19,7 @@ describe("buildRecord", () => {
     const record = buildRecord(
       facts({
         model: "tiny",
-        servedModel: "switchyard-tiny",
+        servedModel: "roundhouse-tiny",
         provider: "llama",
         usage: { promptTokens: 12, completionTokens: 11 },
         firstDeltaMs: 20,
@@ -31,7 +31,7 @@ describe("buildRecord", () => {
       started_at: "2025-06-12T08:00:00.000Z",
       key_id: "anonymous",
       model: "tiny",
-      served_model: "switchyard-tiny",
+      served_model: "roundhouse-tiny",
       provider: "llama",
       status: 200,
       stream: false,

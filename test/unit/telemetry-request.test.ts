@@ -38,7 +38,7 @@ describe("RequestTelemetry", () => {
 
   it("times the first and last delta, and reports final usage once", async () => {
     const { facts, telemetry, queue, stream, push } = setup();
-    telemetry.requested({ model: "tiny" }, { id: "switchyard-tiny", provider: "llama" });
+    telemetry.requested({ model: "tiny" }, { id: "roundhouse-tiny", provider: "llama" });
     const watched = telemetry.watch(stream);
     push("a");
     await tick();
@@ -53,7 +53,7 @@ describe("RequestTelemetry", () => {
     await tick();
     expect(facts).toHaveLength(1);
     const [f] = facts;
-    expect(f).toMatchObject({ servedModel: "switchyard-tiny", provider: "llama", status: 200 });
+    expect(f).toMatchObject({ servedModel: "roundhouse-tiny", provider: "llama", status: 200 });
     expect(f?.usage).toEqual({ promptTokens: 7, completionTokens: 2 });
     expect(f?.firstDeltaMs).toBeGreaterThan(0);
     expect(f?.lastDeltaMs).toBeGreaterThan(f?.firstDeltaMs ?? 0);

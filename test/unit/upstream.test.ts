@@ -472,7 +472,7 @@ describe("models.yaml", () => {
     });
   });
 
-  it("refuses a bad URL, a key in the file and headers Switchyard sets", () => {
+  it("refuses a bad URL, a key in the file and headers Roundhouse sets", () => {
     const fail = (text: string) => {
       try {
         parseConfig(text, "models.yaml");
@@ -486,7 +486,7 @@ describe("models.yaml", () => {
     );
     expect(fail(model("    api_key: sk-secret\n"))).toContain("models[0].api_key: unknown field");
     expect(fail(model("    headers: { Host: x }\n"))).toContain(
-      "models[0].headers.Host: Host is set by Switchyard itself",
+      "models[0].headers.Host: Host is set by Roundhouse itself",
     );
     expect(fail(model("    api_key_env: K\n    headers: { Authorization: Bearer x }\n"))).toContain(
       "api_key_env already sets Authorization",

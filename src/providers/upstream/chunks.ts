@@ -1,5 +1,5 @@
 // An upstream's chat completion chunks (or whole completion) → the provider events the rest of
-// Switchyard works with. Pure; validated with the wire schemas of src/openai, which keep what
+// Roundhouse works with. Pure; validated with the wire schemas of src/openai, which keep what
 // OpenAI defines and drop vendor additions.
 import {
   ChatCompletionChunk,

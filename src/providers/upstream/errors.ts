@@ -187,13 +187,13 @@ export function statusFailure(model: string, status: number, body: string, retry
       { kind: "status", retryable, fallsBack: true, retryAfter },
     );
   }
-  // A 401 is about Switchyard's key for the upstream, not the client's key: passing it through
+  // A 401 is about Roundhouse's key for the upstream, not the client's key: passing it through
   // would make an SDK report the client's own credentials as wrong.
   if (status === 401) {
     return new UpstreamError(
       {
         status: 502,
-        message: `The upstream server of model ${model} refused Switchyard's credentials (HTTP 401${said ? `: ${said}` : ""}); check the model's api_key_env.`,
+        message: `The upstream server of model ${model} refused Roundhouse's credentials (HTTP 401${said ? `: ${said}` : ""}); check the model's api_key_env.`,
         code: "upstream_auth_failed",
       },
       { kind: "status", retryable: false, fallsBack: true },

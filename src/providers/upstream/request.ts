@@ -1,4 +1,4 @@
-// What Switchyard sends an upstream for a chat request: the client's validated parameters as
+// What Roundhouse sends an upstream for a chat request: the client's validated parameters as
 // they are (none dropped; the upstream judges what it supports), under the upstream's model
 // name. A stream is asked for only when the client asked for one, and then always with usage,
 // so every streamed request's tokens are known; a JSON answer carries its usage anyway. A JSON
