@@ -6,6 +6,7 @@
 //   npm run make-model -- --epochs 4 --out-dir /tmp/try   # an experiment: any RECIPE field
 //
 // Other flags: --seed N, --threads N, --keep-f32 PATH.
+
 import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import { join, relative } from "node:path";
@@ -22,6 +23,7 @@ import {
 import { encode, trainBpe } from "./model/bpe.ts";
 import { CHAT_TEMPLATE } from "./model/chat-template.ts";
 import { generateCorpus, renderTrainingText } from "./model/corpus.ts";
+import { embeddingModelFile, writeEmbeddingModel } from "./model/embedding-model.ts";
 import { semanticVectors } from "./model/embeddings.ts";
 import { writeModelCard } from "./model/model-card.ts";
 import { packDialogues } from "./model/packing.ts";
@@ -170,6 +172,7 @@ try {
     q4_0: await quantize(f32, files.q4_0, "Q4_0", threads),
   };
   log(`quantized: Q8_0 ${(sizes.q8_0 / 1e6).toFixed(2)} MB, Q4_0 ${(sizes.q4_0 / 1e6).toFixed(2)} MB`);
+  await writeEmbeddingModel(files.q8_0, embeddingModelFile(outDir));
 
   const quality = {
     q8_0: await evaluate(files.q8_0, corpus.evalSet),

@@ -6,6 +6,7 @@ import { methodNotAllowed as methodNotAllowedMiddleware } from "hono/method-not-
 import { adminRoutes } from "../routes/admin.ts";
 import { limitBody, rateLimit, requireKey } from "../routes/auth.ts";
 import { chatRoutes } from "../routes/chat.ts";
+import { embeddingRoutes } from "../routes/embeddings.ts";
 import type { AppEnv } from "../routes/env.ts";
 import { errorResponse } from "../routes/errors.ts";
 import { feedbackRoutes } from "../routes/feedback.ts";
@@ -34,7 +35,7 @@ export function createApp(services: Services): Hono<AppEnv> {
     await next();
   });
 
-  app.use("/v1/chat/completions", recordRequests(services));
+  for (const path of ["/v1/chat/completions", "/v1/embeddings"]) app.use(path, recordRequests(services));
 
   app.use(
     methodNotAllowedMiddleware({
@@ -55,6 +56,7 @@ export function createApp(services: Services): Hono<AppEnv> {
 
   app.route("/", healthRoutes(services));
   app.route("/v1/chat/completions", chatRoutes(services));
+  app.route("/v1/embeddings", embeddingRoutes(services));
   app.route("/v1/models", modelRoutes(services));
   app.route("/v1/feedback", feedbackRoutes(services));
   app.route("/v1/files", fileRoutes(services));

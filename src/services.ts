@@ -1,11 +1,9 @@
 // Builds everything a Roundhouse app needs from a loaded config. No module-level
 // state: a test builds as many independent services as it likes.
-import { createHash } from "node:crypto";
 import { statSync } from "node:fs";
 import { join } from "node:path";
 import type { Llama } from "node-llama-cpp";
 import pino, { type Logger } from "pino";
-import type { CacheMode } from "./cache/policy.ts";
 import { ResponseCache } from "./cache/store.ts";
 import { ConfigError } from "./config/errors.ts";
 import { type Config, isLlamaModel, type LlamaModelConfig, type ModelConfig } from "./config/load.ts";
@@ -18,6 +16,7 @@ import { OpenAIProvider, type UpstreamModelSpec } from "./providers/openai.ts";
 import type { ChatProvider } from "./providers/provider.ts";
 import { ApiKeys } from "./security/api-keys.ts";
 import { RateLimiter } from "./security/rate-limiter.ts";
+import { Pipeline } from "./serve/pipeline.ts";
 import { createExperimentStore } from "./storage/experiments.ts";
 import { MemoryRateCounters, RedisRateCounters } from "./storage/rate-counters.ts";
 import type { ModelGaugeSample } from "./telemetry/metrics.ts";
@@ -65,14 +64,10 @@ export interface Services {
   uploadLimitBytes: number;
   /** Files, fine-tuning jobs and the fine-tuned models they made. */
   fineTuning: FineTuning;
-  fingerprint(modelId: string): string;
   /** Undefined when the cache is off. */
   cache: ResponseCache | undefined;
-  cacheMode: CacheMode;
-  /** Identifies a model's weights, for cache keys: its sha256 pin, else its file's size and mtime. */
-  modelDigest(modelId: string): string;
-  /** The temperature a request gets when it sets none (the model's sampling default, else OpenAI's 1). */
-  defaultTemperature(modelId: string): number;
+  /** Route → traffic → cache → provider, telemetry wrapped around: what every endpoint serves through. */
+  pipeline: Pipeline;
   health(): HealthStatus;
   /** Loads the `preload` models; health turns ready when it resolves. */
   preload(): Promise<void>;
@@ -98,7 +93,6 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     models: () => poolGauges(pool, local),
   });
   const upstream = new OpenAIProvider({ models: upstreamSpecs, tokens: telemetry.tokens, logger });
-  const upstreamDigests = new Map(upstreamSpecs.map((u) => [u.id, `${u.baseUrl}|${u.model}`]));
   const pool = new ModelPool(
     llama,
     specs,
@@ -115,8 +109,6 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     },
   );
   const cache = config.cache.mode === "off" ? undefined : ResponseCache.create(config.cache, logger);
-  const digests = new Map<string, string>();
-  const fingerprints = new Map<string, string>();
   const catalog = new ModelCatalog(config.models.map(toServed), config.default_model);
   const traffic = new Traffic({
     experiments: config.experiments,
@@ -172,42 +164,30 @@ export async function createServices(options: ServiceOptions): Promise<Services>
   await fineTuning.start();
   let state: HealthStatus["status"] = preloadIds.length === 0 ? "ok" : "starting";
 
+  const providers = { llama: new LlamaProvider(llama, pool), openai: upstream };
+  const pipeline = new Pipeline({
+    traffic,
+    providers,
+    cache,
+    cacheMode: config.cache.mode,
+    isServed: (name) => catalog.find(name) !== undefined,
+    ensureServed: (name) => fineTuning.ensureServed(name),
+  });
+
   return {
     catalog,
     traffic,
-    providers: { llama: new LlamaProvider(llama, pool), openai: upstream },
+    providers,
+    pipeline,
     pool,
     logger,
     telemetry,
     cache,
-    cacheMode: config.cache.mode,
-    modelDigest(id) {
-      let digest = digests.get(id);
-      if (digest === undefined) {
-        // An upstream's weights are its own business: its address and model name stand for them.
-        digest = upstreamDigests.get(id) ?? fileDigest(pool.spec(id));
-        digests.set(id, digest);
-      }
-      return digest;
-    },
-    defaultTemperature: (id) => pool.spec(id)?.sampling.temperature ?? 1,
     keys: new ApiKeys(options.apiKeys ?? [], options.adminApiKey),
     rateLimiter,
     bodyLimitBytes: options.bodyLimitBytes ?? config.limits.maxBodyBytes,
     uploadLimitBytes: options.uploadLimitBytes ?? config.limits.maxUploadBytes,
     fineTuning,
-    fingerprint: (id) => {
-      // Asked once per response: a digest per request was ~3 µs of a proxied request's CPU.
-      let fingerprint = fingerprints.get(id);
-      if (fingerprint === undefined) {
-        fingerprint = `fp_${createHash("sha256")
-          .update(`${id}\0${pool.spec(id)?.path ?? ""}`)
-          .digest("hex")
-          .slice(0, 10)}`;
-        fingerprints.set(id, fingerprint);
-      }
-      return fingerprint;
-    },
     health: () => ({
       ready: state === "ok",
       status: state,
@@ -282,17 +262,6 @@ function trainableModel(m: LlamaModelConfig | undefined): TrainableModel | undef
   return { id: m.id, path: m.path, chatTemplate: m.chat_template, finetune: m.finetune };
 }
 
-function fileDigest(spec: LocalModelSpec | undefined): string {
-  if (!spec) return "unknown";
-  if (spec.sha256) return spec.sha256;
-  try {
-    const stat = statSync(spec.path);
-    return `${spec.path}:${stat.size}:${Math.floor(stat.mtimeMs)}`;
-  } catch {
-    return spec.path;
-  }
-}
-
 function toSpec(m: LlamaModelConfig): LocalModelSpec {
   return {
     id: m.id,
@@ -313,6 +282,7 @@ function toSpec(m: LlamaModelConfig): LocalModelSpec {
       repeatPenalty: m.sampling?.repeat_penalty,
     },
     maxTokens: m.max_tokens,
+    operations: m.operations,
   };
 }
 
@@ -352,6 +322,7 @@ function upstreamModels(config: Config): UpstreamModelSpec[] {
       responseTimeoutMs: m.response_timeout_ms,
       retries: m.retries,
       retryBackoffMs: m.retry_backoff_ms,
+      operations: m.operations,
     });
   });
   if (missing.length > 0) {

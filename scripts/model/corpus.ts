@@ -319,7 +319,7 @@ const GREETINGS: readonly Greeting[] = [
 // Question/answer pairs. `asks` holds the wordings of the question, the first being
 // canonical (used for evaluation and guaranteed to be trained on).
 
-interface Fact {
+export interface Fact {
   category: Category;
   asks: readonly string[];
   reply: string;
@@ -329,7 +329,7 @@ interface Fact {
   jsonReply?: string;
 }
 
-function buildFacts(): Fact[] {
+export function buildFacts(): Fact[] {
   const facts: Fact[] = [];
   for (const [country, capital] of CAPITALS) {
     facts.push({

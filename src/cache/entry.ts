@@ -8,6 +8,8 @@ export interface CachedCompletion {
   readonly v: 1;
   readonly model: string;
   readonly events: readonly ChatEvent[];
+  /** An embeddings answer's vectors (its `events` are empty). */
+  readonly vectors?: readonly (readonly number[])[] | undefined;
   readonly usage: TokenUsage;
   readonly storedAt: number;
 }

@@ -3,6 +3,7 @@
 // never shares entries with the model it came from.
 import { hash } from "node:crypto";
 import { type ChatCompletionRequest, requestedMaxTokens } from "../openai/chat.ts";
+import type { EmbeddingRequest } from "../openai/embeddings.ts";
 
 export interface KeyTarget {
   /** The model that will serve, after alias resolution and A/B assignment. */
@@ -51,6 +52,19 @@ export function cacheKey(target: KeyTarget, req: ChatCompletionRequest): string 
   // v: the format of keys and of the entries under them. 2: entries in plain JSON (store.ts),
   // which replicas still running 1 (Keyv's colon-escaped JSON) must never read, nor they ours.
   const canonical = canonicalJson({ v: 2, model: target.modelId, digest: target.modelDigest, request: shaping });
+  return `${target.modelId}:${hash("sha256", canonical, "base64url")}`;
+}
+
+/** Embeddings depend on the inputs and `dimensions` only; the encoding is applied when answering. */
+export function embeddingsCacheKey(target: KeyTarget, req: EmbeddingRequest): string {
+  const canonical = canonicalJson({
+    v: 2,
+    operation: "embeddings",
+    model: target.modelId,
+    digest: target.modelDigest,
+    input: req.input,
+    dimensions: req.dimensions ?? undefined,
+  });
   return `${target.modelId}:${hash("sha256", canonical, "base64url")}`;
 }
 

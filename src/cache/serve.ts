@@ -1,41 +1,73 @@
-// Serves a chat request through the cache: a hit replays the stored events; a miss runs
-// the provider and stores what it produced, but only once every choice finished, so an
-// aborted or failed generation never becomes an answer.
-import type { ChatEvent, ChatStream } from "../providers/provider.ts";
+// Serves a request through the cache: a hit replays the stored answer; a miss runs the
+// provider and stores what it produced, but only once it completed (every choice finished),
+// so an aborted or failed generation never becomes an answer. What an answer is, and how it
+// is recorded and replayed, is the operation's codec: a stream of chat events, or vectors.
+import type { ChatEvent, ChatStream, EmbeddingResult } from "../providers/provider.ts";
 import { type CachedCompletion, EventRecorder, replay } from "./entry.ts";
 import type { CacheDecision, CacheStatus } from "./policy.ts";
 import type { ResponseCache } from "./store.ts";
 
-export interface CachedRun {
-  stream: ChatStream;
+export interface CachedRun<T> {
+  answer: T;
   status: CacheStatus;
   /** Lookup failed (store down or slow): served as a miss. */
   cacheError: boolean;
 }
 
-export async function serveWithCache(
+/** How one kind of answer goes into the cache and comes back out. */
+export interface CacheCodec<T> {
+  /** The answer as it passes; `store` is called once, when it completed normally. */
+  record(answer: T, store: (entry: CachedCompletion) => void): T;
+  replay(entry: CachedCompletion): T;
+}
+
+export async function serveWithCache<T>(
   cache: ResponseCache | undefined,
   /** Called only when the cache is read or written: a request that bypasses it is not hashed. */
   keyOf: () => string,
   decision: CacheDecision,
-  meta: { model: string; choices: number },
-  run: () => Promise<ChatStream>,
-): Promise<CachedRun> {
+  codec: CacheCodec<T>,
+  run: () => Promise<T>,
+): Promise<CachedRun<T>> {
   if (!cache || (!decision.read && !decision.write))
-    return { stream: await run(), status: "bypass", cacheError: false };
+    return { answer: await run(), status: "bypass", cacheError: false };
   const key = keyOf();
   let cacheError = false;
   if (decision.read) {
     const lookup = await cache.get(key);
-    if (lookup.result === "hit") {
-      const { entry } = lookup;
-      return { stream: { events: replay(entry.events), usage: () => entry.usage }, status: "hit", cacheError };
-    }
+    if (lookup.result === "hit") return { answer: codec.replay(lookup.entry), status: "hit", cacheError };
     cacheError = lookup.result === "error";
   }
-  const stream = await run();
-  if (!decision.write) return { stream, status: "miss", cacheError };
-  return { stream: recording(stream, (entry) => cache.set(key, entry), meta), status: "miss", cacheError };
+  const answer = await run();
+  if (!decision.write) return { answer, status: "miss", cacheError };
+  return { answer: codec.record(answer, (entry) => cache.set(key, entry)), status: "miss", cacheError };
+}
+
+/** Chat streams: the events as generated, stored once every choice finished. */
+export function chatCodec(meta: { model: string; choices: number }): CacheCodec<ChatStream> {
+  return {
+    record: (stream, store) => recording(stream, store, meta),
+    replay: (entry) => ({ events: replay(entry.events), usage: () => entry.usage }),
+  };
+}
+
+/** Embeddings: whole at once, stored as they are. */
+export function embeddingsCodec(model: string): CacheCodec<EmbeddingResult> {
+  return {
+    record: (result, store) => {
+      // As for streams, the write waits for the next turn so the client does not wait for it.
+      setImmediate(store, {
+        v: 1,
+        model,
+        events: [],
+        vectors: result.vectors,
+        usage: result.usage,
+        storedAt: Date.now(),
+      } satisfies CachedCompletion);
+      return result;
+    },
+    replay: (entry) => ({ vectors: entry.vectors ?? [], usage: entry.usage }),
+  };
 }
 
 /**

@@ -75,6 +75,18 @@ export const FineTune = z
   })
   .describe("Fine-tuning jobs may train this model (POST /v1/fine_tuning/jobs).");
 
+/** What clients may ask of a model; each is one endpoint family. */
+export const OPERATIONS = ["chat", "completions", "embeddings"] as const;
+export type Operation = (typeof OPERATIONS)[number];
+
+const Operations = z
+  .array(z.enum(OPERATIONS))
+  .min(1)
+  .optional()
+  .describe(
+    "What the model serves: chat (/v1/chat/completions), completions (/v1/completions), embeddings (/v1/embeddings). Default: all three; an embedding model lists only embeddings, and asking it for a chat is a 400.",
+  );
+
 export const LlamaModel = z
   .strictObject({
     id: ModelId.describe("The public model name clients send as `model`."),
@@ -110,6 +122,7 @@ export const LlamaModel = z
     owned_by: z.string().min(1).optional().describe('`owned_by` in /v1/models; default "roundhouse".'),
     reference_price: ReferencePrice.optional(),
     finetune: FineTune.optional(),
+    operations: Operations,
   })
   .describe("A local GGUF model.");
 
@@ -165,6 +178,7 @@ export const OpenAIModel = z
     ),
     aliases: z.array(ModelId).default([]).describe("Other names that resolve to this model."),
     owned_by: z.string().min(1).optional().describe("`owned_by` in /v1/models; default: the upstream's host name."),
+    operations: Operations,
   })
   .superRefine((model, ctx) => {
     for (const name of Object.keys(model.headers)) {

@@ -8,6 +8,7 @@ import {
   type Llama,
   type LlamaContext,
   type LlamaContextSequence,
+  type LlamaEmbeddingContext,
   type LlamaModel,
   readGgufFileInfo,
   resolveModelFile,
@@ -34,6 +35,8 @@ export interface LocalModelSpec {
   sampling: { temperature?: number; topP?: number; topK?: number; minP?: number; repeatPenalty?: number };
   /** Largest completion a request may ask for. */
   maxTokens?: number | undefined;
+  /** What clients may ask of it; default: everything. */
+  operations?: readonly ("chat" | "completions" | "embeddings")[] | undefined;
 }
 
 export interface LoadedModel {
@@ -52,6 +55,8 @@ export interface LoadedModel {
   bytes: number;
   lastUsed: number;
   inFlight: number;
+  /** Made on the first embeddings request (a context of its own, in embeddings mode). */
+  embedding?: Promise<LlamaEmbeddingContext> | undefined;
 }
 
 export interface ModelLease {
@@ -226,6 +231,7 @@ export class ModelPool {
     const m = this.loaded.get(id);
     if (!m) return;
     this.loaded.delete(id);
+    await (await m.embedding?.catch(() => undefined))?.dispose();
     await m.context.dispose();
     await m.model.dispose();
     this.options.events?.unloaded?.(id);

@@ -1,23 +1,100 @@
 // Local GGUF models through node-llama-cpp: renders the prompt with the model's chat
 // template, sizes it against the context, and runs one Generation per choice on the
 // model's lock-step driver.
-import { randomBytes, randomInt } from "node:crypto";
+import { createHash, randomBytes, randomInt } from "node:crypto";
+import { statSync } from "node:fs";
 import type { Llama, LlamaGrammar, Token } from "node-llama-cpp";
+import { embed, embeddingContext, evaluatedLength } from "../engine/embeddings.ts";
 import { type FinishReason as EngineFinish, Generation, type Sampling } from "../engine/generation.ts";
 import { grammarFor, grammarStops, type OutputConstraint } from "../engine/grammar.ts";
-import type { LoadedModel, ModelPool } from "../engine/pool.ts";
+import type { LoadedModel, LocalModelSpec, ModelPool } from "../engine/pool.ts";
 import { type ChatCompletionRequest, requestedMaxTokens } from "../openai/chat.ts";
+import { type EmbeddingRequest, embeddingInputs } from "../openai/embeddings.ts";
 import { contextLengthExceeded, invalidRequest, unsupportedValue } from "../openai/errors.ts";
 import { EventQueue } from "./event-queue.ts";
 import { toTemplateMessages } from "./prompt.ts";
-import type { ChatContext, ChatEvent, ChatProvider, ChatStream } from "./provider.ts";
+import type {
+  ChatContext,
+  ChatEvent,
+  ChatProvider,
+  ChatStream,
+  EmbeddingResult,
+  ModelDescription,
+  Operation,
+} from "./provider.ts";
 import { parseToolReply, planTools, type ToolPlan } from "./tool-calls.ts";
 
+const ALL_OPERATIONS: readonly Operation[] = ["chat", "completions", "embeddings"];
+
 export class LlamaProvider implements ChatProvider {
+  /** Asked on every request; a model's file is dated once (a fine-tuned one gets a new id). */
+  private readonly descriptions = new Map<string, ModelDescription>();
+
   constructor(
     private readonly llama: Llama,
     private readonly pool: ModelPool,
   ) {}
+
+  describe(modelId: string): ModelDescription {
+    let description = this.descriptions.get(modelId);
+    if (!description) {
+      const spec = this.pool.spec(modelId);
+      description = {
+        digest: fileDigest(spec),
+        fingerprint: `fp_${createHash("sha256")
+          .update(`${modelId}\0${spec?.path ?? ""}`)
+          .digest("hex")
+          .slice(0, 10)}`,
+        defaultTemperature: spec?.sampling.temperature ?? 1,
+        operations: spec?.operations ?? ALL_OPERATIONS,
+      };
+      if (spec) this.descriptions.set(modelId, description);
+    }
+    return description;
+  }
+
+  async embeddings(modelId: string, req: EmbeddingRequest, ctx: ChatContext): Promise<EmbeddingResult> {
+    const lease = await this.pool.acquire(modelId, 1, ctx.signal);
+    try {
+      const { model, spec } = lease.loaded;
+      const context = await embeddingContext(lease.loaded);
+      const width = model.embeddingVectorSize;
+      if (req.dimensions != null && req.dimensions !== width) {
+        throw invalidRequest(
+          `dimensions: model ${spec.id} makes vectors of ${width} dimensions and cannot shorten them; leave dimensions out or send ${width}.`,
+          "dimensions",
+        );
+      }
+      const inputs = embeddingInputs(req.input).map((input, index) => {
+        if (typeof input === "string") return model.tokenize(input, false);
+        const outside = input.find((id) => id >= lease.loaded.vocabularySize);
+        if (outside !== undefined) {
+          throw invalidRequest(
+            `input[${index}]: token id ${outside} is outside the vocabulary of ${spec.id} (size ${lease.loaded.vocabularySize}).`,
+            "input",
+          );
+        }
+        return input as Token[];
+      });
+      let promptTokens = 0;
+      inputs.forEach((tokens, index) => {
+        const length = evaluatedLength(context, tokens);
+        // Never a silent truncation: the client learns which input is too long, and by how much.
+        if (length >= lease.loaded.contextSize) {
+          throw invalidRequest(
+            `input[${index}] is ${length} tokens long; model ${spec.id} embeds at most ${lease.loaded.contextSize - 1} tokens per input.`,
+            "input",
+            "context_length_exceeded",
+          );
+        }
+        promptTokens += length;
+      });
+      const vectors = await embed(context, inputs, ctx.signal);
+      return { vectors, usage: { promptTokens, completionTokens: 0 } };
+    } finally {
+      lease.release();
+    }
+  }
 
   async chat(modelId: string, req: ChatCompletionRequest, ctx: ChatContext): Promise<ChatStream> {
     const spec = this.pool.spec(modelId);
@@ -205,6 +282,18 @@ function outputConstraint(req: ChatCompletionRequest, tools: ToolPlan | undefine
   if (!format || format.type === "text") return undefined;
   if (format.type === "json_object") return { type: "json_object" };
   return { type: "json_schema", schema: format.json_schema.schema ?? { type: "object" } };
+}
+
+/** Identifies a model's weights, for cache keys: its sha256 pin, else its file's size and mtime. */
+function fileDigest(spec: LocalModelSpec | undefined): string {
+  if (!spec) return "unknown";
+  if (spec.sha256) return spec.sha256;
+  try {
+    const stat = statSync(spec.path);
+    return `${spec.path}:${stat.size}:${Math.floor(stat.mtimeMs)}`;
+  } catch {
+    return spec.path;
+  }
 }
 
 /** Each choice gets its own seed, so n > 1 gives n samples yet a seeded request repeats exactly. */

@@ -5,13 +5,24 @@
 // (a JSON answer into the same events at once), so the cache, telemetry, experiments and stop
 // handling treat an upstream model like a local one. Decisions (what a failure means, how long
 // to back off, how to read a chunk) live in ./upstream/.
+import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { Agent, type Dispatcher } from "undici";
 import { AbortedError } from "../engine/errors.ts";
 import type { ChatCompletionRequest } from "../openai/chat.ts";
-import type { ChatContext, ChatEvent, ChatProvider, ChatStream } from "./provider.ts";
+import type { EmbeddingRequest } from "../openai/embeddings.ts";
+import type {
+  ChatContext,
+  ChatEvent,
+  ChatProvider,
+  ChatStream,
+  EmbeddingResult,
+  ModelDescription,
+  Operation,
+} from "./provider.ts";
 import { parseChunk, parseCompletion } from "./upstream/chunks.ts";
+import { parseEmbeddings } from "./upstream/embeddings.ts";
 import {
   protocolFailure,
   type ResponseWait,
@@ -21,7 +32,7 @@ import {
   timeoutFailure,
   UpstreamError,
 } from "./upstream/errors.ts";
-import { chatEndpoint, type UpstreamEndpoint, upstreamBody } from "./upstream/request.ts";
+import { chatEndpoint, type UpstreamEndpoint, upstreamBody, upstreamEndpoint } from "./upstream/request.ts";
 import { retryDelayMs } from "./upstream/retry.ts";
 import { SseParser } from "./upstream/sse.ts";
 import { type TokenCounting, UsageMeter } from "./upstream/usage.ts";
@@ -41,6 +52,8 @@ export interface UpstreamModelSpec {
   responseTimeoutMs: number;
   retries: number;
   retryBackoffMs: number;
+  /** What clients may ask of it; default: everything (the upstream judges). */
+  operations?: readonly Operation[] | undefined;
 }
 
 export interface OpenAIProviderOptions {
@@ -61,8 +74,12 @@ const KEEP_ALIVE_MS = 30_000;
 interface Upstream {
   spec: UpstreamModelSpec;
   endpoint: UpstreamEndpoint;
+  embeddings: UpstreamEndpoint;
   agent: Agent;
+  description: ModelDescription;
 }
+
+const ALL_OPERATIONS: readonly Operation[] = ["chat", "completions", "embeddings"];
 
 export class OpenAIProvider implements ChatProvider {
   private readonly upstreams = new Map<string, Upstream>();
@@ -84,21 +101,60 @@ export class OpenAIProvider implements ChatProvider {
         });
         this.agents.set(key, agent);
       }
-      this.upstreams.set(spec.id, { spec, endpoint, agent });
+      this.upstreams.set(spec.id, {
+        spec,
+        endpoint,
+        embeddings: upstreamEndpoint(spec, "/embeddings"),
+        agent,
+        description: {
+          // An upstream's weights are its own business: its address and model name stand for them.
+          digest: `${spec.baseUrl}|${spec.model}`,
+          fingerprint: `fp_${createHash("sha256").update(`${spec.id}\0`).digest("hex").slice(0, 10)}`,
+          defaultTemperature: 1,
+          operations: spec.operations ?? ALL_OPERATIONS,
+        },
+      });
     }
   }
 
+  describe(modelId: string): ModelDescription {
+    return this.upstream(modelId).description;
+  }
+
   async chat(modelId: string, req: ChatCompletionRequest, ctx: ChatContext): Promise<ChatStream> {
-    const upstream = this.upstreams.get(modelId);
-    if (!upstream) throw new Error(`model ${modelId} is not an upstream model`);
+    const upstream = this.upstream(modelId);
     const { spec } = upstream;
     const streamed = req.stream === true;
-    const response = await this.send(upstream, upstreamBody(req, spec.model), streamed, ctx.signal);
+    const response = await this.send(upstream, upstream.endpoint, upstreamBody(req, spec.model), streamed, ctx.signal);
     const meter = new UsageMeter(this.options.tokens, spec.model, req.messages);
     const stream = new UpstreamStream(spec, response, meter, ctx.signal);
     // Until the first event has arrived the client has nothing: a failure now may still fall back.
     await stream.open();
     return { events: stream, usage: () => meter.usage(), ...(stream.whole ? { arrivedWhole: true } : {}) };
+  }
+
+  /** The request as the client sent it, under the upstream's model name; the vectors read back whatever their encoding. */
+  async embeddings(modelId: string, req: EmbeddingRequest, ctx: ChatContext): Promise<EmbeddingResult> {
+    const upstream = this.upstream(modelId);
+    const { spec } = upstream;
+    const body = JSON.stringify({ ...req, model: spec.model });
+    const response = await this.send(upstream, upstream.embeddings, body, false, ctx.signal);
+    let text: string;
+    try {
+      text = await readCapped(response.body, MAX_JSON_BODY, true);
+    } catch (err) {
+      if (ctx.signal.aborted) throw new AbortedError();
+      throw protocolFailure(spec.id, `the connection failed mid-response (${String(err)})`);
+    }
+    const parsed = parseEmbeddings(text);
+    if (parsed.kind === "invalid") throw protocolFailure(spec.id, `it sent ${parsed.problem}`);
+    return { vectors: parsed.vectors, usage: { promptTokens: parsed.promptTokens, completionTokens: 0 } };
+  }
+
+  private upstream(modelId: string): Upstream {
+    const upstream = this.upstreams.get(modelId);
+    if (!upstream) throw new Error(`model ${modelId} is not an upstream model`);
+    return upstream;
   }
 
   /** Closes the pooled connections; requests still running fail. */
@@ -109,11 +165,12 @@ export class OpenAIProvider implements ChatProvider {
   /** Sends the request, again after a failure that allows it, until a 200 or a final failure. */
   private async send(
     upstream: Upstream,
+    endpoint: UpstreamEndpoint,
     body: string,
     streamed: boolean,
     signal: AbortSignal,
   ): Promise<Dispatcher.ResponseData> {
-    const { spec, endpoint, agent } = upstream;
+    const { spec, agent } = upstream;
     // A JSON answer's headers come when the whole answer is ready: `timeout` would cut long ones.
     const wait: ResponseWait = streamed
       ? { ms: spec.timeoutMs, setting: "timeout" }

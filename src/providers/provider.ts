@@ -1,6 +1,11 @@
-// What every model backend offers the chat route: a validated OpenAI request in, a
-// stream of choice events out. A non-streaming response is the collected stream.
+// What every model backend offers the serving pipeline: a validated OpenAI request in, a
+// stream of events out (a non-streaming response is the collected stream), and one
+// describe(model) that tells the pipeline what it needs to know of a model.
+import type { Operation } from "../config/schema.ts";
 import type { ChatCompletionRequest, FinishReason, TokenLogprob, ToolCall, ToolCallDelta } from "../openai/chat.ts";
+import type { EmbeddingRequest } from "../openai/embeddings.ts";
+
+export type { Operation };
 
 export type ChatEvent =
   | { type: "content"; index: number; text: string; logprobs?: TokenLogprob[] | undefined }
@@ -33,8 +38,28 @@ export interface ChatContext {
   signal: AbortSignal;
 }
 
+/** What the pipeline needs to know of a model, asked of its provider (never of the engine). */
+export interface ModelDescription {
+  /** Identifies the weights, for cache keys: a sha256 pin, a file's size and mtime, an upstream's address. */
+  digest: string;
+  /** `system_fingerprint` of its answers. */
+  fingerprint: string;
+  /** The temperature a request gets when it sets none (the model's sampling default, else OpenAI's 1). */
+  defaultTemperature: number;
+  operations: readonly Operation[];
+}
+
+/** Vectors of one embeddings request, in input order. */
+export interface EmbeddingResult {
+  /** Float32 values, in the model's full width (or `dimensions` where the model allowed it). */
+  vectors: readonly (readonly number[])[];
+  usage: TokenUsage;
+}
+
 export interface ChatProvider {
+  describe(modelId: string): ModelDescription;
   /** Resolves once the request is admitted (model loaded, sequences held, prompt sized);
    * every failure before the first byte is thrown here, so it can get its own status. */
   chat(modelId: string, request: ChatCompletionRequest, ctx: ChatContext): Promise<ChatStream>;
+  embeddings(modelId: string, request: EmbeddingRequest, ctx: ChatContext): Promise<EmbeddingResult>;
 }

@@ -2,7 +2,7 @@
 // is a configured model id or "unknown", `variant` a configured variant or "none", `status`
 // an HTTP status; request ids, key ids and client-sent names never become labels.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
-import { isError, type UsageRecord } from "./record.ts";
+import { outcomeOf, type UsageRecord } from "./record.ts";
 
 export interface ModelGaugeSample {
   model: string;
@@ -16,9 +16,9 @@ export interface ModelGaugeSample {
 const PREFIX = "roundhouse_";
 
 export class Metrics {
-  private readonly requests: Counter<"model" | "variant" | "status">;
-  private readonly tokens: Counter<"model" | "variant" | "kind">;
-  private readonly duration: Histogram<"model" | "variant" | "stream">;
+  private readonly requests: Counter<"model" | "variant" | "operation" | "status">;
+  private readonly tokens: Counter<"model" | "variant" | "operation" | "kind">;
+  private readonly duration: Histogram<"model" | "variant" | "operation" | "stream">;
   private readonly ttft: Histogram<"model" | "variant" | "stream">;
   private readonly tokensPerSecond: Histogram<"model" | "variant">;
   private readonly cache: Counter<"result">;
@@ -38,20 +38,20 @@ export class Metrics {
     const registers = [registry];
     this.requests = new Counter({
       name: `${PREFIX}requests_total`,
-      help: "Chat completion requests, by HTTP status (499: the client went away).",
-      labelNames: ["model", "variant", "status"],
+      help: "Requests by operation (chat, completions, embeddings) and HTTP status (499: the client went away).",
+      labelNames: ["model", "variant", "operation", "status"],
       registers,
     });
     this.tokens = new Counter({
       name: `${PREFIX}tokens_total`,
       help: "Tokens processed: prompt tokens read and completion tokens generated.",
-      labelNames: ["model", "variant", "kind"],
+      labelNames: ["model", "variant", "operation", "kind"],
       registers,
     });
     this.duration = new Histogram({
       name: `${PREFIX}request_duration_seconds`,
       help: "Time from request to complete response, for requests that succeeded.",
-      labelNames: ["model", "variant", "stream"],
+      labelNames: ["model", "variant", "operation", "stream"],
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120],
       registers,
     });
@@ -131,10 +131,15 @@ export class Metrics {
     const model = r.served_model ?? "unknown";
     const variant = r.variant ?? "none";
     const stream = r.stream ? "true" : "false";
-    this.requests.inc({ model, variant, status: String(r.status) });
-    if (r.prompt_tokens > 0) this.tokens.inc({ model, variant, kind: "prompt" }, r.prompt_tokens);
-    if (r.completion_tokens > 0) this.tokens.inc({ model, variant, kind: "completion" }, r.completion_tokens);
-    if (!isError(r) && !r.client_disconnected) this.duration.observe({ model, variant, stream }, r.latency_ms / 1000);
+    const operation = r.operation ?? "chat";
+    this.requests.inc({ model, variant, operation, status: String(r.status) });
+    if (r.prompt_tokens > 0) this.tokens.inc({ model, variant, operation, kind: "prompt" }, r.prompt_tokens);
+    if (r.completion_tokens > 0)
+      this.tokens.inc({ model, variant, operation, kind: "completion" }, r.completion_tokens);
+    // Only answers are timed: a fast 400 or an abandoned stream says nothing about speed.
+    if (outcomeOf(r) === "ok") {
+      this.duration.observe({ model, variant, operation, stream }, r.latency_ms / 1000);
+    }
     if (r.ttft_ms !== undefined) this.ttft.observe({ model, variant, stream }, r.ttft_ms / 1000);
     if (r.tokens_per_second !== undefined) this.tokensPerSecond.observe({ model, variant }, r.tokens_per_second);
     if (r.cache !== undefined) this.cache.inc({ result: r.cache });

@@ -28,6 +28,8 @@ export const UsageRecord = z.object({
   /** ISO 8601 UTC; named so it cannot collide with pino's own `time` on the log line. */
   started_at: z.string(),
   key_id: z.string(),
+  /** What was asked: chat, completions or embeddings (records older than the field are chats). */
+  operation: z.string().optional(),
   /** The model name the client sent (possibly unknown to us). */
   model: z.string().optional(),
   /** The configured model the name resolved to. */
@@ -50,6 +52,8 @@ export const UsageRecord = z.object({
   latency_ms: z.number(),
   tokens_per_second: z.number().optional(),
   fallbacks: z.int().min(0),
+  /** In an experiment: whether one of the variant's own models served (false after a fallback to control's). */
+  variant_served: z.boolean().optional(),
   reference: ReferenceCost.optional(),
 });
 export type UsageRecord = z.output<typeof UsageRecord>;
@@ -60,6 +64,7 @@ export interface RequestFacts {
   /** Epoch milliseconds. */
   startedAt: number;
   keyId: string;
+  operation?: string | undefined;
   model?: string | undefined;
   servedModel?: string | undefined;
   provider?: string | undefined;
@@ -77,6 +82,7 @@ export interface RequestFacts {
   lastDeltaMs?: number | undefined;
   endMs: number;
   fallbacks: number;
+  variantServed?: boolean | undefined;
 }
 
 /**
@@ -90,6 +96,7 @@ export function buildRecord(f: RequestFacts, reference?: ReferenceCost): UsageRe
     request_id: f.requestId,
     started_at: new Date(f.startedAt).toISOString(),
     key_id: f.keyId,
+    operation: f.operation,
     model: f.model,
     served_model: f.servedModel,
     provider: f.provider,
@@ -108,6 +115,7 @@ export function buildRecord(f: RequestFacts, reference?: ReferenceCost): UsageRe
     latency_ms: roundMs(f.endMs),
     tokens_per_second: decodeRate(completion, f.firstDeltaMs, f.lastDeltaMs),
     fallbacks: f.fallbacks,
+    variant_served: f.variantServed,
     reference,
   };
 }
@@ -127,11 +135,22 @@ export function decodeRate(
 }
 
 /**
- * Counted as an error: an error response or an error event inside a stream. A client that
- * went away (499) is not a failure of the model, so it does not count.
+ * How a finished request counts: the one definition behind the usage summary's error rate, the
+ * rollback rules and the experiment results, so all three agree on the same traffic.
+ * ok: answered. failed: the server's side failed: a 5xx, a 429, an error event inside a stream,
+ * or (in an experiment) a model outside the variant answered after a fallback. client_error: any
+ * other 4xx, which the client would get from any model. disconnected: the client left first
+ * (499), which says nothing about the model.
  */
-export function isError(r: UsageRecord): boolean {
-  return r.error_type !== undefined && !r.client_disconnected;
+export type Outcome = "ok" | "failed" | "client_error" | "disconnected";
+
+export function outcomeOf(r: UsageRecord): Outcome {
+  if (r.client_disconnected) return "disconnected";
+  if (r.error_type !== undefined) {
+    const clientError = r.status >= 400 && r.status < 500 && r.status !== 429;
+    return clientError ? "client_error" : "failed";
+  }
+  return r.variant_served === false ? "failed" : "ok";
 }
 
 /**

@@ -17,8 +17,10 @@ export interface RequestTarget {
 export class RequestTelemetry {
   private readonly startedAt = Date.now();
   private readonly start = performance.now();
+  private operation: string | undefined;
   private model: string | undefined;
   private stream = false;
+  private variantServed: boolean | undefined;
   private target: RequestTarget | undefined;
   private experiment: string | undefined;
   private variant: string | undefined;
@@ -57,6 +59,22 @@ export class RequestTelemetry {
       this.stream = stream === true;
     }
     this.target = target;
+  }
+
+  /** What the client asks: chat, completions, embeddings. */
+  asked(operation: string): void {
+    this.operation = operation;
+  }
+
+  /** Hook for the traffic layer: whether the model that served is one of the variant's own. */
+  servedByVariant(own: boolean): void {
+    this.variantServed = own;
+  }
+
+  /** An answer that is whole at once (embeddings): its usage, and no first-token time. */
+  answered(usage: TokenUsage): void {
+    this.usage = () => usage;
+    this.timed = false;
   }
 
   /** Hook for the traffic layer: the experiment variant that served the request. */
@@ -147,6 +165,7 @@ export class RequestTelemetry {
       requestId: this.requestId,
       startedAt: this.startedAt,
       keyId: this.keyId(this.authorization),
+      operation: this.operation,
       model: this.model,
       servedModel: this.target?.id,
       provider: this.target?.provider,
@@ -162,6 +181,7 @@ export class RequestTelemetry {
       lastDeltaMs: this.lastDelta,
       endMs: this.endMs,
       fallbacks: this.fallbacks,
+      variantServed: this.variantServed,
     });
   }
 

@@ -1,6 +1,6 @@
 // /admin/usage's arithmetic: usage records → per-group totals, error rate, latency and TTFT
 // percentiles, cost avoided. Pure; the route feeds it whatever the usage log returns.
-import { isError, type UsageRecord } from "./record.ts";
+import { outcomeOf, type UsageRecord } from "./record.ts";
 
 export const GROUP_BY = ["model", "variant", "key"] as const;
 export type GroupBy = (typeof GROUP_BY)[number];
@@ -14,8 +14,11 @@ export interface Percentiles {
 export interface UsageGroup {
   group: string;
   requests: number;
+  /** Failures of the server's side (telemetry/record.ts outcomeOf). */
   errors: number;
   error_rate: number;
+  /** 4xx other than 429: the client's own mistakes. */
+  client_errors: number;
   client_disconnects: number;
   prompt_tokens: number;
   completion_tokens: number;
@@ -53,6 +56,7 @@ export function percentiles(values: number[]): Percentiles {
 interface Accumulator {
   requests: number;
   errors: number;
+  clientErrors: number;
   disconnects: number;
   prompt: number;
   completion: number;
@@ -74,15 +78,27 @@ export class UsageSummary {
     const key = groupOf(r, this.by);
     let g = this.groups.get(key);
     if (!g) {
-      g = { requests: 0, errors: 0, disconnects: 0, prompt: 0, completion: 0, latencies: [], ttfts: [], cost: 0 };
+      g = {
+        requests: 0,
+        errors: 0,
+        clientErrors: 0,
+        disconnects: 0,
+        prompt: 0,
+        completion: 0,
+        latencies: [],
+        ttfts: [],
+        cost: 0,
+      };
       this.groups.set(key, g);
     }
     g.requests++;
     g.prompt += r.prompt_tokens;
     g.completion += r.completion_tokens;
     g.cost += r.reference?.cost_usd ?? 0;
-    if (r.client_disconnected) g.disconnects++;
-    else if (isError(r)) g.errors++;
+    const outcome = outcomeOf(r);
+    if (outcome === "disconnected") g.disconnects++;
+    else if (outcome === "failed") g.errors++;
+    else if (outcome === "client_error") g.clientErrors++;
     else {
       g.latencies.push(r.latency_ms);
       if (r.ttft_ms !== undefined) g.ttfts.push(r.ttft_ms);
@@ -97,7 +113,13 @@ export class UsageSummary {
         group,
         requests: g.requests,
         errors: g.errors,
-        error_rate: g.requests === 0 ? 0 : round(g.errors / g.requests, 4),
+        // As the experiment results count it: failures among the requests the server answered
+        // or failed, not counting the client's own errors or departures.
+        error_rate:
+          g.requests - g.clientErrors - g.disconnects === 0
+            ? 0
+            : round(g.errors / (g.requests - g.clientErrors - g.disconnects), 4),
+        client_errors: g.clientErrors,
         client_disconnects: g.disconnects,
         prompt_tokens: g.prompt,
         completion_tokens: g.completion,

@@ -1,23 +1,14 @@
-// How a finished request counts for its experiment variant: the one definition shared by the
-// rollback rules and the results, so the error rate that rolls a canary back is the one
-// /admin/experiments shows.
+// How a finished request counts for its experiment variant: telemetry's one definition
+// (outcomeOf in telemetry/record.ts), with the served model checked against the variant for
+// records written before they carried `variant_served`.
 import type { VariantSpec } from "../config/experiments.ts";
-import type { UsageRecord } from "../telemetry/record.ts";
+import { type Outcome, outcomeOf as recordOutcome, type UsageRecord } from "../telemetry/record.ts";
 
-/**
- * ok: the variant's own models answered. failed: they did not: a server-side error (5xx,
- * 429, an error event inside a stream) or a fallback outside the variant served it.
- * client_error: any other 4xx, which the client would get from any model. disconnected: the
- * client left first (499), which says nothing about the model.
- */
-export type Outcome = "ok" | "failed" | "client_error" | "disconnected";
+export type { Outcome };
 
 export function outcomeOf(record: UsageRecord, variant: VariantSpec): Outcome {
-  if (record.client_disconnected) return "disconnected";
-  if (record.error_type !== undefined) {
-    const clientError = record.status >= 400 && record.status < 500 && record.status !== 429;
-    return clientError ? "client_error" : "failed";
-  }
+  const outcome = recordOutcome(record);
+  if (outcome !== "ok" || record.variant_served !== undefined) return outcome;
   return record.served_model !== undefined && variant.models.includes(record.served_model) ? "ok" : "failed";
 }
 

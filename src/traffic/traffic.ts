@@ -50,7 +50,7 @@ export interface TrafficOptions {
 /** Where a request goes: the models to try in order, and the variant when it is an experiment. */
 export interface Route {
   targets: string[];
-  experiment: { name: string; variant: string; forced: boolean } | undefined;
+  experiment: { name: string; variant: string; forced: boolean; models: readonly string[] } | undefined;
 }
 
 /** What the route knows of the request. */
@@ -159,7 +159,12 @@ export class Traffic {
     const variant = variantOf(spec, assignment.variant);
     return {
       targets: fallbackOrder(variant, variantOf(spec, spec.control)),
-      experiment: { name: spec.name, variant: variant.name, forced: assignment.by === "forced" },
+      experiment: {
+        name: spec.name,
+        variant: variant.name,
+        forced: assignment.by === "forced",
+        models: variant.models,
+      },
     };
   }
 

@@ -192,9 +192,26 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
   };
 }
 
+/** An upstream's embeddings: input i's vector is [i + 1, 0.5, -0.25], in the encoding asked for. */
+export function embeddingsJson(req: ReceivedRequest): Record<string, unknown> {
+  const input = req.body.input;
+  const count = Array.isArray(input) && typeof input[0] !== "number" ? input.length : 1;
+  const data = Array.from({ length: count }, (_, index) => {
+    const vector = [index + 1, 0.5, -0.25];
+    const base64 = Buffer.from(new Float32Array(vector).buffer).toString("base64");
+    return { object: "embedding", index, embedding: req.body.encoding_format === "base64" ? base64 : vector };
+  });
+  return { object: "list", data, model: req.body.model, usage: { prompt_tokens: 7 * count, total_tokens: 7 * count } };
+}
+
 function answer(behaviour: Behaviour, req: ReceivedRequest, res: ServerResponse): void {
   switch (behaviour.kind) {
     case "reply":
+      if (req.path.endsWith("/embeddings")) {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify(embeddingsJson(req)));
+        return;
+      }
       if (req.body.stream !== true) {
         res.writeHead(200, { "content-type": "application/json" });
         res.end(JSON.stringify(replyJson(req, behaviour.options)));

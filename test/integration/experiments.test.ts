@@ -224,6 +224,27 @@ describe("experiments on one server", () => {
     expect(logs.some((l) => l.includes("canary rolled back: error_rate 1 > 0.2"))).toBe(true);
   });
 
+  it("reports the same error rate in /admin/usage by variant as in the experiment's results", async () => {
+    // A client's own mistake after routing (a completion longer than the context) is neither
+    // variant's failure: both views leave it out of the error rate.
+    for (let i = 0; i < 4; i++) {
+      const r = await chat(s, "chat", { "x-user-id": `user-${i}` }, { max_tokens: 100_000 });
+      expect(r.status).toBe(400);
+    }
+    const usage = await admin<{ data: { group: string; error_rate: number; errors: number; client_errors: number }[] }>(
+      s,
+      "GET",
+      "/usage?group_by=variant",
+    );
+    const experiment = await results(s, "chat");
+    for (const name of ["control", "canary"]) {
+      const group = usage.json.data.find((g) => g.group === `chat/${name}`);
+      expect(group?.error_rate).toBe(variantOf(experiment, name)?.error_rate);
+      expect(group?.errors).toBe(variantOf(experiment, name)?.errors);
+    }
+    expect(usage.json.data.reduce((n, g) => n + g.client_errors, 0)).toBeGreaterThanOrEqual(4);
+  });
+
   it("restores a variant and changes weights at run time, behind the admin key", async () => {
     expect((await fetch(`${s.url}/admin/experiments`)).status).toBe(401);
     const restored = await admin<{ data: { name: string; effective_weight: number; state: string }[] }>(

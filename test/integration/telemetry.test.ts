@@ -230,10 +230,11 @@ describe("errors", () => {
 
     const { data } = await usage(server);
     const groups = Object.fromEntries(data.map((g) => [g.group, g]));
-    expect(groups.one).toMatchObject({ requests: 2, errors: 1, error_rate: 0.5 });
-    expect(groups["roundhouse-tiny"]).toMatchObject({ requests: 1, errors: 1, error_rate: 1 });
+    // A 429 is the server's failure; a 400, 401 or 404 the client's own (telemetry/record.ts outcomeOf).
+    expect(groups.one).toMatchObject({ requests: 2, errors: 1, error_rate: 0.5, client_errors: 0 });
+    expect(groups["roundhouse-tiny"]).toMatchObject({ requests: 1, errors: 0, error_rate: 0, client_errors: 1 });
     expect(groups["roundhouse-tiny"]?.latency_ms).toEqual({ p50: null, p95: null, p99: null });
-    expect(groups.unknown).toMatchObject({ requests: 2, errors: 2 });
+    expect(groups.unknown).toMatchObject({ requests: 2, errors: 0, client_errors: 2 });
   });
 });
 

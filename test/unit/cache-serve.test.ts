@@ -2,7 +2,7 @@
 // it (no key is made), and that a miss stores what a later identical request replays.
 import pino from "pino";
 import { describe, expect, it, vi } from "vitest";
-import { serveWithCache } from "../../src/cache/serve.ts";
+import { chatCodec, serveWithCache } from "../../src/cache/serve.ts";
 import { ResponseCache } from "../../src/cache/store.ts";
 import type { ChatStream } from "../../src/providers/provider.ts";
 import { cachedAnswer } from "../helpers/cache-entry.ts";
@@ -47,16 +47,16 @@ async function texts(stream: ChatStream): Promise<string[]> {
   return out;
 }
 
-const meta = { model: "m", choices: 1 };
+const codec = chatCodec({ model: "m", choices: 1 });
 
 describe("serveWithCache", () => {
   it("makes no key for a request that neither reads nor writes the cache", async () => {
     const cache = memoryCache();
     const { run, calls } = provider();
     const { keyOf, made } = countedKey();
-    const served = await serveWithCache(cache, keyOf, { read: false, write: false }, meta, run);
+    const served = await serveWithCache(cache, keyOf, { read: false, write: false }, codec, run);
     expect(served.status).toBe("bypass");
-    expect(await texts(served.stream)).toEqual(["hello"]);
+    expect(await texts(served.answer)).toEqual(["hello"]);
     expect(made.count).toBe(0);
     expect(calls.count).toBe(1);
     await cache.close();
@@ -66,17 +66,17 @@ describe("serveWithCache", () => {
     const cache = memoryCache();
     const { run, calls } = provider();
     const { keyOf, made } = countedKey();
-    const first = await serveWithCache(cache, keyOf, { read: true, write: true }, meta, run);
+    const first = await serveWithCache(cache, keyOf, { read: true, write: true }, codec, run);
     expect(first.status).toBe("miss");
-    expect(await texts(first.stream)).toEqual(["hello"]);
+    expect(await texts(first.answer)).toEqual(["hello"]);
     expect(made.count).toBe(1);
     // The write is not awaited by the request that made it.
     await vi.waitFor(async () => expect((await cache.get("m:1")).result).toBe("hit"));
 
-    const second = await serveWithCache(cache, keyOf, { read: true, write: true }, meta, run);
+    const second = await serveWithCache(cache, keyOf, { read: true, write: true }, codec, run);
     expect(second.status).toBe("hit");
-    expect(await texts(second.stream)).toEqual(["hello"]);
-    expect(second.stream.usage()).toEqual(answer.usage);
+    expect(await texts(second.answer)).toEqual(["hello"]);
+    expect(second.answer.usage()).toEqual(answer.usage);
     expect(calls.count).toBe(1);
     await cache.close();
   });

@@ -125,7 +125,7 @@ models:
     const file = join(ROOT, "models.yaml");
     expect(readFileSync(file, "utf8").split("\n")[0]).toBe("# yaml-language-server: $schema=./models.schema.json");
     const config = loadConfig(file, NO_ENV);
-    expect(config.models).toHaveLength(1);
+    expect(config.models).toHaveLength(2);
     expect(config.models[0]).toMatchObject({
       id: "roundhouse-tiny",
       aliases: ["tiny"],
@@ -133,6 +133,11 @@ models:
       preload: true,
       parallel: 4,
       context_size: 2048,
+    });
+    expect(config.models[1]).toMatchObject({
+      id: "roundhouse-tiny-embed",
+      path: join(ROOT, "models", "roundhouse-tiny-embed-q8_0.gguf"),
+      operations: ["embeddings"],
     });
   });
 });

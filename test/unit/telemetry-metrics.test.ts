@@ -48,12 +48,15 @@ describe("Metrics", () => {
 
     const requests = await values(registry, "roundhouse_requests_total");
     expect(requests.map((v) => [v.labels, v.value])).toEqual([
-      [{ model: "tiny", variant: "none", status: "200" }, 1],
-      [{ model: "unknown", variant: "none", status: "404" }, 1],
-      [{ model: "tiny", variant: "canary", status: "200" }, 1],
+      [{ model: "tiny", variant: "none", operation: "chat", status: "200" }, 1],
+      [{ model: "unknown", variant: "none", operation: "chat", status: "404" }, 1],
+      [{ model: "tiny", variant: "canary", operation: "chat", status: "200" }, 1],
     ]);
     const tokens = await values(registry, "roundhouse_tokens_total");
-    expect(tokens).toContainEqual({ labels: { model: "tiny", variant: "none", kind: "completion" }, value: 20 });
+    expect(tokens).toContainEqual({
+      labels: { model: "tiny", variant: "none", operation: "chat", kind: "completion" },
+      value: 20,
+    });
     const duration = await values(registry, "roundhouse_request_duration_seconds");
     const counts = duration.filter(
       (v) => "metricName" in v && v.metricName === "roundhouse_request_duration_seconds_count",

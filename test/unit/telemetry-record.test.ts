@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { buildRecord, decodeRate, isError, keyId, type RequestFacts } from "../../src/telemetry/record.ts";
+import { buildRecord, decodeRate, keyId, outcomeOf, type RequestFacts } from "../../src/telemetry/record.ts";
 
 const facts = (extra: Partial<RequestFacts> = {}): RequestFacts => ({
   requestId: "req-1",
@@ -52,13 +52,13 @@ describe("buildRecord", () => {
     const record = buildRecord(facts({ status: 200, clientDisconnected: true }));
     expect(record.status).toBe(499);
     expect(record.client_disconnected).toBe(true);
-    expect(isError(record)).toBe(false);
+    expect(outcomeOf(record)).toBe("disconnected");
   });
 
   it("keeps OpenAI's error type and code", () => {
     const record = buildRecord(facts({ status: 429, error: { type: "requests", code: "rate_limit_exceeded" } }));
     expect(record).toMatchObject({ status: 429, error_type: "requests", error_code: "rate_limit_exceeded" });
-    expect(isError(record)).toBe(true);
+    expect(outcomeOf(record)).toBe("failed");
     expect(buildRecord(facts({ status: 500, error: { type: "server_error", code: null } })).error_code).toBeUndefined();
   });
 

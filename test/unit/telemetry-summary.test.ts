@@ -51,6 +51,7 @@ describe("UsageSummary", () => {
     const summary = new UsageSummary("model");
     for (let i = 1; i <= 20; i++) summary.add(record({ latency_ms: i * 10, ttft_ms: i }));
     summary.add(record({ status: 400, error_type: "invalid_request_error", latency_ms: 1, ttft_ms: undefined }));
+    summary.add(record({ status: 503, error_type: "server_error", latency_ms: 2, ttft_ms: undefined }));
     summary.add(record({ status: 499, client_disconnected: true, latency_ms: 5000, completion_tokens: 2 }));
     summary.add(
       record({
@@ -68,12 +69,15 @@ describe("UsageSummary", () => {
     const [a, b] = summary.result();
     expect(a).toEqual({
       group: "a",
-      requests: 22,
+      requests: 23,
+      // The 503 over the 21 requests the server answered or failed: the 400 is the client's own
+      // error and the 499 its departure, neither the server's (telemetry/record.ts outcomeOf).
       errors: 1,
-      error_rate: 0.0455,
+      error_rate: 0.0476,
+      client_errors: 1,
       client_disconnects: 1,
-      prompt_tokens: 220,
-      completion_tokens: 21 * 5 + 2,
+      prompt_tokens: 230,
+      completion_tokens: 22 * 5 + 2,
       latency_ms: { p50: 100, p95: 190, p99: 200 },
       ttft_ms: { p50: 10, p95: 19, p99: 20 },
       cost_avoided_usd: 0,

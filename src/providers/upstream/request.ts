@@ -35,7 +35,12 @@ export interface UpstreamEndpoint {
 
 /** Where and with which headers chat requests go; computed once per configured model. */
 export function chatEndpoint(target: UpstreamTarget): UpstreamEndpoint {
-  const url = new URL(`${target.baseUrl.replace(/\/+$/, "")}/chat/completions`);
+  return upstreamEndpoint(target, "/chat/completions");
+}
+
+/** Where and with which headers requests to one of the upstream's endpoints go, e.g. "/embeddings". */
+export function upstreamEndpoint(target: UpstreamTarget, path: string): UpstreamEndpoint {
+  const url = new URL(`${target.baseUrl.replace(/\/+$/, "")}${path}`);
   const common: Record<string, string> = { "content-type": "application/json" };
   for (const [name, value] of Object.entries(target.headers)) common[name.toLowerCase()] = value;
   if (target.apiKey !== undefined) common.authorization = `Bearer ${target.apiKey}`;
