@@ -1,7 +1,8 @@
 // `npm run bench`: Roundhouse's HTTP API against llama-server on the same GGUF, at the
 // same concurrency, measured in the same run. `npm run bench -- upstream` runs the upstream
 // overhead benchmark instead (bench/upstream.ts: Roundhouse and Portkey's gateway in front of
-// a fake OpenAI-compatible server).
+// a fake OpenAI-compatible server); `npm run bench -- embeddings` /v1/embeddings against
+// llama-server's (bench/embeddings.ts).
 //
 // For each model and thread count both servers are started as their own processes
 // (Roundhouse: `node --import tsx src/main.ts` with a generated models.yaml; llama-server
@@ -51,6 +52,7 @@ import { cpus, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { busyCores } from "./cpu.ts";
+import { runEmbeddingsBench } from "./embeddings.ts";
 import { type Endpoint, type LevelRun, newAgent, type RequestSpec, runLevel } from "./load.ts";
 import { DEFAULT_SHAPE, ensureRealisticModel, type RealisticShape } from "./realistic-model.ts";
 import { formatTable, type LevelSummary, summariseLevel } from "./report.ts";
@@ -264,6 +266,10 @@ function tinyModelPath(s: Settings): string {
 async function main(): Promise<void> {
   if (process.argv.slice(2).includes("upstream")) {
     await runUpstreamBench();
+    return;
+  }
+  if (process.argv.slice(2).includes("embeddings")) {
+    await runEmbeddingsBench();
     return;
   }
   installCleanup();

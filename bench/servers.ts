@@ -22,6 +22,8 @@ export interface ServeOptions {
   threads: number;
   /** Scratch folder for config files, data and logs; the caller removes it. */
   workDir: string;
+  /** Serve embeddings (Roundhouse: `operations: [embeddings]`; llama-server: --embeddings). */
+  embeddings?: boolean;
 }
 
 export interface RunningServer {
@@ -183,6 +185,7 @@ export async function startRoundhouse(o: ServeOptions, nodeArgs: readonly string
         parallel: o.parallel,
         threads: o.threads,
         preload: true,
+        ...(o.embeddings ? { operations: ["embeddings"] } : {}),
       },
     ],
   };
@@ -235,6 +238,8 @@ export async function startLlamaServer(
       "--flash-attn",
       "off",
       "--no-webui",
+      // Pooling as the GGUF says, as node-llama-cpp's embedding context reads it.
+      ...(o.embeddings ? ["--embeddings"] : []),
       ...extraArgs,
     ],
     cwd: o.workDir,

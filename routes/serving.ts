@@ -1,10 +1,36 @@
 // What every serving route tells the pipeline about its request (headers, the user, telemetry,
 // the abort signal), and the headers it answers with.
 import type { Context } from "hono";
+import type { z } from "zod";
+import { fromZodError } from "../src/openai/errors.ts";
+import { SSE_DONE, sseError, sseEvent } from "../src/openai/sse.ts";
 import type { ServeContext, Served } from "../src/serve/pipeline.ts";
+import type { Services } from "../src/services.ts";
 import type { Route } from "../src/traffic/traffic.ts";
 import type { AppEnv } from "./env.ts";
-import { onClientGone, requestHeader, responseHeader } from "./node-http.ts";
+import { toHttpError } from "./errors.ts";
+import { readJson } from "./json.ts";
+import { clientGone, onClientGone, requestHeader, responseHeader } from "./node-http.ts";
+import { sendSse } from "./sse.ts";
+
+/**
+ * Reads and validates a serving request's body. What it asks for is noted before validation,
+ * so refused requests are attributed too. Parsed again to explain a refusal: reportInput lets
+ * the error say what was sent ("got \"hot\"") and tell a wrong type from a missing one, and
+ * costs every valid request ~2 µs.
+ */
+export async function parseRequest<S extends z.ZodType>(
+  c: Context<AppEnv>,
+  services: Services,
+  schema: S,
+): Promise<z.output<S>> {
+  const body = await readJson(c);
+  const named = (body as { model?: unknown } | null)?.model;
+  c.get("telemetry")?.requested(body, typeof named === "string" ? services.traffic.attribution(named) : undefined);
+  const parsed = schema.safeParse(body);
+  if (!parsed.success) throw fromZodError(schema.safeParse(body, { reportInput: true }).error ?? parsed.error);
+  return parsed.data;
+}
 
 export interface RouteServing extends ServeContext {
   /** The controller behind signal(), once a provider was asked: a cache hit or a refusal has nothing to stop. */
@@ -42,6 +68,48 @@ export function servingContext(
 export function servedHeaders(c: Context<AppEnv>, served: Served<unknown>): void {
   responseHeader(c, "x-roundhouse-cache", served.cache);
   responseHeader(c, "x-roundhouse-model", served.model.id);
+}
+
+/**
+ * Streams an answer's chunks as SSE, then its usage chunk when asked, then [DONE]. An error
+ * after the status line goes out as an SSE event in OpenAI's shape (the SDKs raise on it);
+ * gone or failed, the provider stops; the request's telemetry ends with the stream.
+ */
+export function streamAnswer(
+  c: Context<AppEnv>,
+  serving: RouteServing,
+  chunks: AsyncIterable<object>,
+  usageChunk: (() => object) | undefined,
+): Response | Promise<Response> {
+  const telemetry = serving.telemetry;
+  telemetry?.respondingLater();
+  return sendSse(c, async (out) => {
+    let complete = false;
+    try {
+      for await (const chunk of chunks) await out.write(sseEvent(chunk));
+      if (usageChunk) await out.write(sseEvent(usageChunk()));
+      await out.write(SSE_DONE);
+      complete = true;
+    } catch (err) {
+      const api = toHttpError(err);
+      telemetry?.failed(api);
+      if (!out.closed) await out.write(sseError(api));
+    } finally {
+      // A client that went away has aborted the provider already.
+      if (!complete) serving.controller()?.abort(out.closed ? CLIENT_GONE : RESPONSE_DONE);
+      telemetry?.end(200, out.closed || clientGone(c));
+    }
+  });
+}
+
+/** A JSON answer: whatever failed while collecting it, the provider must not go on generating for nobody. */
+export async function collectAnswer<T>(serving: RouteServing, collect: () => Promise<T>): Promise<T> {
+  try {
+    return await collect();
+  } catch (err) {
+    serving.controller()?.abort(RESPONSE_DONE);
+    throw err;
+  }
 }
 
 /**

@@ -6,6 +6,7 @@ import { methodNotAllowed as methodNotAllowedMiddleware } from "hono/method-not-
 import { adminRoutes } from "../routes/admin.ts";
 import { limitBody, rateLimit, requireKey } from "../routes/auth.ts";
 import { chatRoutes } from "../routes/chat.ts";
+import { completionRoutes } from "../routes/completions.ts";
 import { embeddingRoutes } from "../routes/embeddings.ts";
 import type { AppEnv } from "../routes/env.ts";
 import { errorResponse } from "../routes/errors.ts";
@@ -35,7 +36,9 @@ export function createApp(services: Services): Hono<AppEnv> {
     await next();
   });
 
-  for (const path of ["/v1/chat/completions", "/v1/embeddings"]) app.use(path, recordRequests(services));
+  for (const path of ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]) {
+    app.use(path, recordRequests(services));
+  }
 
   app.use(
     methodNotAllowedMiddleware({
@@ -56,6 +59,7 @@ export function createApp(services: Services): Hono<AppEnv> {
 
   app.route("/", healthRoutes(services));
   app.route("/v1/chat/completions", chatRoutes(services));
+  app.route("/v1/completions", completionRoutes(services));
   app.route("/v1/embeddings", embeddingRoutes(services));
   app.route("/v1/models", modelRoutes(services));
   app.route("/v1/feedback", feedbackRoutes(services));

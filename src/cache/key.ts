@@ -4,6 +4,7 @@
 import { hash } from "node:crypto";
 import { type ChatCompletionRequest, requestedMaxTokens } from "../openai/chat.ts";
 import type { EmbeddingRequest } from "../openai/embeddings.ts";
+import { type CompletionRequest, LEGACY_DEFAULT_MAX_TOKENS } from "../openai/text-completions.ts";
 
 export interface KeyTarget {
   /** The model that will serve, after alias resolution and A/B assignment. */
@@ -64,6 +65,24 @@ export function embeddingsCacheKey(target: KeyTarget, req: EmbeddingRequest): st
     digest: target.modelDigest,
     input: req.input,
     dimensions: req.dimensions ?? undefined,
+  });
+  return `${target.modelId}:${hash("sha256", canonical, "base64url")}`;
+}
+
+/** Legacy completions: everything but `stream`, `stream_options` and `user`. */
+export function completionsCacheKey(target: KeyTarget, req: CompletionRequest): string {
+  const { stream: _stream, stream_options: _options, user: _user, model: _model, ...shaping } = req;
+  const canonical = canonicalJson({
+    v: 2,
+    operation: "completions",
+    model: target.modelId,
+    digest: target.modelDigest,
+    // Absent and the default are the same request; `stop: "x"` and `["x"]` too.
+    request: {
+      ...shaping,
+      max_tokens: req.max_tokens ?? LEGACY_DEFAULT_MAX_TOKENS,
+      stop: typeof req.stop === "string" ? [req.stop] : req.stop,
+    },
   });
   return `${target.modelId}:${hash("sha256", canonical, "base64url")}`;
 }

@@ -2,6 +2,7 @@
 // provider and stores what it produced, but only once it completed (every choice finished),
 // so an aborted or failed generation never becomes an answer. What an answer is, and how it
 // is recorded and replayed, is the operation's codec: a stream of chat events, or vectors.
+import { randomBytes } from "node:crypto";
 import type { ChatEvent, ChatStream, EmbeddingResult } from "../providers/provider.ts";
 import { type CachedCompletion, EventRecorder, replay } from "./entry.ts";
 import type { CacheDecision, CacheStatus } from "./policy.ts";
@@ -47,8 +48,12 @@ export async function serveWithCache<T>(
 export function chatCodec(meta: { model: string; choices: number }): CacheCodec<ChatStream> {
   return {
     record: (stream, store) => recording(stream, store, meta),
-    replay: (entry) => ({ events: replay(entry.events), usage: () => entry.usage }),
+    replay: (entry) => ({ events: replay(entry.events, newCallId), usage: () => entry.usage }),
   };
+}
+
+function newCallId(): string {
+  return `call_${randomBytes(12).toString("hex")}`;
 }
 
 /** Embeddings: whole at once, stored as they are. */

@@ -3,7 +3,7 @@
 // model's lock-step driver.
 import { createHash, randomBytes, randomInt } from "node:crypto";
 import { statSync } from "node:fs";
-import type { Llama, LlamaGrammar, Token } from "node-llama-cpp";
+import type { Llama, LlamaContextSequence, LlamaGrammar, Token } from "node-llama-cpp";
 import { embed, embeddingContext, evaluatedLength } from "../engine/embeddings.ts";
 import { type FinishReason as EngineFinish, Generation, type Sampling } from "../engine/generation.ts";
 import { grammarFor, grammarStops, type OutputConstraint } from "../engine/grammar.ts";
@@ -11,6 +11,7 @@ import type { LoadedModel, LocalModelSpec, ModelPool } from "../engine/pool.ts";
 import { type ChatCompletionRequest, requestedMaxTokens } from "../openai/chat.ts";
 import { type EmbeddingRequest, embeddingInputs } from "../openai/embeddings.ts";
 import { contextLengthExceeded, invalidRequest, unsupportedValue } from "../openai/errors.ts";
+import { type CompletionRequest, completionPrompts, LEGACY_DEFAULT_MAX_TOKENS } from "../openai/text-completions.ts";
 import { EventQueue } from "./event-queue.ts";
 import { toTemplateMessages } from "./prompt.ts";
 import type {
@@ -94,6 +95,122 @@ export class LlamaProvider implements ChatProvider {
     } finally {
       lease.release();
     }
+  }
+
+  async complete(modelId: string, req: CompletionRequest, ctx: ChatContext): Promise<ChatStream> {
+    const spec = this.pool.spec(modelId);
+    if (!spec) throw new Error(`model ${modelId} is not a local model`);
+    const prompts = completionPrompts(req.prompt);
+    const n = req.n ?? 1;
+    const choices = prompts.length * n;
+    // More choices than sequences run in waves on the sequences leased.
+    const lease = await this.pool.acquire(modelId, Math.min(choices, spec.parallel), ctx.signal);
+    let plans: { prompt: Token[]; echo: string; maxTokens: number }[];
+    let sampling: Sampling;
+    try {
+      const loaded = lease.loaded;
+      plans = prompts.map((prompt, i) => {
+        const tokens = this.rawPrompt(loaded, prompt, req.suffix, i);
+        const maxTokens =
+          (req.max_tokens ?? LEGACY_DEFAULT_MAX_TOKENS) === 0
+            ? 0
+            : completionBudget(loaded, tokens.length, req.max_tokens ?? LEGACY_DEFAULT_MAX_TOKENS, "max_tokens");
+        const echo = req.echo ? (typeof prompt === "string" ? prompt : loaded.model.detokenize(prompt as Token[])) : "";
+        return { prompt: tokens, echo, maxTokens };
+      });
+      sampling = samplingFor(req, loaded);
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
+    const stop = (typeof req.stop === "string" ? [req.stop] : (req.stop ?? [])).filter((s) => s.length > 0);
+
+    const queue = new EventQueue<ChatEvent>();
+    let promptTokens = 0;
+    let completionTokens = 0;
+    for (const plan of plans) promptTokens += plan.prompt.length * n;
+    const runChoice = async (sequence: LlamaContextSequence, index: number) => {
+      const plan = plans[Math.floor(index / n)] as (typeof plans)[number];
+      if (plan.echo) queue.push({ type: "content", index, text: plan.echo });
+      if (plan.maxTokens === 0) {
+        queue.push({ type: "finish", index, reason: "length" });
+        return;
+      }
+      const generation = new Generation(
+        lease.loaded.model,
+        sequence,
+        {
+          prompt: plan.prompt,
+          maxTokens: plan.maxTokens,
+          stop,
+          sampling: choiceSampling(sampling, index % n),
+          grammar: undefined,
+          topLogprobs: req.logprobs ?? undefined,
+        },
+        {
+          text: (text, logprobs) => queue.push({ type: "content", index, text, logprobs }),
+          end: ({ finishReason, completionTokens: count }) => {
+            completionTokens += count;
+            if (finishReason !== "aborted") queue.push({ type: "finish", index, reason: finishReason });
+          },
+        },
+        ctx.signal,
+      );
+      await lease.loaded.driver.run(generation);
+    };
+    const runs = lease.sequences.map(async (sequence, slot) => {
+      for (let index = slot; index < choices; index += lease.sequences.length) {
+        if (ctx.signal.aborted) return;
+        await runChoice(sequence, index);
+      }
+    });
+    Promise.all(runs).then(
+      () => {
+        lease.release();
+        queue.end();
+      },
+      (err: unknown) => {
+        lease.release();
+        queue.fail(err);
+      },
+    );
+    return { events: queue, usage: () => ({ promptTokens, completionTokens }) };
+  }
+
+  /**
+   * A legacy prompt as the model reads it: the text tokenized with its special tokens (the
+   * client writes the whole prompt, template markers included, as llama-server takes it), or
+   * the client's own token ids; with `suffix`, framed with the model's fill-in-the-middle tokens.
+   */
+  private rawPrompt(loaded: LoadedModel, prompt: string | number[], suffix: string | undefined, i: number): Token[] {
+    const { model, spec } = loaded;
+    const tokenized = (text: string) => model.tokenize(text, true);
+    let tokens: Token[];
+    if (typeof prompt === "string") tokens = tokenized(prompt);
+    else {
+      const outside = prompt.find((id) => id >= loaded.vocabularySize);
+      if (outside !== undefined) {
+        throw invalidRequest(
+          `prompt[${i}]: token id ${outside} is outside the vocabulary of ${spec.id} (size ${loaded.vocabularySize}).`,
+          "prompt",
+        );
+      }
+      tokens = prompt as Token[];
+    }
+    if (suffix !== undefined) {
+      const { prefix, suffix: suffixToken, middle } = model.tokens.infill;
+      if (prefix === null || suffixToken === null || middle === null) {
+        throw invalidRequest(
+          `suffix: model ${spec.id} cannot fill in the middle (its GGUF has no FIM tokens); leave suffix out.`,
+          "suffix",
+        );
+      }
+      tokens = [prefix, ...tokens, suffixToken, ...tokenized(suffix), middle];
+    }
+    const bos = model.tokens.bos;
+    if (model.tokens.shouldPrependBosToken && bos !== null && tokens[0] !== bos) tokens = [bos, ...tokens];
+    if (tokens.length >= loaded.contextSize) throw contextLengthExceeded(loaded.contextSize, tokens.length);
+    return tokens;
   }
 
   async chat(modelId: string, req: ChatCompletionRequest, ctx: ChatContext): Promise<ChatStream> {
@@ -189,7 +306,7 @@ export class LlamaProvider implements ChatProvider {
     req: ChatCompletionRequest,
     tools: ToolPlan | undefined,
   ): Promise<Prepared> {
-    const { model, template, spec } = loaded;
+    const { model, template } = loaded;
     // Rendering and tokenizing take time that grows with the request (tokenizing text full of
     // special tokens faster than linearly, on the event loop), so a prompt that cannot fit is
     // refused before either: every message renders to at least one token, and no token covers
@@ -210,19 +327,8 @@ export class LlamaProvider implements ChatProvider {
     const bos = model.tokens.bos;
     if (model.tokens.shouldPrependBosToken && bos !== null && prompt[0] !== bos) prompt.unshift(bos);
 
-    const room = loaded.contextSize - prompt.length;
-    const asked = requestedMaxTokens(req);
-    if (asked !== undefined && spec.maxTokens !== undefined && asked > spec.maxTokens) {
-      const param = req.max_completion_tokens !== undefined ? "max_completion_tokens" : "max_tokens";
-      throw invalidRequest(
-        `${param} is too large: ${asked}. Model ${spec.id} supports at most ${spec.maxTokens} completion tokens.`,
-        param,
-      );
-    }
-    if (room < 1 || (asked !== undefined && asked > room)) {
-      throw contextLengthExceeded(loaded.contextSize, prompt.length + (asked ?? 1));
-    }
-    const maxTokens = Math.min(asked ?? room, spec.maxTokens ?? room, room);
+    const param = req.max_completion_tokens !== undefined ? "max_completion_tokens" : "max_tokens";
+    const maxTokens = completionBudget(loaded, prompt.length, requestedMaxTokens(req), param);
 
     const constraint = outputConstraint(req, tools);
     let grammar: LlamaGrammar | undefined;
@@ -235,37 +341,68 @@ export class LlamaProvider implements ChatProvider {
       }
     }
     const stop = typeof req.stop === "string" ? [req.stop] : (req.stop ?? []);
-    for (const id of Object.keys(req.logit_bias ?? {})) {
-      // An id past the vocabulary would index outside llama.cpp's logits array.
-      if (Number(id) >= loaded.vocabularySize) {
-        throw invalidRequest(
-          `logit_bias: token id ${id} is outside the vocabulary of ${spec.id} (size ${loaded.vocabularySize}).`,
-          "logit_bias",
-        );
-      }
-    }
     return {
       prompt,
       maxTokens,
       stop: [...stop.filter((s) => s.length > 0), ...(grammar ? grammarStops(grammar) : [])],
       grammar,
-      sampling: {
-        temperature: req.temperature ?? spec.sampling.temperature ?? 1,
-        // OpenAI's defaults (no truncation) unless the model's config sets its own; this also
-        // keeps every candidate in the distribution that top_logprobs reads.
-        topP: req.top_p ?? spec.sampling.topP ?? 1,
-        topK: spec.sampling.topK ?? 0,
-        minP: spec.sampling.minP ?? 0,
-        seed: req.seed,
-        repeatPenalty: spec.sampling.repeatPenalty,
-        presencePenalty: req.presence_penalty,
-        frequencyPenalty: req.frequency_penalty,
-        logitBias: req.logit_bias
-          ? Object.fromEntries(Object.entries(req.logit_bias).map(([k, v]) => [Number(k), v]))
-          : undefined,
-      },
+      sampling: samplingFor(req, loaded),
     };
   }
+}
+
+/** The sampling parameters chat and legacy completions share, with the model's defaults. */
+interface SamplingRequest {
+  temperature?: number | null | undefined;
+  top_p?: number | null | undefined;
+  seed?: number | null | undefined;
+  presence_penalty?: number | null | undefined;
+  frequency_penalty?: number | null | undefined;
+  logit_bias?: Record<string, number> | null | undefined;
+}
+
+function samplingFor(req: SamplingRequest, loaded: LoadedModel): Sampling {
+  const { spec } = loaded;
+  for (const id of Object.keys(req.logit_bias ?? {})) {
+    // An id past the vocabulary would index outside llama.cpp's logits array.
+    if (Number(id) >= loaded.vocabularySize) {
+      throw invalidRequest(
+        `logit_bias: token id ${id} is outside the vocabulary of ${spec.id} (size ${loaded.vocabularySize}).`,
+        "logit_bias",
+      );
+    }
+  }
+  return {
+    temperature: req.temperature ?? spec.sampling.temperature ?? 1,
+    // OpenAI's defaults (no truncation) unless the model's config sets its own; this also
+    // keeps every candidate in the distribution that top_logprobs reads.
+    topP: req.top_p ?? spec.sampling.topP ?? 1,
+    topK: spec.sampling.topK ?? 0,
+    minP: spec.sampling.minP ?? 0,
+    seed: req.seed ?? undefined,
+    repeatPenalty: spec.sampling.repeatPenalty,
+    presencePenalty: req.presence_penalty ?? undefined,
+    frequencyPenalty: req.frequency_penalty ?? undefined,
+    logitBias: req.logit_bias
+      ? Object.fromEntries(Object.entries(req.logit_bias).map(([k, v]) => [Number(k), v]))
+      : undefined,
+  };
+}
+
+/** Tokens a completion may take: what was asked, within the model's cap and what the context has left. */
+function completionBudget(loaded: LoadedModel, promptLength: number, asked: number | undefined, param: string): number {
+  const { spec } = loaded;
+  const room = loaded.contextSize - promptLength;
+  if (asked !== undefined && spec.maxTokens !== undefined && asked > spec.maxTokens) {
+    throw invalidRequest(
+      `${param} is too large: ${asked}. Model ${spec.id} supports at most ${spec.maxTokens} completion tokens.`,
+      param,
+    );
+  }
+  if (room < 1 || (asked !== undefined && asked > room)) {
+    throw contextLengthExceeded(loaded.contextSize, promptLength + (asked ?? 1));
+  }
+  return Math.min(asked ?? room, spec.maxTokens ?? room, room);
 }
 
 interface Prepared {

@@ -12,6 +12,7 @@ import { Agent, type Dispatcher } from "undici";
 import { AbortedError } from "../engine/errors.ts";
 import type { ChatCompletionRequest } from "../openai/chat.ts";
 import type { EmbeddingRequest } from "../openai/embeddings.ts";
+import { type CompletionRequest, completionPrompts } from "../openai/text-completions.ts";
 import type {
   ChatContext,
   ChatEvent,
@@ -21,7 +22,7 @@ import type {
   ModelDescription,
   Operation,
 } from "./provider.ts";
-import { parseChunk, parseCompletion } from "./upstream/chunks.ts";
+import { type ChunkEvents, type Invalid, parseChunk, parseCompletion } from "./upstream/chunks.ts";
 import { parseEmbeddings } from "./upstream/embeddings.ts";
 import {
   protocolFailure,
@@ -35,6 +36,7 @@ import {
 import { chatEndpoint, type UpstreamEndpoint, upstreamBody, upstreamEndpoint } from "./upstream/request.ts";
 import { retryDelayMs } from "./upstream/retry.ts";
 import { SseParser } from "./upstream/sse.ts";
+import { parseTextChunk, parseTextCompletion } from "./upstream/text-chunks.ts";
 import { type TokenCounting, UsageMeter } from "./upstream/usage.ts";
 
 /** One configured upstream model. */
@@ -75,6 +77,7 @@ interface Upstream {
   spec: UpstreamModelSpec;
   endpoint: UpstreamEndpoint;
   embeddings: UpstreamEndpoint;
+  completions: UpstreamEndpoint;
   agent: Agent;
   description: ModelDescription;
 }
@@ -105,6 +108,7 @@ export class OpenAIProvider implements ChatProvider {
         spec,
         endpoint,
         embeddings: upstreamEndpoint(spec, "/embeddings"),
+        completions: upstreamEndpoint(spec, "/completions"),
         agent,
         description: {
           // An upstream's weights are its own business: its address and model name stand for them.
@@ -127,8 +131,30 @@ export class OpenAIProvider implements ChatProvider {
     const streamed = req.stream === true;
     const response = await this.send(upstream, upstream.endpoint, upstreamBody(req, spec.model), streamed, ctx.signal);
     const meter = new UsageMeter(this.options.tokens, spec.model, req.messages);
-    const stream = new UpstreamStream(spec, response, meter, ctx.signal);
+    const stream = new UpstreamStream(spec, response, meter, ctx.signal, CHAT_READER);
     // Until the first event has arrived the client has nothing: a failure now may still fall back.
+    await stream.open();
+    return { events: stream, usage: () => meter.usage(), ...(stream.whole ? { arrivedWhole: true } : {}) };
+  }
+
+  /** Legacy completions pass through as sent (streamed with usage when streamed), read back as events. */
+  async complete(modelId: string, req: CompletionRequest, ctx: ChatContext): Promise<ChatStream> {
+    const upstream = this.upstream(modelId);
+    const { spec } = upstream;
+    const streamed = req.stream === true;
+    const body = JSON.stringify({
+      ...req,
+      model: spec.model,
+      ...(streamed ? { stream_options: { include_usage: true } } : {}),
+    });
+    const response = await this.send(upstream, upstream.completions, body, streamed, ctx.signal);
+    // Without usage from the upstream, tiktoken estimates the prompts as one user turn each.
+    const prompts = completionPrompts(req.prompt).map((p) => ({
+      role: "user" as const,
+      content: typeof p === "string" ? p : "",
+    }));
+    const meter = new UsageMeter(this.options.tokens, spec.model, prompts);
+    const stream = new UpstreamStream(spec, response, meter, ctx.signal, TEXT_READER);
     await stream.open();
     return { events: stream, usage: () => meter.usage(), ...(stream.whole ? { arrivedWhole: true } : {}) };
   }
@@ -220,6 +246,15 @@ export class OpenAIProvider implements ChatProvider {
   }
 }
 
+/** How an endpoint's answers read: chat completions, or legacy text completions. */
+interface Reader {
+  chunk(data: string): ChunkEvents | Invalid | { kind: "error" };
+  whole(body: string): ChunkEvents | Invalid;
+}
+
+const CHAT_READER: Reader = { chunk: parseChunk, whole: parseCompletion };
+const TEXT_READER: Reader = { chunk: parseTextChunk, whole: parseTextCompletion };
+
 /**
  * The events of one upstream response. Reads the body only when its consumer asks for the
  * next event, so a slow client leaves the upstream's bytes in the socket (TCP backpressure)
@@ -245,6 +280,7 @@ class UpstreamStream implements AsyncIterable<ChatEvent> {
     private readonly response: Dispatcher.ResponseData,
     private readonly meter: UsageMeter,
     private readonly signal: AbortSignal,
+    private readonly reader: Reader,
   ) {
     this.source = response.body[Symbol.asyncIterator]() as AsyncIterator<Buffer>;
     this.json = /^application\/json/i.test(header(response.headers, "content-type") ?? "");
@@ -348,7 +384,7 @@ class UpstreamStream implements AsyncIterable<ChatEvent> {
         this.complete = true;
         continue;
       }
-      const parsed = parseChunk(message.data);
+      const parsed = this.reader.chunk(message.data);
       if (parsed.kind === "error" || message.event === "error") {
         this.failure = streamErrorFailure(this.spec.id, message.data);
         return;
@@ -395,7 +431,7 @@ class UpstreamStream implements AsyncIterable<ChatEvent> {
     } finally {
       this.ended = true;
     }
-    const parsed = parseCompletion(text);
+    const parsed = this.reader.whole(text);
     if (parsed.kind === "invalid") throw protocolFailure(this.spec.id, `it sent ${parsed.problem}`);
     if (parsed.usage) this.meter.report(parsed.usage);
     for (const event of parsed.events) this.meter.see(event);

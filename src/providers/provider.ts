@@ -4,6 +4,7 @@
 import type { Operation } from "../config/schema.ts";
 import type { ChatCompletionRequest, FinishReason, TokenLogprob, ToolCall, ToolCallDelta } from "../openai/chat.ts";
 import type { EmbeddingRequest } from "../openai/embeddings.ts";
+import type { CompletionRequest } from "../openai/text-completions.ts";
 
 export type { Operation };
 
@@ -62,4 +63,6 @@ export interface ChatProvider {
    * every failure before the first byte is thrown here, so it can get its own status. */
   chat(modelId: string, request: ChatCompletionRequest, ctx: ChatContext): Promise<ChatStream>;
   embeddings(modelId: string, request: EmbeddingRequest, ctx: ChatContext): Promise<EmbeddingResult>;
+  /** Legacy completions: the prompt as it is, no chat template; choice i·n + j is prompt i's j-th. */
+  complete(modelId: string, request: CompletionRequest, ctx: ChatContext): Promise<ChatStream>;
 }

@@ -1,9 +1,11 @@
 // The operations the pipeline serves: for each, which provider call answers it, what of the
 // request keys the cache, and what telemetry sees of the answer.
-import { cacheKey, embeddingsCacheKey } from "../cache/key.ts";
+import { cacheKey, completionsCacheKey, embeddingsCacheKey } from "../cache/key.ts";
 import { chatCodec, embeddingsCodec } from "../cache/serve.ts";
 import { type ChatCompletionRequest, checkSupported } from "../openai/chat.ts";
 import type { EmbeddingRequest } from "../openai/embeddings.ts";
+import { invalidRequest } from "../openai/errors.ts";
+import { type CompletionRequest, completionPrompts } from "../openai/text-completions.ts";
 import type { ChatStream, EmbeddingResult } from "../providers/provider.ts";
 import type { Operation } from "./pipeline.ts";
 
@@ -36,4 +38,26 @@ export const embeddingsOperation: Operation<EmbeddingRequest, EmbeddingResult> =
     telemetry.answered(hit ? NOTHING_GENERATED : result.usage);
     return result;
   },
+};
+
+export const completionsOperation: Operation<CompletionRequest, ChatStream> = {
+  name: "completions",
+  check(req, model) {
+    const n = req.n ?? 1;
+    // best_of ranks more samples than it returns: there is no ranking here, so it must equal n.
+    if (req.best_of != null && req.best_of !== n) {
+      throw invalidRequest(
+        `best_of must equal n (${n}) on this server: it returns every sample it draws and ranks none.`,
+        "best_of",
+      );
+    }
+    if (model.provider === "llama" && req.echo && req.logprobs != null) {
+      throw invalidRequest("echo with logprobs is not supported: the prompt's own logprobs are not computed.", "echo");
+    }
+  },
+  sampling: (req) => req,
+  key: (req, model, description) => completionsCacheKey({ modelId: model.id, modelDigest: description.digest }, req),
+  codec: (req, model) => chatCodec({ model: model.id, choices: completionPrompts(req.prompt).length * (req.n ?? 1) }),
+  run: (provider, modelId, req, ctx) => provider.complete(modelId, req, ctx),
+  watch: chatOperation.watch,
 };

@@ -204,9 +204,32 @@ export function embeddingsJson(req: ReceivedRequest): Record<string, unknown> {
   return { object: "list", data, model: req.body.model, usage: { prompt_tokens: 7 * count, total_tokens: 7 * count } };
 }
 
+/** An upstream's legacy completion: DEFAULT_PIECES as one text (JSON) or one chunk each (stream). */
+export function textCompletionReply(req: ReceivedRequest, res: ServerResponse): void {
+  const base = { id: "cmpl-up", object: "text_completion", created: 1, model: req.body.model };
+  const usage = { prompt_tokens: 5, completion_tokens: DEFAULT_PIECES.length, total_tokens: 5 + DEFAULT_PIECES.length };
+  if (req.body.stream !== true) {
+    res.writeHead(200, { "content-type": "application/json" });
+    const choice = { index: 0, text: DEFAULT_PIECES.join(""), logprobs: null, finish_reason: "stop" };
+    res.end(JSON.stringify({ ...base, choices: [choice], usage }));
+    return;
+  }
+  sseHeaders(res);
+  for (const text of DEFAULT_PIECES) {
+    res.write(sseData({ ...base, choices: [{ index: 0, text, logprobs: null, finish_reason: null }] }));
+  }
+  res.write(sseData({ ...base, choices: [{ index: 0, text: "", logprobs: null, finish_reason: "stop" }] }));
+  res.write(sseData({ ...base, choices: [], usage }));
+  res.end("data: [DONE]\n\n");
+}
+
 function answer(behaviour: Behaviour, req: ReceivedRequest, res: ServerResponse): void {
   switch (behaviour.kind) {
     case "reply":
+      if (req.path.endsWith("/completions") && !req.path.endsWith("/chat/completions")) {
+        textCompletionReply(req, res);
+        return;
+      }
       if (req.path.endsWith("/embeddings")) {
         res.writeHead(200, { "content-type": "application/json" });
         res.end(JSON.stringify(embeddingsJson(req)));

@@ -80,6 +80,39 @@ describe("memory cache", () => {
     expect((JSON.parse(asJson.text) as OpenAI.ChatCompletion).choices[0]?.message.content).toBe(text);
   });
 
+  it("replays a stream as it was generated: one chunk per original delta, the same text in each", async () => {
+    const body = { ...question("What is the capital of Germany?"), stream: true };
+    const live = await post(s, body);
+    const replayed = await post(s, body);
+    expect([live.cache, replayed.cache]).toEqual(["miss", "hit"]);
+    const deltas = (text: string) =>
+      sseChunks(text)
+        .map((c) => c.choices[0]?.delta.content)
+        .filter((d) => d !== undefined && d !== "");
+    expect(deltas(live.text).length).toBeGreaterThan(2);
+    expect(deltas(replayed.text)).toEqual(deltas(live.text));
+  });
+
+  it("gives a replayed tool call a fresh id, as OpenAI's ids are unique per response", async () => {
+    const body = {
+      ...question("What is the capital of France?"),
+      max_tokens: 200,
+      tools: [{ type: "function", function: { name: "capital", parameters: { type: "object", properties: {} } } }],
+      tool_choice: "required",
+    };
+    const first = await post(s, body);
+    const second = await post(s, body);
+    expect([first.cache, second.cache]).toEqual(["miss", "hit"]);
+    const callOf = (text: string) => (JSON.parse(text) as OpenAI.ChatCompletion).choices[0]?.message.tool_calls?.[0];
+    const [a, b] = [callOf(first.text), callOf(second.text)];
+    expect(a?.id).toMatch(/^call_/);
+    expect(b?.id).toMatch(/^call_/);
+    expect(b?.id).not.toBe(a?.id);
+    expect(b?.type === "function" && a?.type === "function" && b.function).toEqual(
+      a?.type === "function" && a.function,
+    );
+  });
+
   it("does not cache sampled requests unless they are seeded", async () => {
     const sampled = { ...question("Hello!"), temperature: 0.9, max_tokens: 8 };
     expect((await post(s, sampled)).cache).toBe("bypass");
