@@ -73,10 +73,7 @@ export async function runEmbeddingsBench(): Promise<void> {
     threads: settings.threads,
     embeddings: true,
   };
-  const servers = [
-    await startRoundhouse({ ...options, workDir: join(workDir, "roundhouse") }),
-    await startLlamaServer({ ...options, workDir }),
-  ];
+  const servers = [await startRoundhouse({ ...options, workDir }), await startLlamaServer({ ...options, workDir })];
   const agent = new Agent({ connections: 64 });
   try {
     console.log(

@@ -30,12 +30,9 @@ export function chatRoutes(services: Services): Hono<AppEnv> {
 
     if (!req.stream) return c.json(await collectAnswer(serving, () => collect(result.events, meta, result.usage)));
     const includeUsage = req.stream_options?.include_usage === true;
-    return streamAnswer(
-      c,
-      serving,
-      toChunks(result.events, meta, includeUsage),
-      includeUsage ? () => usageChunk(meta, result.usage()) : undefined,
-    );
+    return streamAnswer(c, serving, toChunks(result.events, meta, includeUsage), {
+      usageChunk: includeUsage ? () => usageChunk(meta, result.usage()) : undefined,
+    });
   });
 
   app.onError((err, c) => errorResponse(c, err));

@@ -37,12 +37,9 @@ export function completionRoutes(services: Services): Hono<AppEnv> {
       );
     }
     const includeUsage = req.stream_options?.include_usage === true;
-    return streamAnswer(
-      c,
-      serving,
-      toCompletionChunks(result.events, meta),
-      includeUsage ? () => completionUsageChunk(meta, result.usage()) : undefined,
-    );
+    return streamAnswer(c, serving, toCompletionChunks(result.events, meta), {
+      usageChunk: includeUsage ? () => completionUsageChunk(meta, result.usage()) : undefined,
+    });
   });
 
   app.onError((err, c) => errorResponse(c, err));

@@ -2,7 +2,7 @@
 // the abort signal), and the headers it answers with.
 import type { Context } from "hono";
 import type { z } from "zod";
-import { fromZodError } from "../src/openai/errors.ts";
+import { type ApiError, fromZodError } from "../src/openai/errors.ts";
 import { SSE_DONE, sseError, sseEvent } from "../src/openai/sse.ts";
 import type { ServeContext, Served } from "../src/serve/pipeline.ts";
 import type { Services } from "../src/services.ts";
@@ -70,30 +70,43 @@ export function servedHeaders(c: Context<AppEnv>, served: Served<unknown>): void
   responseHeader(c, "x-roundhouse-model", served.model.id);
 }
 
+/** How an endpoint frames its stream; chat and legacy completions use OpenAI's defaults. */
+export interface StreamFraming {
+  /** A usage chunk after the last one, when the client asked for it. */
+  usageChunk?: (() => object) | undefined;
+  /** One event; default `data: <json>`. */
+  frame?: (chunk: object) => string;
+  /** After the last event; default `data: [DONE]`. */
+  done?: string;
+  /** The event for a failure after the status line; default the error envelope as data. */
+  failure?: (err: ApiError) => string;
+}
+
 /**
- * Streams an answer's chunks as SSE, then its usage chunk when asked, then [DONE]. An error
- * after the status line goes out as an SSE event in OpenAI's shape (the SDKs raise on it);
- * gone or failed, the provider stops; the request's telemetry ends with the stream.
+ * Streams an answer's chunks as SSE, then its usage chunk when asked, then the end. An error
+ * after the status line goes out as an event (the SDKs raise on it); gone or failed, the
+ * provider stops; the request's telemetry ends with the stream.
  */
 export function streamAnswer(
   c: Context<AppEnv>,
   serving: RouteServing,
   chunks: AsyncIterable<object>,
-  usageChunk: (() => object) | undefined,
+  framing: StreamFraming = {},
 ): Response | Promise<Response> {
+  const { frame = sseEvent, done = SSE_DONE, failure = sseError } = framing;
   const telemetry = serving.telemetry;
   telemetry?.respondingLater();
   return sendSse(c, async (out) => {
     let complete = false;
     try {
-      for await (const chunk of chunks) await out.write(sseEvent(chunk));
-      if (usageChunk) await out.write(sseEvent(usageChunk()));
-      await out.write(SSE_DONE);
+      for await (const chunk of chunks) await out.write(frame(chunk));
+      if (framing.usageChunk) await out.write(frame(framing.usageChunk()));
+      if (done) await out.write(done);
       complete = true;
     } catch (err) {
       const api = toHttpError(err);
       telemetry?.failed(api);
-      if (!out.closed) await out.write(sseError(api));
+      if (!out.closed) await out.write(failure(api));
     } finally {
       // A client that went away has aborted the provider already.
       if (!complete) serving.controller()?.abort(out.closed ? CLIENT_GONE : RESPONSE_DONE);

@@ -18,6 +18,7 @@ import { metricsRoutes } from "../routes/metrics.ts";
 import { modelRoutes } from "../routes/models.ts";
 import { requestHeader, responseHeader } from "../routes/node-http.ts";
 import { recordRequests } from "../routes/record-request.ts";
+import { responseRoutes } from "../routes/responses.ts";
 import { methodNotAllowed, routeNotFound } from "./openai/errors.ts";
 import type { Services } from "./services.ts";
 
@@ -36,7 +37,7 @@ export function createApp(services: Services): Hono<AppEnv> {
     await next();
   });
 
-  for (const path of ["/v1/chat/completions", "/v1/completions", "/v1/embeddings"]) {
+  for (const path of ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"]) {
     app.use(path, recordRequests(services));
   }
 
@@ -61,6 +62,7 @@ export function createApp(services: Services): Hono<AppEnv> {
   app.route("/v1/chat/completions", chatRoutes(services));
   app.route("/v1/completions", completionRoutes(services));
   app.route("/v1/embeddings", embeddingRoutes(services));
+  app.route("/v1/responses", responseRoutes(services));
   app.route("/v1/models", modelRoutes(services));
   app.route("/v1/feedback", feedbackRoutes(services));
   app.route("/v1/files", fileRoutes(services));

@@ -19,6 +19,7 @@ import { RateLimiter } from "./security/rate-limiter.ts";
 import { Pipeline } from "./serve/pipeline.ts";
 import { createExperimentStore } from "./storage/experiments.ts";
 import { MemoryRateCounters, RedisRateCounters } from "./storage/rate-counters.ts";
+import { ResponseStore } from "./storage/responses.ts";
 import type { ModelGaugeSample } from "./telemetry/metrics.ts";
 import type { ReferencePrice } from "./telemetry/reference-price.ts";
 import { Telemetry } from "./telemetry/telemetry.ts";
@@ -68,6 +69,8 @@ export interface Services {
   cache: ResponseCache | undefined;
   /** Route → traffic → cache → provider, telemetry wrapped around: what every endpoint serves through. */
   pipeline: Pipeline;
+  /** Stored responses of the Responses API. */
+  responses: ResponseStore;
   health(): HealthStatus;
   /** Loads the `preload` models; health turns ready when it resolves. */
   preload(): Promise<void>;
@@ -179,6 +182,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     traffic,
     providers,
     pipeline,
+    responses: new ResponseStore(options.dataDir),
     pool,
     logger,
     telemetry,

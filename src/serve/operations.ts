@@ -61,3 +61,10 @@ export const completionsOperation: Operation<CompletionRequest, ChatStream> = {
   run: (provider, modelId, req, ctx) => provider.complete(modelId, req, ctx),
   watch: chatOperation.watch,
 };
+
+/** The Responses API: a chat under another name (translated at the edge, routes/responses.ts). */
+export const responsesOperation: Operation<ChatCompletionRequest, ChatStream> = {
+  ...chatOperation,
+  name: "responses",
+  serves: "chat",
+};

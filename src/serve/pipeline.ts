@@ -17,7 +17,10 @@ import type { Route, RouteRequest, ServeHooks, Traffic } from "../traffic/traffi
 
 /** One kind of request, as the pipeline needs to know it. */
 export interface Operation<Req, Answer> {
-  name: OperationName;
+  /** What the client asked for, as usage records and metrics label it. */
+  name: OperationName | "responses";
+  /** What the model must serve for it (models.yaml `operations`); default: `name`. */
+  serves?: OperationName;
   /** Refusals that depend on the model, thrown before the cache: a hit never answers what the model would refuse. */
   check?(req: Req, model: ServedModel, description: ModelDescription): void;
   /** Temperature and seed, for the caching decision; none: the answer does not vary (embeddings). */
@@ -83,7 +86,8 @@ export class Pipeline {
       route,
       (target) => {
         const description = this.describe(target);
-        if (!description.operations.includes(op.name)) throw notServed(target.id, op.name, description);
+        const needed = op.serves ?? (op.name as OperationName);
+        if (!description.operations.includes(needed)) throw notServed(target.id, needed, description);
         op.check?.(req, target, description);
         telemetry?.routedTo(target);
         const decision = this.caching(op, req, description, ctx.cacheControl);
