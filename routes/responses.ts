@@ -27,8 +27,6 @@ import { errorResponse } from "./errors.ts";
 import { requestHeader } from "./node-http.ts";
 import { collectAnswer, parseRequest, servedHeaders, servingContext, streamAnswer } from "./serving.ts";
 
-/** Stored responses expire after this long (OpenAI keeps them 30 days). */
-const TTL_MS = 30 * 24 * 60 * 60 * 1000;
 const MAX_PAGE = 100;
 
 export function responseRoutes(services: Services): Hono<AppEnv> {
@@ -73,7 +71,7 @@ export function responseRoutes(services: Services): Hono<AppEnv> {
     const events = responseEvents(served.answer.events, shell, meta, served.answer.usage);
     const keep = async (response: ResponseObject) => {
       if (req.store === false) return;
-      await store.put({ response, input, conversation, owner, expiresAt: Date.now() + TTL_MS });
+      await store.put({ response, input, conversation, owner, expiresAt: Date.now() + store.ttlMs });
     };
 
     if (!req.stream) {

@@ -182,7 +182,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     traffic,
     providers,
     pipeline,
-    responses: new ResponseStore(options.dataDir),
+    responses: new ResponseStore(options.dataDir, config.responses.ttlMs),
     pool,
     logger,
     telemetry,

@@ -64,6 +64,7 @@ export interface Config {
   usage_log: UsageLogConfig;
   limits: LimitsConfig;
   rate_limits: RateLimitsConfig;
+  responses: { ttlMs: number };
 }
 
 export interface LimitsConfig {
@@ -223,6 +224,7 @@ function resolveConfig(file: ConfigFile, absFile: string, env: Env): Config {
       maxRecords: file.usage_log.max_records,
       maxBuffered: file.usage_log.max_buffered,
     },
+    responses: { ttlMs: parseDurationMs(file.responses.ttl) ?? 30 * 86_400_000 },
     limits: {
       maxBodyBytes: parseByteSize(file.limits.max_body) ?? 10 * 2 ** 20,
       maxUploadBytes: parseByteSize(file.limits.max_upload) ?? 100 * 2 ** 20,

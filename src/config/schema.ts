@@ -412,6 +412,14 @@ export const ConfigFile = z
     usage_log: UsageLogSettings.prefault({}),
     limits: Limits.prefault({}),
     rate_limits: RateLimits.prefault({}),
+    responses: z
+      .strictObject({
+        ttl: Duration.default("30d").describe(
+          "How long a stored response (store: true) is kept; OpenAI keeps them 30 days.",
+        ),
+      })
+      .prefault({})
+      .describe("The Responses API's stored responses (under DATA_DIR/responses)."),
   })
   .superRefine((config, ctx) => {
     const owner = new Map<string, number>();

@@ -36,6 +36,8 @@ export class ResponseStore {
 
   constructor(
     dataDir: string,
+    /** How long a response is kept (models.yaml responses.ttl). */
+    readonly ttlMs: number,
     private readonly now: () => number = Date.now,
   ) {
     this.dir = join(dataDir, "responses");
