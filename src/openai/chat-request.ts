@@ -10,7 +10,7 @@ export const MAX_N = 8;
 
 // OpenAI marks most optional parameters `nullable`, and clients do send `null` to mean "not
 // set"; normalise it to undefined so downstream code has a single notion of absent.
-function nullish<T extends z.ZodType>(schema: T) {
+export function nullish<T extends z.ZodType>(schema: T) {
   return schema
     .nullable()
     .transform((value) => value ?? undefined)

@@ -6,14 +6,8 @@
 import { z } from "zod";
 import type { ChatEvent, TokenUsage } from "../providers/provider.ts";
 import type { ChatCompletionRequest } from "./chat.ts";
+import { nullish } from "./chat-request.ts";
 import { invalidRequest, unsupportedParameter } from "./errors.ts";
-
-function nullish<T extends z.ZodType>(schema: T) {
-  return schema
-    .nullable()
-    .transform((value) => value ?? undefined)
-    .optional();
-}
 
 const InputText = z.looseObject({ type: z.literal("input_text"), text: z.string() });
 const OutputText = z.looseObject({ type: z.literal("output_text"), text: z.string() });

@@ -4,18 +4,12 @@
 import { z } from "zod";
 import type { ChatEvent, TokenUsage } from "../providers/provider.ts";
 import type { TokenLogprob } from "./chat.ts";
+import { nullish } from "./chat-request.ts";
 import { usageOf } from "./completion.ts";
 
 /** OpenAI's bounds on the integer `logprobs` and on `n`/`best_of`. */
 export const MAX_LEGACY_LOGPROBS = 5;
 export const MAX_PROMPTS = 64;
-
-function nullish<T extends z.ZodType>(schema: T) {
-  return schema
-    .nullable()
-    .transform((value) => value ?? undefined)
-    .optional();
-}
 
 const tokenId = z.int().min(0);
 

@@ -7,7 +7,7 @@ import type { Llama, LlamaContextSequence, LlamaGrammar, Token } from "node-llam
 import { embed, embeddingContext, evaluatedLength } from "../engine/embeddings.ts";
 import { type FinishReason as EngineFinish, Generation, type Sampling } from "../engine/generation.ts";
 import { grammarFor, grammarStops, type OutputConstraint } from "../engine/grammar.ts";
-import type { LoadedModel, LocalModelSpec, ModelPool } from "../engine/pool.ts";
+import type { LoadedModel, LocalModelSpec, ModelLease, ModelPool } from "../engine/pool.ts";
 import { type ChatCompletionRequest, requestedMaxTokens } from "../openai/chat.ts";
 import { type EmbeddingRequest, embeddingInputs } from "../openai/embeddings.ts";
 import { contextLengthExceeded, invalidRequest, unsupportedValue } from "../openai/errors.ts";
@@ -164,16 +164,7 @@ export class LlamaProvider implements ChatProvider {
         await runChoice(sequence, index);
       }
     });
-    Promise.all(runs).then(
-      () => {
-        lease.release();
-        queue.end();
-      },
-      (err: unknown) => {
-        lease.release();
-        queue.fail(err);
-      },
-    );
+    settle(runs, lease, queue);
     return { events: queue, usage: () => ({ promptTokens, completionTokens }) };
   }
 
@@ -268,16 +259,7 @@ export class LlamaProvider implements ChatProvider {
       );
       return lease.loaded.driver.run(generation);
     });
-    Promise.all(runs).then(
-      () => {
-        lease.release();
-        queue.end();
-      },
-      (err: unknown) => {
-        lease.release();
-        queue.fail(err);
-      },
-    );
+    settle(runs, lease, queue);
     return { events: queue, usage: () => ({ promptTokens: prepared.prompt.length, completionTokens }) };
   }
 
@@ -419,6 +401,20 @@ function outputConstraint(req: ChatCompletionRequest, tools: ToolPlan | undefine
   if (!format || format.type === "text") return undefined;
   if (format.type === "json_object") return { type: "json_object" };
   return { type: "json_schema", schema: format.json_schema.schema ?? { type: "object" } };
+}
+
+/** Once every choice has run: the sequences go back, and the events end (or fail). */
+function settle(runs: Promise<unknown>[], lease: ModelLease, queue: EventQueue<ChatEvent>): void {
+  Promise.all(runs).then(
+    () => {
+      lease.release();
+      queue.end();
+    },
+    (err: unknown) => {
+      lease.release();
+      queue.fail(err);
+    },
+  );
 }
 
 /** Identifies a model's weights, for cache keys: its sha256 pin, else its file's size and mtime. */

@@ -26,6 +26,12 @@ export interface Invalid {
 
 /** One `data:` payload of an upstream stream; `error` when it is an `{"error": ...}` event. */
 export function parseChunk(data: string): ChunkEvents | Invalid | { kind: "error" } {
+  const payload = readPayload(data);
+  return payload.kind === "json" ? (plainTextChunk(payload.json) ?? chunkEvents(payload.json)) : payload;
+}
+
+/** A `data:` payload as JSON; `error` when it is an `{"error": ...}` event rather than a chunk. */
+export function readPayload(data: string): { kind: "json"; json: unknown } | Invalid | { kind: "error" } {
   let json: unknown;
   try {
     json = JSON.parse(data);
@@ -33,7 +39,7 @@ export function parseChunk(data: string): ChunkEvents | Invalid | { kind: "error
     return { kind: "invalid", problem: "an event that is not JSON" };
   }
   if (typeof json === "object" && json !== null && "error" in json && !("choices" in json)) return { kind: "error" };
-  return plainTextChunk(json) ?? chunkEvents(json);
+  return { kind: "json", json };
 }
 
 /** The schema's reading of a parsed chunk (plainTextChunk covers the common case first). */

@@ -3,7 +3,7 @@
 import { z } from "zod";
 import type { TokenLogprob } from "../../openai/chat.ts";
 import type { ChatEvent } from "../provider.ts";
-import type { ChunkEvents, Invalid } from "./chunks.ts";
+import { type ChunkEvents, type Invalid, readPayload } from "./chunks.ts";
 
 const LegacyLogprobs = z.looseObject({
   tokens: z.array(z.string()),
@@ -25,14 +25,8 @@ const TextCompletion = z.looseObject({
 
 /** One `data:` payload of an upstream stream; `error` when it is an `{"error": ...}` event. */
 export function parseTextChunk(data: string): ChunkEvents | Invalid | { kind: "error" } {
-  let json: unknown;
-  try {
-    json = JSON.parse(data);
-  } catch {
-    return { kind: "invalid", problem: "an event that is not JSON" };
-  }
-  if (typeof json === "object" && json !== null && "error" in json && !("choices" in json)) return { kind: "error" };
-  return textEvents(json);
+  const payload = readPayload(data);
+  return payload.kind === "json" ? textEvents(payload.json) : payload;
 }
 
 /** A whole JSON answer. */
