@@ -3,6 +3,7 @@
 // previous_response_id, retrieve, delete, input items) and the AI SDK's OpenAI provider, whose
 // default since AI SDK 5 is /v1/responses. Bodies and events are checked against the spec.
 import { createOpenAI } from "@ai-sdk/openai";
+import { ChatOpenAI } from "@langchain/openai";
 import { Agent, OpenAIProvider, Runner, setTracingDisabled } from "@openai/agents";
 import { generateText, jsonSchema, streamText, tool } from "ai";
 import OpenAI from "openai";
@@ -237,6 +238,28 @@ describe("the Agents SDK (Responses API by default)", () => {
     });
     const result = await runner.run(agent, "What is the capital of France?");
     expect(result.finalOutput).toContain("Paris");
+  });
+});
+
+describe("LangChain's ChatOpenAI on the Responses API", () => {
+  it("invokes, and binds a tool", async () => {
+    const model = new ChatOpenAI({
+      model: "tiny",
+      temperature: 0,
+      useResponsesApi: true,
+      maxTokens: 200,
+      maxRetries: 0,
+      apiKey: "key-a",
+      configuration: { baseURL: s.baseURL },
+    });
+    const reply = await model.invoke("What is the capital of France?");
+    expect(reply.text).toContain("Paris");
+    const { name, description, parameters } = capitalTool;
+    const withTool = model.bindTools([{ type: "function", function: { name, description, parameters } }], {
+      tool_choice: "required",
+    });
+    const called = await withTool.invoke("What is the capital of France?");
+    expect(called.tool_calls?.[0]).toMatchObject({ name: "capital" });
   });
 });
 
