@@ -6,6 +6,7 @@ import type { Llama, LlamaGrammar, Token } from "node-llama-cpp";
 import { type FinishReason as EngineFinish, Generation, type Sampling } from "../engine/generation.ts";
 import { grammarFor, grammarStops, type OutputConstraint } from "../engine/grammar.ts";
 import type { LoadedModel, ModelPool } from "../engine/pool.ts";
+import { promptBytes, tokenizePrompt } from "../engine/prompt-tokens.ts";
 import { type ChatCompletionRequest, requestedMaxTokens } from "../openai/chat.ts";
 import { contextLengthExceeded, invalidRequest, unsupportedValue } from "../openai/errors.ts";
 import { EventQueue } from "./event-queue.ts";
@@ -113,9 +114,8 @@ export class LlamaProvider implements ChatProvider {
     tools: ToolPlan | undefined,
   ): Promise<Prepared> {
     const { model, template, spec } = loaded;
-    // Rendering and tokenizing take time that grows with the request (tokenizing text full of
-    // special tokens faster than linearly, on the event loop), so a prompt that cannot fit is
-    // refused before either: every message renders to at least one token, and no token covers
+    // Rendering and tokenizing take time that grows with the request (on the event loop), so a
+    // prompt that cannot fit is refused before either: every message renders to at least one token, and no token covers
     // more than maxTokenBytes bytes of the text.
     if (req.messages.length > loaded.contextSize) {
       throw contextLengthExceeded(loaded.contextSize, req.messages.length, true);
@@ -124,14 +124,13 @@ export class LlamaProvider implements ChatProvider {
       system: tools?.instructions,
       templateHasToolRole: /["']tool["']/.test(template.source),
     });
-    const text = template.render(messages);
-    const textBytes = Buffer.byteLength(text);
+    // Message content is tokenized as text: only the template's own markers become control tokens.
+    const parts = template.renderPrompt(messages);
+    const textBytes = promptBytes(parts);
     if (textBytes > loaded.contextSize * loaded.maxTokenBytes) {
       throw contextLengthExceeded(loaded.contextSize, Math.ceil(textBytes / loaded.maxTokenBytes), true);
     }
-    const prompt = model.tokenize(text, true);
-    const bos = model.tokens.bos;
-    if (model.tokens.shouldPrependBosToken && bos !== null && prompt[0] !== bos) prompt.unshift(bos);
+    const prompt = tokenizePrompt(model, parts);
 
     const room = loaded.contextSize - prompt.length;
     const asked = requestedMaxTokens(req);
