@@ -4,7 +4,8 @@
 import { randomBytes, randomInt } from "node:crypto";
 import type { Llama, LlamaGrammar, Token } from "node-llama-cpp";
 import { type FinishReason as EngineFinish, Generation, type Sampling } from "../engine/generation.ts";
-import { grammarFor, grammarStops, type OutputConstraint } from "../engine/grammar.ts";
+import { GrammarCache, grammarStops, type OutputConstraint } from "../engine/grammar.ts";
+import { grammarSchema, SchemaRefusal } from "../engine/json-schema.ts";
 import type { LoadedModel, ModelPool } from "../engine/pool.ts";
 import { promptBytes, tokenizePrompt } from "../engine/prompt-tokens.ts";
 import { type ChatCompletionRequest, requestedMaxTokens } from "../openai/chat.ts";
@@ -15,10 +16,14 @@ import type { ChatContext, ChatEvent, ChatProvider, ChatStream } from "./provide
 import { parseToolReply, planTools, type ToolPlan } from "./tool-calls.ts";
 
 export class LlamaProvider implements ChatProvider {
+  private readonly grammars: GrammarCache;
+
   constructor(
-    private readonly llama: Llama,
+    llama: Llama,
     private readonly pool: ModelPool,
-  ) {}
+  ) {
+    this.grammars = new GrammarCache(llama);
+  }
 
   async chat(modelId: string, req: ChatCompletionRequest, ctx: ChatContext): Promise<ChatStream> {
     const spec = this.pool.spec(modelId);
@@ -35,10 +40,13 @@ export class LlamaProvider implements ChatProvider {
       );
     }
 
+    // Checked before waiting for a sequence: a schema no grammar can enforce is the client's to fix.
+    const constraint = outputConstraint(req, tools);
+
     const lease = await this.pool.acquire(modelId, n, ctx.signal);
     let prepared: Prepared;
     try {
-      prepared = await this.prepare(lease.loaded, req, tools);
+      prepared = await this.prepare(lease.loaded, req, tools, constraint);
     } catch (err) {
       lease.release();
       throw err;
@@ -112,6 +120,7 @@ export class LlamaProvider implements ChatProvider {
     loaded: LoadedModel,
     req: ChatCompletionRequest,
     tools: ToolPlan | undefined,
+    constraint: Constraint | undefined,
   ): Promise<Prepared> {
     const { model, template, spec } = loaded;
     // Rendering and tokenizing take time that grows with the request (on the event loop), so a
@@ -146,14 +155,12 @@ export class LlamaProvider implements ChatProvider {
     }
     const maxTokens = Math.min(asked ?? room, spec.maxTokens ?? room, room);
 
-    const constraint = outputConstraint(req, tools);
     let grammar: LlamaGrammar | undefined;
     if (constraint) {
       try {
-        grammar = await grammarFor(this.llama, constraint);
+        grammar = await this.grammars.get(constraint.output);
       } catch (err) {
-        const param = tools ? "tools" : "response_format";
-        throw unsupportedValue(param, `this JSON Schema cannot be enforced: ${(err as Error).message}`);
+        throw unsupportedValue(constraint.param, `this JSON Schema cannot be enforced: ${(err as Error).message}`);
       }
     }
     const stop = typeof req.stop === "string" ? [req.stop] : (req.stop ?? []);
@@ -198,12 +205,42 @@ interface Prepared {
   sampling: Sampling;
 }
 
-function outputConstraint(req: ChatCompletionRequest, tools: ToolPlan | undefined): OutputConstraint | undefined {
-  if (tools) return { type: "json_schema", schema: tools.schema };
+interface Constraint {
+  output: OutputConstraint;
+  /** The request parameter a refusal names. */
+  param: "tools" | "response_format";
+}
+
+/**
+ * The grammar a request needs, its JSON Schema checked (json-schema.ts): a keyword no grammar
+ * enforces, or a schema too large to build one from on the event loop, is a 400 naming it.
+ */
+function outputConstraint(req: ChatCompletionRequest, tools: ToolPlan | undefined): Constraint | undefined {
+  const checked = (schema: unknown, where: string, param: string) => {
+    try {
+      return grammarSchema(schema, where);
+    } catch (err) {
+      if (err instanceof SchemaRefusal) throw unsupportedValue(param, err.message);
+      throw err;
+    }
+  };
+  if (tools) {
+    // Each tool's parameters first, so a refusal names the tool; then the reply schema around them.
+    (req.tools ?? []).forEach((t, i) => {
+      if (t.function.parameters) checked(t.function.parameters, `tools[${i}].function.parameters`, "tools");
+    });
+    const schema = checked(tools.schema, "the tool-call schema", "tools");
+    return { output: { type: "json_schema", schema }, param: "tools" };
+  }
   const format = req.response_format;
   if (!format || format.type === "text") return undefined;
-  if (format.type === "json_object") return { type: "json_object" };
-  return { type: "json_schema", schema: format.json_schema.schema ?? { type: "object" } };
+  if (format.type === "json_object") return { output: { type: "json_object" }, param: "response_format" };
+  const schema = checked(
+    format.json_schema.schema ?? { type: "object" },
+    "response_format.json_schema.schema",
+    "response_format",
+  );
+  return { output: { type: "json_schema", schema }, param: "response_format" };
 }
 
 /** Each choice gets its own seed, so n > 1 gives n samples yet a seeded request repeats exactly. */
