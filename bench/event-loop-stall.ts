@@ -23,6 +23,7 @@ const config = [
   "    provider: llama",
   `    path: ${MODEL}`,
   `    context_size: ${CONTEXT}`,
+  "    allow_context_overflow: true",
   "    parallel: 1",
   "    threads: 1",
   "    preload: true",
