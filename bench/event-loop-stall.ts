@@ -15,7 +15,7 @@ import { parseConfig } from "../src/config/load.ts";
 import { createServices } from "../src/services.ts";
 
 const MODEL = join(import.meta.dirname, "..", "models", "roundhouse-tiny-q8_0.gguf");
-const CONTEXT = Number(process.env.STALL_CONTEXT_SIZE ?? 8192);
+const CONTEXT = Number(process.env.STALL_CONTEXT_SIZE ?? 65536);
 
 const config = [
   "models:",
@@ -40,10 +40,11 @@ const cases: { name: string; body: Record<string, unknown> }[] = [
     body: schemaRequest({ type: "string", enum: enumOf(1_000) }),
   },
   {
-    name: `prompt filling the ${CONTEXT}-token context`,
+    // Tokenized in full, then refused: longer than the context (the cost is the tokenizing).
+    name: `a 256 KiB prompt (about 87k tokens) for a ${CONTEXT}-token context`,
     body: {
       model: "tiny",
-      messages: [{ role: "user", content: "the cat sat on the mat and ".repeat(Math.floor(CONTEXT / 10)) }],
+      messages: [{ role: "user", content: "the cat sat on the mat and ".repeat(Math.floor((256 * 1024) / 27)) }],
       max_tokens: 1,
     },
   },

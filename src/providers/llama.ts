@@ -139,7 +139,7 @@ export class LlamaProvider implements ChatProvider {
     if (textBytes > loaded.contextSize * loaded.maxTokenBytes) {
       throw contextLengthExceeded(loaded.contextSize, Math.ceil(textBytes / loaded.maxTokenBytes), true);
     }
-    const prompt = tokenizePrompt(model, parts);
+    const prompt = await tokenizePrompt(model, parts);
 
     const room = loaded.contextSize - prompt.length;
     const asked = requestedMaxTokens(req);
