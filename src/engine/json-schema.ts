@@ -108,8 +108,10 @@ class Checker {
 
   root(): Schema {
     const out = this.node(this.rootSchema, "", 0, true);
-    const defs: Record<string, Json> = {};
-    for (const [name, def] of Object.entries(this.defs)) defs[name] = this.node(def, `.$defs.${name}`, 1, false);
+    // fromEntries, not assignment: a name such as __proto__ stays a name.
+    const defs: Record<string, Json> = Object.fromEntries(
+      Object.entries(this.defs).map(([name, def]) => [name, this.node(def, `.$defs.${name}`, 1, false)]),
+    );
     return Object.keys(defs).length > 0 ? { ...out, $defs: defs } : out;
   }
 
@@ -214,10 +216,12 @@ class Checker {
   private object(schema: Schema, path: string, depth: number): Schema {
     const props = schema.properties ?? {};
     if (!isObject(props)) this.refuse(`${path}.properties`, "expected an object of schemas.");
-    const properties: Record<string, Json> = {};
-    for (const [name, sub] of Object.entries(props)) {
-      properties[name] = this.node(sub, `${path}.properties.${name}`, depth + 1, false);
-    }
+    const properties: Record<string, Json> = Object.fromEntries(
+      Object.entries(props).map(([name, sub]) => [
+        name,
+        this.node(sub, `${path}.properties.${name}`, depth + 1, false),
+      ]),
+    );
     const names = Object.keys(properties);
     const required = schema.required ?? [];
     if (!Array.isArray(required) || required.some((r) => typeof r !== "string")) {

@@ -35,3 +35,13 @@ describe("schema size limits", () => {
     });
   });
 });
+
+describe("property names", () => {
+  it("keeps a property named __proto__ as a property", () => {
+    const schema = JSON.parse(
+      '{"type":"object","properties":{"__proto__":{"type":"integer"}},"required":["__proto__"]}',
+    );
+    const out = grammarSchema(schema, where);
+    expect(Object.keys(out.properties as object)).toEqual(["__proto__"]);
+  });
+});
