@@ -75,11 +75,40 @@ const REFUSED: Record<string, string> = {
   nullable: 'nullable is not JSON Schema; use "type": ["…", "null"] or anyOf',
 };
 
+export interface SchemaOptions {
+  limits?: SchemaLimits;
+  /**
+   * A tool's parameters without `strict: true`: like OpenAI's non-strict function calling, value
+   * constraints no grammar enforces (LOOSE) are left out rather than refused, so common tool
+   * schemas work; their structure (types, properties, enums) is still enforced.
+   */
+  lenient?: boolean;
+}
+
+/** Dropped in lenient mode; refused otherwise. */
+const LOOSE = new Set([
+  "pattern",
+  "patternProperties",
+  "propertyNames",
+  "format",
+  "minimum",
+  "maximum",
+  "exclusiveMinimum",
+  "exclusiveMaximum",
+  "multipleOf",
+  "uniqueItems",
+  "contains",
+  "minContains",
+  "maxContains",
+  "nullable",
+]);
+
 /**
  * Checks `schema` (at `where`, for messages: `response_format.json_schema.schema`) and returns the
  * equivalent schema node-llama-cpp builds a grammar from. Throws SchemaRefusal.
  */
-export function grammarSchema(schema: unknown, where: string, limits: SchemaLimits = SCHEMA_LIMITS): Schema {
+export function grammarSchema(schema: unknown, where: string, options: SchemaOptions = {}): Schema {
+  const limits = options.limits ?? SCHEMA_LIMITS;
   const bytes = Buffer.byteLength(JSON.stringify(schema) ?? "");
   if (bytes > limits.maxBytes) {
     throw new SchemaRefusal(
@@ -87,7 +116,7 @@ export function grammarSchema(schema: unknown, where: string, limits: SchemaLimi
     );
   }
   if (!isObject(schema)) throw new SchemaRefusal(`${where} must be a JSON Schema object.`);
-  const checker = new Checker(schema, where, limits);
+  const checker = new Checker(schema, where, limits, options.lenient ?? false);
   return checker.root();
 }
 
@@ -99,6 +128,7 @@ class Checker {
     private readonly rootSchema: Schema,
     private readonly where: string,
     private readonly limits: SchemaLimits,
+    private readonly lenient: boolean,
   ) {
     this.defs = {
       ...asDefs(rootSchema.definitions, where, "definitions"),
@@ -146,7 +176,7 @@ class Checker {
       if (!Array.isArray(branches) || branches.length === 0)
         this.refuse(`${path}.${union}`, "expected a non-empty array of schemas.");
       const out = branches.map((b, i) => this.node(b, `${path}.${union}[${i}]`, depth + 1, false));
-      if (union === "oneOf") this.disjoint(out, `${path}.oneOf`);
+      if (union === "oneOf" && !this.lenient) this.disjoint(out, `${path}.oneOf`);
       // A grammar's alternatives are anyOf; node-llama-cpp spells it oneOf.
       return { ...description, oneOf: out };
     }
@@ -237,7 +267,7 @@ class Checker {
     }
     const out: Schema = { type: "object", properties, required: required as string[] };
     const extra = schema.additionalProperties;
-    if (extra !== undefined && extra !== false) {
+    if (extra !== undefined && extra !== false && !(this.lenient && names.length > 0)) {
       if (names.length > 0) {
         this.refuse(
           `${path}.additionalProperties`,
@@ -267,7 +297,7 @@ class Checker {
 
   private array(schema: Schema, path: string, depth: number): Schema {
     const out: Schema = { type: "array" };
-    if (schema.uniqueItems !== undefined && schema.uniqueItems !== false)
+    if (schema.uniqueItems !== undefined && schema.uniqueItems !== false && !this.lenient)
       this.refuse(`${path}.uniqueItems`, REFUSED.uniqueItems as string);
     if (schema.items !== undefined) {
       if (Array.isArray(schema.items) || schema.items === false) {
@@ -291,7 +321,12 @@ class Checker {
   }
 
   private string(schema: Schema, path: string): Schema {
-    if (schema.format !== undefined) {
+    const enforced =
+      typeof schema.format === "string" &&
+      FORMATS.has(schema.format) &&
+      schema.minLength === undefined &&
+      schema.maxLength === undefined;
+    if (schema.format !== undefined && !(this.lenient && !enforced)) {
       if (typeof schema.format !== "string" || !FORMATS.has(schema.format)) {
         this.refuse(
           `${path}.format`,
@@ -349,7 +384,7 @@ class Checker {
   /** Every keyword of `schema` other than annotations must be one of `allowed`. */
   private only(keys: readonly string[], allowed: readonly string[], path: string, type?: string): void {
     for (const k of keys) {
-      if (allowed.includes(k)) continue;
+      if (allowed.includes(k) || (this.lenient && LOOSE.has(k))) continue;
       const reason = REFUSED[k];
       if (reason) this.refuse(`${path}.${k}`, `${k} is not supported: ${reason}.`);
       if (type && isTypeKeyword(k)) this.refuse(`${path}.${k}`, `${k} does not apply to type ${type}.`);

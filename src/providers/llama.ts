@@ -216,20 +216,25 @@ interface Constraint {
  * enforces, or a schema too large to build one from on the event loop, is a 400 naming it.
  */
 function outputConstraint(req: ChatCompletionRequest, tools: ToolPlan | undefined): Constraint | undefined {
-  const checked = (schema: unknown, where: string, param: string) => {
+  const checked = (schema: unknown, where: string, param: string, lenient = false) => {
     try {
-      return grammarSchema(schema, where);
+      return grammarSchema(schema, where, { lenient });
     } catch (err) {
       if (err instanceof SchemaRefusal) throw unsupportedValue(param, err.message);
       throw err;
     }
   };
   if (tools) {
-    // Each tool's parameters first, so a refusal names the tool; then the reply schema around them.
-    (req.tools ?? []).forEach((t, i) => {
-      if (t.function.parameters) checked(t.function.parameters, `tools[${i}].function.parameters`, "tools");
+    // Each tool's parameters first, so a refusal names the tool; then the reply schema around
+    // them. A tool without strict: true gets OpenAI's non-strict treatment (json-schema.ts).
+    const all = req.tools ?? [];
+    all.forEach((t, i) => {
+      if (t.function.parameters) {
+        checked(t.function.parameters, `tools[${i}].function.parameters`, "tools", t.function.strict !== true);
+      }
     });
-    const schema = checked(tools.schema, "the tool-call schema", "tools");
+    const lenient = all.some((t) => t.function.strict !== true);
+    const schema = checked(tools.schema, "the tool-call schema", "tools", lenient);
     return { output: { type: "json_schema", schema }, param: "tools" };
   }
   const format = req.response_format;

@@ -147,7 +147,7 @@ describe("refused keywords", () => {
     expect(api.message).toContain(keyword);
   });
 
-  it("names the tool whose parameters use a refused keyword", async () => {
+  it("names the strict tool whose parameters use a refused keyword", async () => {
     const err = await s.client.chat.completions
       .create({
         model: "tiny",
@@ -158,6 +158,7 @@ describe("refused keywords", () => {
             type: "function",
             function: {
               name: "bad",
+              strict: true,
               parameters: { type: "object", properties: { n: { type: "integer", minimum: 0 } } },
             },
           },
@@ -170,5 +171,47 @@ describe("refused keywords", () => {
     expect(err?.status).toBe(400);
     expect(err?.param).toBe("tools");
     expect(err?.message).toContain("tools[1].function.parameters.properties.n.minimum");
+  });
+
+  it("leaves out what it cannot enforce for a tool without strict, and enforces the rest", async () => {
+    const parameters = {
+      type: "object",
+      properties: {
+        n: { type: "integer", minimum: 0, format: "int32" },
+        site: { type: "string", format: "uri", pattern: "^https://", maxLength: 12 },
+        tags: { type: "array", items: { enum: ["a", "b"] }, uniqueItems: true, maxItems: 2 },
+      },
+      required: ["n", "site", "tags"],
+      additionalProperties: true,
+    };
+    // What the grammar enforces: everything but the value constraints it dropped.
+    const structure = {
+      type: "object",
+      properties: {
+        n: { type: "integer" },
+        site: { type: "string", maxLength: 12 },
+        tags: { type: "array", items: { enum: ["a", "b"] }, maxItems: 2 },
+      },
+      required: ["n", "site", "tags"],
+    };
+    const validate = ajv.compile(structure);
+    let calls = 0;
+    for (const seed of SEEDS) {
+      const res = await s.client.chat.completions.create({
+        model: "tiny",
+        messages: [{ role: "user", content: "Call f." }],
+        tools: [{ type: "function", function: { name: "f", parameters } }],
+        tool_choice: "required",
+        temperature: 1,
+        seed,
+        max_tokens: 150,
+      });
+      const call = res.choices[0]?.message.tool_calls?.[0];
+      if (res.choices[0]?.finish_reason !== "tool_calls" || call?.type !== "function") continue;
+      calls++;
+      const args = JSON.parse(call.function.arguments);
+      expect(validate(args), `seed ${seed}: ${call.function.arguments} ${ajv.errorsText(validate.errors)}`).toBe(true);
+    }
+    expect(calls).toBeGreaterThanOrEqual(SEEDS.length / 3);
   });
 });
