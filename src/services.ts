@@ -7,6 +7,7 @@ import pino, { type Logger } from "pino";
 import { ResponseCache } from "./cache/store.ts";
 import { ConfigError } from "./config/errors.ts";
 import { type Config, isLlamaModel, type LlamaModelConfig, type ModelConfig } from "./config/load.ts";
+import { checkLocalModels } from "./engine/model-check.ts";
 import { type LocalModelSpec, ModelPool } from "./engine/pool.ts";
 import { openRuntime } from "./engine/runtime.ts";
 import type { TrainableModel } from "./finetune/runner.ts";
@@ -87,7 +88,12 @@ export async function createServices(options: ServiceOptions): Promise<Services>
   const llama = options.llama ?? (await openRuntime({ gpu: options.gpu ?? "auto" }));
   const ownsRuntime = options.llama === undefined;
   const local = config.models.filter(isLlamaModel);
-  const specs = new Map(local.map((m) => [m.id, toSpec(m)]));
+  // Before anything listens: a missing file, a wrong digest or a size that cannot fit fails here.
+  const checked = await checkLocalModels(llama, config.file, local, {
+    memoryBudget: config.memory_budget,
+    warn: (message) => logger.warn(message),
+  });
+  const specs = new Map(local.map((m) => [m.id, toSpec(m, checked.get(m.id)?.contextSize ?? m.context_size)]));
   const telemetry = new Telemetry({
     logger,
     dataDir: options.dataDir,
@@ -208,6 +214,8 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     },
     drain() {
       state = "draining";
+      // A model still loading would hold the shutdown for as long as the load takes.
+      pool.stopLoading();
     },
     async close() {
       state = "draining";
@@ -266,11 +274,11 @@ function trainableModel(m: LlamaModelConfig | undefined): TrainableModel | undef
   return { id: m.id, path: m.path, chatTemplate: m.chat_template, finetune: m.finetune };
 }
 
-function toSpec(m: LlamaModelConfig): LocalModelSpec {
+function toSpec(m: LlamaModelConfig, contextSize: number): LocalModelSpec {
   return {
     id: m.id,
     path: m.path,
-    contextSize: m.context_size,
+    contextSize,
     parallel: m.parallel,
     threads: m.threads,
     batchSize: m.batch_size,

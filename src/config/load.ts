@@ -26,6 +26,14 @@ export interface LlamaModelConfig extends Omit<LlamaModelEntry, "threads" | "sha
   threads: number;
   /** Lower-case hex, when pinned. */
   sha256: string | undefined;
+  /** Where it is in the file, for problems found after parsing (the file, the memory it needs). */
+  at: ModelPlace;
+}
+
+/** A model entry's index in `models` and the line of each of its fields (of the entry when unset). */
+export interface ModelPlace {
+  index: number;
+  line(field: string): number | undefined;
 }
 
 /** One configured model; a union once upstream providers join. */
@@ -141,7 +149,11 @@ export function parseConfig(text: string, file: string, env: Env = {}): Config {
       parsed.error.issues.flatMap((issue) => problemsOf(issue, doc, lines)),
     );
   }
-  return resolveConfig(parsed.data, resolve(file), env);
+  const place = (index: number): ModelPlace => ({
+    index,
+    line: (field) => lineOfPath(doc, lines, ["models", index, field]),
+  });
+  return resolveConfig(parsed.data, resolve(file), env, place);
 }
 
 function problemsOf(
@@ -166,7 +178,7 @@ function problemsOf(
   ];
 }
 
-function resolveConfig(file: ConfigFile, absFile: string, env: Env): Config {
+function resolveConfig(file: ConfigFile, absFile: string, env: Env, place: (index: number) => ModelPlace): Config {
   const dir = dirname(absFile);
   const threads = Math.max(1, availableParallelism() - 1);
   return {
@@ -195,10 +207,11 @@ function resolveConfig(file: ConfigFile, absFile: string, env: Env): Config {
       // Training beside serving on a small machine: 2 threads keep it fast without starving requests.
       threads: file.fine_tuning.threads ?? Math.max(1, Math.min(2, availableParallelism())),
     },
-    models: file.models.map((model): ModelConfig => {
+    models: file.models.map((model, index): ModelConfig => {
       if (model.provider === "openai") return resolveOpenAIModel(model, env);
       return {
         ...model,
+        at: place(index),
         path: isHuggingFaceUri(model.path) || isAbsolute(model.path) ? model.path : resolve(dir, model.path),
         finetune: model.finetune && {
           ...model.finetune,

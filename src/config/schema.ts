@@ -16,6 +16,14 @@ export const ModelId = z
   .max(128)
   .regex(ID_PATTERN, { error: "expected only letters, digits, '.', '_', ':' and '-'" });
 
+/**
+ * A configured model's own name: `ft:` names belong to fine-tuned models, which are registered at
+ * run time; a configured one could shadow (or be shadowed by) a customer's model.
+ */
+const ConfiguredModelId = ModelId.refine((id) => !id.startsWith("ft:"), {
+  error: "names beginning with 'ft:' are reserved for fine-tuned models; choose another id",
+});
+
 const ByteSize = z.union([
   z.int().positive(),
   z.string().regex(SIZE_PATTERN, { error: 'expected a size such as "8GiB", "512MB" or a number of bytes' }),
@@ -89,14 +97,26 @@ const Operations = z
 
 export const LlamaModel = z
   .strictObject({
-    id: ModelId.describe("The public model name clients send as `model`."),
+    id: ConfiguredModelId.describe("The public model name clients send as `model`."),
     provider: z.literal("llama").describe("Served in-process by node-llama-cpp."),
     path: z
       .string()
       .min(1)
       .describe("GGUF file, relative to this file's folder or absolute, or an `hf:` URI (hf:user/repo/file.gguf)."),
-    aliases: z.array(ModelId).default([]).describe("Other names that resolve to this model."),
-    context_size: z.int().min(16).default(2048).describe("Context window in tokens."),
+    aliases: z.array(ConfiguredModelId).default([]).describe("Other names that resolve to this model."),
+    context_size: z
+      .int()
+      .min(16)
+      .default(2048)
+      .describe(
+        "Context window in tokens; at most the context the model was trained on, unless allow_context_overflow.",
+      ),
+    allow_context_overflow: z
+      .boolean()
+      .default(false)
+      .describe(
+        "Keep a context_size above the model's trained context (quality degrades past it) instead of lowering it.",
+      ),
     parallel: z
       .int()
       .min(1)

@@ -9,6 +9,25 @@ export interface TemplateMessage {
   content: string;
 }
 
+/**
+ * A piece of a rendered prompt. `control` pieces come from the template itself and may contain
+ * the model's control tokens (`<|user|>`, `<|end|>`); the others are message content, which is
+ * tokenized as plain text so that a message cannot forge a turn.
+ */
+export interface PromptPart {
+  text: string;
+  control: boolean;
+}
+
+/**
+ * Stands in for message i while the template renders. Private-use characters and digits only:
+ * no template adds, changes or case-folds them, and no message content can reach the rendered
+ * text (it is not rendered at all). The em spaces around it (whitespace to `trim`, and nothing a
+ * template writes itself) show whether the template trims the content.
+ */
+const placeholder = (i: number) => `\u2003\uE000${i}\uE001\u2003`;
+const PLACEHOLDER = /(\u2003?)\uE000(\d+)\uE001(\u2003?)/g;
+
 /** ChatML, for GGUFs that carry no template: the most widely trained format. */
 const FALLBACK_TEMPLATE =
   "{% for m in messages %}<|im_start|>{{ m.role }}\n{{ m.content }}<|im_end|>\n{% endfor %}" +
@@ -26,6 +45,35 @@ export class ChatTemplate {
     this.isFallback = !source;
     this.source = source ?? FALLBACK_TEMPLATE;
     this.template = new Template(this.source);
+  }
+
+  /**
+   * The prompt as template pieces and content pieces, in order: the template renders with a
+   * placeholder for each message's content, and each placeholder becomes that content, trimmed
+   * where the template trimmed the placeholder. What a template computes from the content
+   * itself (splitting off reasoning, say) sees the placeholder, so it leaves the content whole.
+   */
+  renderPrompt(messages: readonly TemplateMessage[]): PromptPart[] {
+    const rendered = this.render(messages.map((m, i) => ({ role: m.role, content: placeholder(i) })));
+    const parts: PromptPart[] = [];
+    const push = (text: string, control: boolean) => {
+      if (text.length === 0) return;
+      const last = parts.at(-1);
+      if (last && last.control === control) last.text += text;
+      else parts.push({ text, control });
+    };
+    let at = 0;
+    for (const match of rendered.matchAll(PLACEHOLDER)) {
+      push(rendered.slice(at, match.index), true);
+      const [, before, index, after] = match;
+      let content = messages[Number(index)]?.content ?? "";
+      if (before === "") content = content.trimStart();
+      if (after === "") content = content.trimEnd();
+      push(content, false);
+      at = match.index + match[0].length;
+    }
+    push(rendered.slice(at), true);
+    return parts;
   }
 
   /** A prompt by default; `addGenerationPrompt: false` renders a finished conversation (training text). */

@@ -74,6 +74,8 @@ export class ModelPool {
   private readonly loaded = new Map<string, LoadedModel>();
   private readonly loading = new Map<string, Promise<LoadedModel>>();
   private clock = 0;
+  /** Aborted when shutting down: a load in progress (which can take minutes) stops at once. */
+  private readonly stopping = new AbortController();
   /** Copied: models are added and removed at run time (fine-tuned models). */
   private readonly specs: Map<string, LocalModelSpec>;
 
@@ -150,12 +152,38 @@ export class ModelPool {
       pending = this.doLoad(id).finally(() => this.loading.delete(id));
       this.loading.set(id, pending);
     }
-    return pending;
+    return this.unlessStopping(id, pending);
+  }
+
+  /**
+   * A load ends for its waiters as soon as the server shuts down: allocating a large context is
+   * one native call that no signal interrupts (~2.5 s for 2 GiB here, far longer for a size that
+   * barely fits), and the load disposes of what it made when that call returns.
+   */
+  private unlessStopping<T>(id: string, pending: Promise<T>): Promise<T> {
+    const signal = this.stopping.signal;
+    const stopped = () => new ModelLoadError(id, "the server is shutting down");
+    if (signal.aborted) return Promise.reject(stopped());
+    return new Promise<T>((resolve, reject) => {
+      const onAbort = () => reject(stopped());
+      signal.addEventListener("abort", onAbort, { once: true });
+      pending.then(
+        (value) => {
+          signal.removeEventListener("abort", onAbort);
+          resolve(value);
+        },
+        (err: unknown) => {
+          signal.removeEventListener("abort", onAbort);
+          reject(err);
+        },
+      );
+    });
   }
 
   private async doLoad(id: string): Promise<LoadedModel> {
     const spec = this.specs.get(id);
     if (!spec) throw new ModelLoadError(id, "not configured");
+    if (this.stopping.signal.aborted) throw new ModelLoadError(id, "the server is shutting down");
     const started = performance.now();
     try {
       const path = spec.path.startsWith("hf:")
@@ -164,13 +192,26 @@ export class ModelPool {
       if (spec.sha256) await verifySha256(path, spec.sha256);
       const bytes = await this.estimateBytes(spec, path);
       await this.makeRoom(id, bytes);
-      const model = await this.llama.loadModel({ modelPath: path, gpuLayers: spec.gpuLayers });
-      const context = await model.createContext({
-        contextSize: spec.contextSize,
-        sequences: spec.parallel,
-        threads: spec.threads,
-        ...(spec.batchSize ? { batchSize: spec.batchSize } : {}),
-      });
+      const signal = this.stopping.signal;
+      const model = await this.llama.loadModel({ modelPath: path, gpuLayers: spec.gpuLayers, loadSignal: signal });
+      let context: LlamaContext;
+      try {
+        context = await model.createContext({
+          contextSize: spec.contextSize,
+          sequences: spec.parallel,
+          threads: spec.threads,
+          createSignal: signal,
+          ...(spec.batchSize ? { batchSize: spec.batchSize } : {}),
+        });
+      } catch (err) {
+        await model.dispose();
+        throw err;
+      }
+      if (signal.aborted) {
+        await context.dispose();
+        await model.dispose();
+        throw new Error("the server is shutting down");
+      }
       const sequences = Array.from({ length: spec.parallel }, () => context.getSequence());
       const templateSource = spec.chatTemplate ?? stringMeta(model, "tokenizer.chat_template");
       const template = new ChatTemplate(templateSource, {
@@ -237,8 +278,14 @@ export class ModelPool {
     this.options.events?.unloaded?.(id);
   }
 
+  /** Shutting down: loads in progress stop, and no new one starts. */
+  stopLoading(): void {
+    this.stopping.abort();
+  }
+
+  /** Unloads every model; a load still in progress is not waited for (unlessStopping). */
   async close(): Promise<void> {
-    await Promise.allSettled([...this.loading.values()]);
+    this.stopLoading();
     for (const id of [...this.loaded.keys()]) await this.unload(id);
   }
 }

@@ -6,8 +6,10 @@ import { statSync } from "node:fs";
 import type { Llama, LlamaContextSequence, LlamaGrammar, Token } from "node-llama-cpp";
 import { embed, embeddingContext, evaluatedLength } from "../engine/embeddings.ts";
 import { type FinishReason as EngineFinish, Generation, type Sampling } from "../engine/generation.ts";
-import { grammarFor, grammarStops, type OutputConstraint } from "../engine/grammar.ts";
+import { GrammarCache, grammarStops, type OutputConstraint } from "../engine/grammar.ts";
+import { grammarSchema, SchemaRefusal } from "../engine/json-schema.ts";
 import type { LoadedModel, LocalModelSpec, ModelLease, ModelPool } from "../engine/pool.ts";
+import { promptBytes, tokenizePrompt } from "../engine/prompt-tokens.ts";
 import { type ChatCompletionRequest, requestedMaxTokens } from "../openai/chat.ts";
 import { type EmbeddingRequest, embeddingInputs } from "../openai/embeddings.ts";
 import { contextLengthExceeded, invalidRequest, unsupportedValue } from "../openai/errors.ts";
@@ -30,11 +32,14 @@ const ALL_OPERATIONS: readonly Operation[] = ["chat", "completions", "embeddings
 export class LlamaProvider implements ChatProvider {
   /** Asked on every request; a model's file is dated once (a fine-tuned one gets a new id). */
   private readonly descriptions = new Map<string, ModelDescription>();
+  private readonly grammars: GrammarCache;
 
   constructor(
-    private readonly llama: Llama,
+    llama: Llama,
     private readonly pool: ModelPool,
-  ) {}
+  ) {
+    this.grammars = new GrammarCache(llama);
+  }
 
   describe(modelId: string): ModelDescription {
     let description = this.descriptions.get(modelId);
@@ -219,10 +224,13 @@ export class LlamaProvider implements ChatProvider {
       );
     }
 
+    // Checked before waiting for a sequence: a schema no grammar can enforce is the client's to fix.
+    const constraint = outputConstraint(req, tools);
+
     const lease = await this.pool.acquire(modelId, n, ctx.signal);
     let prepared: Prepared;
     try {
-      prepared = await this.prepare(lease.loaded, req, tools);
+      prepared = await this.prepare(lease.loaded, req, tools, constraint);
     } catch (err) {
       lease.release();
       throw err;
@@ -287,11 +295,11 @@ export class LlamaProvider implements ChatProvider {
     loaded: LoadedModel,
     req: ChatCompletionRequest,
     tools: ToolPlan | undefined,
+    constraint: Constraint | undefined,
   ): Promise<Prepared> {
     const { model, template } = loaded;
-    // Rendering and tokenizing take time that grows with the request (tokenizing text full of
-    // special tokens faster than linearly, on the event loop), so a prompt that cannot fit is
-    // refused before either: every message renders to at least one token, and no token covers
+    // Rendering and tokenizing take time that grows with the request (on the event loop), so a
+    // prompt that cannot fit is refused before either: every message renders to at least one token, and no token covers
     // more than maxTokenBytes bytes of the text.
     if (req.messages.length > loaded.contextSize) {
       throw contextLengthExceeded(loaded.contextSize, req.messages.length, true);
@@ -300,26 +308,23 @@ export class LlamaProvider implements ChatProvider {
       system: tools?.instructions,
       templateHasToolRole: /["']tool["']/.test(template.source),
     });
-    const text = template.render(messages);
-    const textBytes = Buffer.byteLength(text);
+    // Message content is tokenized as text: only the template's own markers become control tokens.
+    const parts = template.renderPrompt(messages);
+    const textBytes = promptBytes(parts);
     if (textBytes > loaded.contextSize * loaded.maxTokenBytes) {
       throw contextLengthExceeded(loaded.contextSize, Math.ceil(textBytes / loaded.maxTokenBytes), true);
     }
-    const prompt = model.tokenize(text, true);
-    const bos = model.tokens.bos;
-    if (model.tokens.shouldPrependBosToken && bos !== null && prompt[0] !== bos) prompt.unshift(bos);
+    const prompt = await tokenizePrompt(model, parts);
 
     const param = req.max_completion_tokens !== undefined ? "max_completion_tokens" : "max_tokens";
     const maxTokens = completionBudget(loaded, prompt.length, requestedMaxTokens(req), param);
 
-    const constraint = outputConstraint(req, tools);
     let grammar: LlamaGrammar | undefined;
     if (constraint) {
       try {
-        grammar = await grammarFor(this.llama, constraint);
+        grammar = await this.grammars.get(constraint.output);
       } catch (err) {
-        const param = tools ? "tools" : "response_format";
-        throw unsupportedValue(param, `this JSON Schema cannot be enforced: ${(err as Error).message}`);
+        throw unsupportedValue(constraint.param, `this JSON Schema cannot be enforced: ${(err as Error).message}`);
       }
     }
     const stop = typeof req.stop === "string" ? [req.stop] : (req.stop ?? []);
@@ -395,12 +400,47 @@ interface Prepared {
   sampling: Sampling;
 }
 
-function outputConstraint(req: ChatCompletionRequest, tools: ToolPlan | undefined): OutputConstraint | undefined {
-  if (tools) return { type: "json_schema", schema: tools.schema };
+interface Constraint {
+  output: OutputConstraint;
+  /** The request parameter a refusal names. */
+  param: "tools" | "response_format";
+}
+
+/**
+ * The grammar a request needs, its JSON Schema checked (json-schema.ts): a keyword no grammar
+ * enforces, or a schema too large to build one from on the event loop, is a 400 naming it.
+ */
+function outputConstraint(req: ChatCompletionRequest, tools: ToolPlan | undefined): Constraint | undefined {
+  const checked = (schema: unknown, where: string, param: string, lenient = false) => {
+    try {
+      return grammarSchema(schema, where, { lenient });
+    } catch (err) {
+      if (err instanceof SchemaRefusal) throw unsupportedValue(param, err.message);
+      throw err;
+    }
+  };
+  if (tools) {
+    // Each tool's parameters first, so a refusal names the tool; then the reply schema around
+    // them. A tool without strict: true gets OpenAI's non-strict treatment (json-schema.ts).
+    const all = req.tools ?? [];
+    all.forEach((t, i) => {
+      if (t.function.parameters) {
+        checked(t.function.parameters, `tools[${i}].function.parameters`, "tools", t.function.strict !== true);
+      }
+    });
+    const lenient = all.some((t) => t.function.strict !== true);
+    const schema = checked(tools.schema, "the tool-call schema", "tools", lenient);
+    return { output: { type: "json_schema", schema }, param: "tools" };
+  }
   const format = req.response_format;
   if (!format || format.type === "text") return undefined;
-  if (format.type === "json_object") return { type: "json_object" };
-  return { type: "json_schema", schema: format.json_schema.schema ?? { type: "object" } };
+  if (format.type === "json_object") return { output: { type: "json_object" }, param: "response_format" };
+  const schema = checked(
+    format.json_schema.schema ?? { type: "object" },
+    "response_format.json_schema.schema",
+    "response_format",
+  );
+  return { output: { type: "json_schema", schema }, param: "response_format" };
 }
 
 /** Once every choice has run: the sequences go back, and the events end (or fail). */

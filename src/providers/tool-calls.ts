@@ -19,14 +19,14 @@ export function planTools(req: Pick<ChatCompletionRequest, "tools" | "tool_choic
   const callable = typeof choice === "object" ? tools.filter((t) => t.function.name === choice.function.name) : tools;
   const callSchema = {
     type: "object",
-    properties: { tool_call: { oneOf: callable.map(callSchemaOf) } },
+    properties: { tool_call: { anyOf: callable.map(callSchemaOf) } },
     required: ["tool_call"],
   };
   const mustCall = choice === "required" || typeof choice === "object";
   const schema = mustCall
     ? callSchema
     : {
-        oneOf: [callSchema, { type: "object", properties: { response: { type: "string" } }, required: ["response"] }],
+        anyOf: [callSchema, { type: "object", properties: { response: { type: "string" } }, required: ["response"] }],
       };
   const described = callable.map((t) => ({
     name: t.function.name,

@@ -5,16 +5,17 @@ import OpenAI from "openai";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ExperimentResults } from "../../src/traffic/results.ts";
+import { brokenModelFile } from "../helpers/broken-model.ts";
 import { type PrivateRedis, privateRedis } from "../helpers/redis.ts";
 import { startServer, type TestServer, tinyConfig } from "../helpers/server.ts";
 
 const ADMIN = "admin-secret";
-const MISSING_GGUF = "/nonexistent/roundhouse-broken.gguf";
+const BROKEN_GGUF = brokenModelFile();
 
-// `broken` is configured but its file does not exist: every load is a ModelLoadError.
+// `broken` is configured but its file is cut short: every load is a ModelLoadError.
 const BROKEN = `  - id: broken
     provider: llama
-    path: ${MISSING_GGUF}
+    path: ${BROKEN_GGUF}
     context_size: 512
     threads: 1`;
 

@@ -1,5 +1,6 @@
 // Model pool and admission: loading on demand, eviction, the wait queue, sha256 pins.
 import { afterEach, describe, expect, it } from "vitest";
+import { ConfigError } from "../../src/config/errors.ts";
 import { startServer, type TestServer, TINY_MODEL } from "../helpers/server.ts";
 
 let s: TestServer | undefined;
@@ -76,13 +77,17 @@ describe("model pool", () => {
     expect(results.map((r) => r.status).sort()).toEqual([200, 503]);
   });
 
-  it("refuses a model whose file does not match its sha256 pin, naming the file", async () => {
-    s = await startServer({ config: ["models:", model("pinned", [`sha256: "${"0".repeat(64)}"`])].join("\n") });
-    const res = await chat(s, "pinned");
-    expect(res.status).toBe(503);
-    const body = (await res.json()) as { error: { message: string; code: string } };
-    expect(body.error.code).toBe("model_unavailable");
-    expect(body.error.message).toContain(TINY_MODEL);
-    expect(body.error.message).toContain("sha256");
+  it("refuses at start a model whose file does not match its sha256 pin, naming the field", async () => {
+    const config = ["models:", model("pinned", [`sha256: "${"0".repeat(64)}"`])].join("\n");
+    const err = await startServer({ config }).then(
+      (started) => {
+        s = started;
+        return undefined;
+      },
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).field).toBe("models[0].sha256");
+    expect((err as ConfigError).message).toContain(`not the pinned ${"0".repeat(64)}`);
   });
 });

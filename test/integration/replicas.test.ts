@@ -9,6 +9,7 @@ import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { UsageGroup } from "../../src/telemetry/summary.ts";
 import type { ExperimentResults } from "../../src/traffic/results.ts";
+import { brokenModelFile } from "../helpers/broken-model.ts";
 import { type Child, spawnScript, waitHealthy } from "../helpers/processes.ts";
 import { freePort, type PrivateRedis, privateRedis } from "../helpers/redis.ts";
 import { tinyConfig } from "../helpers/server.ts";
@@ -42,7 +43,7 @@ beforeAll(async () => {
   const config = `${tinyConfig("finetune: {context: 64}", global)}
   - id: broken
     provider: llama
-    path: /nonexistent/roundhouse-broken.gguf
+    path: ${brokenModelFile()}
     threads: 1
 experiments:
   - name: chat

@@ -9,6 +9,7 @@ import { parseConfig } from "../../src/config/load.ts";
 import type { UsageRecord } from "../../src/telemetry/record.ts";
 import { RedisUsageLog } from "../../src/telemetry/redis-usage-log.ts";
 import type { UsageGroup } from "../../src/telemetry/summary.ts";
+import { brokenModelFile } from "../helpers/broken-model.ts";
 import { type PrivateRedis, privateRedis } from "../helpers/redis.ts";
 import { REPO, startServer, type TestServer, tinyConfig } from "../helpers/server.ts";
 import { usageRecord } from "../helpers/usage-record.ts";
@@ -239,7 +240,7 @@ describe("rollback rules over two apps' traffic", () => {
     const config = `${tinyConfig()}
   - id: broken
     provider: llama
-    path: /nonexistent/roundhouse-broken.gguf
+    path: ${brokenModelFile()}
     threads: 1
 experiments:
   - name: split

@@ -43,12 +43,14 @@ describe("loadConfig: defaults and resolution", () => {
         path: "/srv/conf/models/tiny.gguf",
         aliases: [],
         context_size: 2048,
+        allow_context_overflow: false,
         parallel: 4,
         threads: Math.max(1, availableParallelism() - 1),
         gpu_layers: "auto",
         preload: false,
         sha256: undefined,
         queue: { max_waiting: 32, timeout_ms: 30_000 },
+        at: { index: 0, line: expect.any(Function) },
       },
     ]);
   });
@@ -234,5 +236,29 @@ describe("memory sizes", () => {
 describe("models.schema.json", () => {
   it("is what scripts/config-schema.ts generates (run it after changing src/config/schema.ts)", () => {
     expect(readFileSync(SCHEMA_FILE, "utf8")).toBe(renderConfigSchema());
+  });
+});
+
+describe("reserved model ids", () => {
+  it("refuses a configured id or alias in the fine-tuned models' ft: namespace", () => {
+    const text = [
+      "models:",
+      "  - id: ft:tiny:mine:ftjob-1",
+      "    provider: llama",
+      "    path: m.gguf",
+      "    aliases: [ok, 'ft:x']",
+    ].join("\n");
+    const err = (() => {
+      try {
+        parseConfig(text, "models.yaml", NO_ENV);
+      } catch (e) {
+        return e as ConfigError;
+      }
+      return undefined;
+    })();
+    expect(err?.problems.map((p) => `${p.line}: ${p.field}: ${p.message}`)).toEqual([
+      "2: models[0].id: names beginning with 'ft:' are reserved for fine-tuned models; choose another id",
+      "5: models[0].aliases[1]: names beginning with 'ft:' are reserved for fine-tuned models; choose another id",
+    ]);
   });
 });

@@ -1,0 +1,151 @@
+// Configured local models checked before the server listens, so a config that cannot work
+// fails at start with file:line:field rather than as 503s later: the file exists and is a GGUF
+// (its sha256 checked when pinned), context_size is within what the model was trained on (or
+// lowered to it, unless allow_context_overflow), and the model with context_size × parallel
+// sequences fits in this machine's memory and in memory_budget.
+import { createHash } from "node:crypto";
+import { createReadStream } from "node:fs";
+import { open, stat } from "node:fs/promises";
+import { totalmem } from "node:os";
+import { GgufInsights, type Llama, readGgufFileInfo } from "node-llama-cpp";
+import { ConfigError, type ConfigProblem } from "../config/errors.ts";
+import { isHuggingFaceUri, type LlamaModelConfig } from "../config/load.ts";
+
+export interface ModelCheckOptions {
+  /** Bytes of RAM the models may use; the machine's total by default. */
+  ram?: number;
+  /** memory_budget, when configured. */
+  memoryBudget?: number | undefined;
+  /** Told when a context_size is lowered to the trained context. */
+  warn?(message: string): void;
+}
+
+/** What the check settled for a model: the context size to create. */
+export interface CheckedModel {
+  contextSize: number;
+}
+
+export async function checkLocalModels(
+  llama: Llama,
+  file: string,
+  models: readonly LlamaModelConfig[],
+  options: ModelCheckOptions = {},
+): Promise<Map<string, CheckedModel>> {
+  const checked = new Map<string, CheckedModel>();
+  const problems: ConfigProblem[] = [];
+  for (const model of models) {
+    const problem = (field: string, message: string): ConfigProblem => ({
+      line: model.at.line(field),
+      field: `models[${model.at.index}].${field}`,
+      message,
+    });
+    // An hf: file is resolved (downloaded) when first loaded; nothing to read yet.
+    if (isHuggingFaceUri(model.path)) {
+      checked.set(model.id, { contextSize: model.context_size });
+      continue;
+    }
+    const fileProblem = await checkFile(model);
+    if (fileProblem) {
+      problems.push(problem(fileProblem.field, fileProblem.message));
+      continue;
+    }
+    const insights = await GgufInsights.from(await readGgufFileInfo(model.path), llama);
+    const trained = insights.trainContextSize;
+    let contextSize = model.context_size;
+    if (trained !== undefined && contextSize > trained && !model.allow_context_overflow) {
+      contextSize = trained;
+      options.warn?.(
+        `${file}:${model.at.line("context_size") ?? "?"}: models[${model.at.index}].context_size: ${model.context_size} is more than the ${trained} tokens ${model.id} was trained on; using ${trained} (allow_context_overflow: true keeps it)`,
+      );
+    }
+    const need = await estimate(llama, insights, model, contextSize);
+    const ram = options.ram ?? totalmem();
+    const what = `${model.id} needs about ${gib(need.total)} (model ${gib(need.model)} + context ${gib(need.context)} for context_size ${contextSize} × parallel ${model.parallel})`;
+    const fix = "lower context_size or parallel";
+    if (need.ram > ram) {
+      problems.push(problem("context_size", `${what}, more than this machine's ${gib(ram)} of RAM; ${fix}`));
+    } else if (need.vram > 0 && need.vramTotal > 0 && need.vram > need.vramTotal) {
+      problems.push(
+        problem("context_size", `${what}, more than the GPU's ${gib(need.vramTotal)}; ${fix} or gpu_layers`),
+      );
+    } else if (options.memoryBudget !== undefined && need.total > options.memoryBudget) {
+      problems.push(problem("context_size", `${what}, more than memory_budget (${gib(options.memoryBudget)}); ${fix}`));
+    }
+    checked.set(model.id, { contextSize });
+  }
+  if (problems.length > 0) throw new ConfigError(file, problems);
+  return checked;
+}
+
+async function checkFile(model: LlamaModelConfig): Promise<{ field: string; message: string } | undefined> {
+  try {
+    const info = await stat(model.path);
+    if (!info.isFile()) return { field: "path", message: `${model.path} is not a file` };
+  } catch {
+    return { field: "path", message: `file not found: ${model.path}` };
+  }
+  const handle = await open(model.path, "r");
+  const magic = Buffer.alloc(4);
+  try {
+    await handle.read(magic, 0, 4, 0);
+  } finally {
+    await handle.close();
+  }
+  if (magic.toString("latin1") !== "GGUF") {
+    return { field: "path", message: `${model.path} is not a GGUF file (it does not begin with "GGUF")` };
+  }
+  if (model.sha256) {
+    const actual = await sha256Of(model.path);
+    if (actual !== model.sha256) {
+      return { field: "sha256", message: `the file's sha256 is ${actual}, not the pinned ${model.sha256}` };
+    }
+  }
+  return undefined;
+}
+
+async function estimate(llama: Llama, insights: GgufInsights, model: LlamaModelConfig, contextSize: number) {
+  const gpuLayers =
+    llama.gpu === false ? 0 : typeof model.gpu_layers === "number" ? model.gpu_layers : insights.totalLayers;
+  const weights = await insights.estimateModelResourceRequirementsV2({ gpuLayers });
+  const at = (size: number) =>
+    insights.estimateContextResourceRequirementsV2({
+      contextSize: size,
+      sequences: model.parallel,
+      modelGpuLayers: gpuLayers,
+      batchSize: model.batch_size,
+    });
+  // node-llama-cpp's estimate takes time that grows with the size (~0.4 s at a million tokens,
+  // minutes at 100 million); the memory grows linearly with it (the KV cache), so a large size
+  // is extrapolated from two small ones.
+  let context: { cpuRam: number; gpuVram: number };
+  if (contextSize <= ESTIMATE_DIRECTLY) context = await at(contextSize);
+  else {
+    const [a, b] = [await at(ESTIMATE_DIRECTLY / 2), await at(ESTIMATE_DIRECTLY)];
+    const scale = (contextSize - ESTIMATE_DIRECTLY / 2) / (ESTIMATE_DIRECTLY / 2);
+    context = {
+      cpuRam: a.cpuRam + (b.cpuRam - a.cpuRam) * scale,
+      gpuVram: a.gpuVram + (b.gpuVram - a.gpuVram) * scale,
+    };
+  }
+  const vramTotal = llama.gpu === false ? 0 : (await llama.getVramState()).total;
+  return {
+    model: weights.cpuRam + weights.gpuVram,
+    context: context.cpuRam + context.gpuVram,
+    total: weights.cpuRam + weights.gpuVram + context.cpuRam + context.gpuVram,
+    ram: weights.cpuRam + context.cpuRam,
+    vram: weights.gpuVram + context.gpuVram,
+    vramTotal,
+  };
+}
+
+const ESTIMATE_DIRECTLY = 65_536;
+
+export async function sha256Of(path: string): Promise<string> {
+  const hash = createHash("sha256");
+  for await (const chunk of createReadStream(path)) hash.update(chunk as Buffer);
+  return hash.digest("hex");
+}
+
+function gib(bytes: number): string {
+  return bytes >= 2 ** 30 ? `${(bytes / 2 ** 30).toFixed(1)} GiB` : `${(bytes / 2 ** 20).toFixed(0)} MiB`;
+}
