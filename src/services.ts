@@ -174,6 +174,10 @@ export async function createServices(options: ServiceOptions): Promise<Services>
   let state: HealthStatus["status"] = preloadIds.length === 0 ? "ok" : "starting";
 
   const providers = { llama: new LlamaProvider(llama, pool), openai: upstream };
+  const responses =
+    config.responses.store === "redis"
+      ? ResponseStore.redis(config.responses.url, config.responses.ttlMs)
+      : ResponseStore.files(options.dataDir, config.responses.ttlMs);
   const pipeline = new Pipeline({
     traffic,
     providers,
@@ -188,7 +192,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     traffic,
     providers,
     pipeline,
-    responses: new ResponseStore(options.dataDir, config.responses.ttlMs),
+    responses,
     pool,
     logger,
     telemetry,
@@ -228,6 +232,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
       await traffic.close();
       await rateLimiter?.close();
       await cache?.close();
+      await responses.close();
       if (ownsRuntime) await llama.dispose();
       stopFlushing();
     },

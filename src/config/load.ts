@@ -72,7 +72,7 @@ export interface Config {
   usage_log: UsageLogConfig;
   limits: LimitsConfig;
   rate_limits: RateLimitsConfig;
-  responses: { ttlMs: number };
+  responses: { ttlMs: number; store: "file" | "redis"; url: string };
 }
 
 export interface LimitsConfig {
@@ -237,7 +237,12 @@ function resolveConfig(file: ConfigFile, absFile: string, env: Env, place: (inde
       maxRecords: file.usage_log.max_records,
       maxBuffered: file.usage_log.max_buffered,
     },
-    responses: { ttlMs: parseDurationMs(file.responses.ttl) ?? 30 * 86_400_000 },
+    // Replicas that share a cache share stored responses too, unless told otherwise.
+    responses: {
+      ttlMs: parseDurationMs(file.responses.ttl) ?? 30 * 86_400_000,
+      store: file.responses.store ?? (file.cache.store === "redis" ? "redis" : "file"),
+      url: file.responses.url ?? file.cache.url ?? "redis://127.0.0.1:6379",
+    },
     limits: {
       maxBodyBytes: parseByteSize(file.limits.max_body) ?? 10 * 2 ** 20,
       maxUploadBytes: parseByteSize(file.limits.max_upload) ?? 100 * 2 ** 20,

@@ -437,9 +437,16 @@ export const ConfigFile = z
         ttl: Duration.default("30d").describe(
           "How long a stored response (store: true) is kept; OpenAI keeps them 30 days.",
         ),
+        store: z
+          .enum(["file", "redis"])
+          .optional()
+          .describe(
+            "file: one JSON file per response under DATA_DIR/responses; redis: shared by replicas. Default: redis when cache.store is redis, else file.",
+          ),
+        url: z.string().min(1).optional().describe("Redis URL; default the cache's, else redis://127.0.0.1:6379."),
       })
       .prefault({})
-      .describe("The Responses API's stored responses (under DATA_DIR/responses)."),
+      .describe("The Responses API's stored responses."),
   })
   .superRefine((config, ctx) => {
     const owner = new Map<string, number>();

@@ -1,13 +1,15 @@
 // Stored responses (`store: true`, OpenAI's default): the response, the input items of its
 // request, and the conversation it continued, so `previous_response_id` can carry a chain on.
-// One JSON file per response under DATA_DIR/responses, written atomically; a response belongs
-// to the key that created it and expires (responses.ttl). Ids are checked against a strict
-// pattern before they name a file.
+// A response belongs to the key that created it and expires (models.yaml responses.ttl). Kept
+// as one JSON file per response under DATA_DIR/responses, or in Redis (responses.store: redis)
+// so that every replica sees every response. Ids are checked against a strict pattern before
+// they name a file or a key.
 import { randomBytes } from "node:crypto";
 import { mkdirSync } from "node:fs";
-import { readFile, rename, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
+import { createClient } from "@keyv/redis";
 import type { InputItem, ResponseObject } from "../openai/responses.ts";
+import { JsonDir } from "./durable.ts";
 
 export interface StoredResponse {
   response: ResponseObject;
@@ -31,51 +33,117 @@ export function newItemId(prefix: string): string {
   return `${prefix}_${randomBytes(24).toString("hex")}`;
 }
 
-export class ResponseStore {
-  private readonly dir: string;
+/** Where the records live: files or Redis. */
+interface Backend {
+  get(id: string): Promise<StoredResponse | undefined>;
+  put(stored: StoredResponse, ttlMs: number): Promise<void>;
+  delete(id: string): Promise<void>;
+  close(): Promise<void>;
+}
 
-  constructor(
-    dataDir: string,
+export class ResponseStore {
+  private constructor(
+    private readonly backend: Backend,
     /** How long a response is kept (models.yaml responses.ttl). */
     readonly ttlMs: number,
-    private readonly now: () => number = Date.now,
-  ) {
-    this.dir = join(dataDir, "responses");
-    mkdirSync(this.dir, { recursive: true });
+    private readonly now: () => number,
+  ) {}
+
+  static files(dataDir: string, ttlMs: number, now: () => number = Date.now): ResponseStore {
+    return new ResponseStore(new FileBackend(join(dataDir, "responses")), ttlMs, now);
+  }
+
+  static redis(url: string, ttlMs: number, now: () => number = Date.now): ResponseStore {
+    return new ResponseStore(new RedisBackend(url), ttlMs, now);
   }
 
   async put(stored: StoredResponse): Promise<void> {
-    const path = this.path(stored.response.id);
-    if (!path) throw new Error(`not a response id: ${stored.response.id}`);
-    const temp = `${path}.${randomBytes(6).toString("hex")}.tmp`;
-    await writeFile(temp, JSON.stringify(stored));
-    await rename(temp, path);
+    if (!ID.test(stored.response.id)) throw new Error(`not a response id: ${stored.response.id}`);
+    await this.backend.put(stored, stored.expiresAt - this.now());
   }
 
-  /** The response if it exists, belongs to `owner` (undefined: any owner, the admin) and has not expired. */
-  async get(id: string, owner: string | undefined): Promise<StoredResponse | undefined> {
-    const path = this.path(id);
-    if (!path) return undefined;
-    let stored: StoredResponse;
-    try {
-      stored = JSON.parse(await readFile(path, "utf8")) as StoredResponse;
-    } catch {
-      return undefined;
-    }
+  /** The response if it exists, belongs to `owner` and has not expired. */
+  async get(id: string, owner: string): Promise<StoredResponse | undefined> {
+    if (!ID.test(id)) return undefined;
+    const stored = await this.backend.get(id);
+    if (!stored) return undefined;
     if (stored.expiresAt <= this.now()) {
-      await rm(path, { force: true });
+      await this.backend.delete(id);
       return undefined;
     }
-    return owner === undefined || stored.owner === owner ? stored : undefined;
+    return stored.owner === owner ? stored : undefined;
   }
 
-  async delete(id: string, owner: string | undefined): Promise<boolean> {
+  async delete(id: string, owner: string): Promise<boolean> {
     if (!(await this.get(id, owner))) return false;
-    await rm(this.path(id) as string, { force: true });
+    await this.backend.delete(id);
     return true;
   }
 
-  private path(id: string): string | undefined {
-    return ID.test(id) ? join(this.dir, `${id}.json`) : undefined;
+  close(): Promise<void> {
+    return this.backend.close();
   }
+}
+
+class FileBackend implements Backend {
+  private readonly dir: JsonDir<StoredResponse>;
+
+  constructor(path: string) {
+    mkdirSync(path, { recursive: true });
+    this.dir = new JsonDir(path);
+  }
+
+  get(id: string): Promise<StoredResponse | undefined> {
+    return this.dir.get(id).catch(() => undefined);
+  }
+
+  put(stored: StoredResponse): Promise<void> {
+    return this.dir.put(stored.response.id, stored);
+  }
+
+  delete(id: string): Promise<void> {
+    return this.dir.delete(id);
+  }
+
+  async close(): Promise<void> {}
+}
+
+/** One string per response, expiring with it (PX), so Redis forgets what the ttl forgets. */
+class RedisBackend implements Backend {
+  private readonly client: ReturnType<typeof createClient>;
+  private readonly connected: Promise<unknown>;
+
+  constructor(url: string) {
+    this.client = createClient({
+      url,
+      socket: { connectTimeout: 1000, reconnectStrategy: (retries: number) => Math.min(100 * 2 ** retries, 2000) },
+    });
+    // Errors reach the caller of each command; the client reconnects by itself.
+    this.client.on("error", () => {});
+    this.connected = this.client.connect().catch(() => {});
+  }
+
+  async get(id: string): Promise<StoredResponse | undefined> {
+    await this.connected;
+    const text = await this.client.get(key(id));
+    return text === null ? undefined : (JSON.parse(text) as StoredResponse);
+  }
+
+  async put(stored: StoredResponse, ttlMs: number): Promise<void> {
+    await this.connected;
+    await this.client.set(key(stored.response.id), JSON.stringify(stored), { PX: Math.max(1, Math.round(ttlMs)) });
+  }
+
+  async delete(id: string): Promise<void> {
+    await this.connected;
+    await this.client.del(key(id));
+  }
+
+  async close(): Promise<void> {
+    await this.client.close().catch(() => {});
+  }
+}
+
+function key(id: string): string {
+  return `roundhouse:response:${id}`;
 }

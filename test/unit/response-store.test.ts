@@ -21,7 +21,7 @@ describe("ResponseStore", () => {
     const dir = mkdtempSync(join(tmpdir(), "roundhouse-responses-"));
     dirs.push(dir);
     let now = 1_000;
-    const store = new ResponseStore(dir, 60_000, () => now);
+    const store = ResponseStore.files(dir, 60_000, () => now);
     const id = newResponseId();
     await store.put(stored(id, "key_a", now + 60_000));
     expect((await store.get(id, "key_a"))?.response.id).toBe(id);
@@ -35,9 +35,30 @@ describe("ResponseStore", () => {
   it("never reads a path from an id that is not a response id", async () => {
     const dir = mkdtempSync(join(tmpdir(), "roundhouse-responses-"));
     dirs.push(dir);
-    const store = new ResponseStore(dir, 60_000);
+    const store = ResponseStore.files(dir, 60_000);
     for (const id of ["../../etc/passwd", "resp_../x", "resp_", "msg_abcdefabcdefabcdef"]) {
       expect(await store.get(id, "key_a")).toBeUndefined();
+    }
+  });
+
+  it("with Redis, one replica's response is every replica's, and Redis forgets it with the ttl", async () => {
+    const a = ResponseStore.redis("redis://127.0.0.1:6379", 60_000);
+    const b = ResponseStore.redis("redis://127.0.0.1:6379", 60_000);
+    try {
+      const id = newResponseId();
+      await a.put(stored(id, "key_a", Date.now() + 300));
+      expect((await b.get(id, "key_a"))?.response.id).toBe(id);
+      expect(await b.get(id, "key_b")).toBeUndefined();
+      await new Promise((resolve) => setTimeout(resolve, 400));
+      expect(await b.get(id, "key_a")).toBeUndefined();
+
+      const kept = newResponseId();
+      await a.put(stored(kept, "key_a", Date.now() + 60_000));
+      expect(await b.delete(kept, "key_a")).toBe(true);
+      expect(await a.get(kept, "key_a")).toBeUndefined();
+    } finally {
+      await a.close();
+      await b.close();
     }
   });
 });
