@@ -34,6 +34,7 @@ import {
   type WindowPlan,
 } from "./prepare.ts";
 import type { JobError } from "./state.ts";
+import { stripPaths, ToolFailedError } from "./trainer-failure.ts";
 
 /** A configured model that fine-tuning jobs may train. */
 export interface TrainableModel {
@@ -414,8 +415,12 @@ export class JobRunner {
         ? err.error
         : err instanceof TextTooShortError
           ? { code: "invalid_training_file", message: err.message, param: "training_file" }
-          : { code: "training_failed", message: `Training failed: ${firstLine(err)}`, param: null };
-    if (!(err instanceof JobFailure)) this.deps.logger.error({ err, job: jobId }, "fine-tuning job failed");
+          : { code: "training_failed", message: `Training failed: ${failureReason(err)}`, param: null };
+    if (!(err instanceof JobFailure)) {
+      // The job's message has no paths; the log keeps the command line and the full stderr tail.
+      const detail = err instanceof ToolFailedError ? err.detail : undefined;
+      this.deps.logger.error({ err, job: jobId, ...detail }, "fine-tuning job failed");
+    }
     await this.deps.store.transition(jobId, "failed", { error });
     this.deps.changed?.();
   }
@@ -454,6 +459,9 @@ function round(x: number): number {
   return Math.round(x * 1e5) / 1e5;
 }
 
-function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split("\n")[0] ?? "unknown error";
+/** What a client is told: the tool's own explanation, or an error's first line, without paths. */
+function failureReason(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const line = stripPaths(message.split("\n")[0] ?? "").trim();
+  return line === "" ? `an error with no message (${err instanceof Error ? err.name : typeof err})` : line;
 }
