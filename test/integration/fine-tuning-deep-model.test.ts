@@ -46,7 +46,7 @@ it("fine-tunes a 12-layer model, and serves the result", async () => {
     hyperparameters: { n_epochs: 1 },
   });
   let job = created;
-  const until = Date.now() + 180_000;
+  const until = Date.now() + 420_000;
   while (!["succeeded", "failed", "cancelled"].includes(job.status) && Date.now() < until) {
     await new Promise((r) => setTimeout(r, 500));
     job = await s.client.fineTuning.jobs.retrieve(created.id);
@@ -60,4 +60,4 @@ it("fine-tunes a 12-layer model, and serves the result", async () => {
     temperature: 0,
   });
   expect(reply.choices[0]?.message.role).toBe("assistant");
-}, 240_000);
+}, 480_000);
