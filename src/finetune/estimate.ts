@@ -71,7 +71,7 @@ export interface Calibration {
 }
 
 /**
- * Fitted to llama-finetune's peak RSS and speed on a 2-core AMD EPYC (AVX-512), the
+ * Fitted to llama-finetune's peak RSS and speed on a 2-core Intel Xeon (AVX-512), the
  * portable (GGML_NATIVE=OFF) build, 2 threads, 256-token windows, with other work sharing
  * the machine (load ~8): a 12-layer 115M model peaked at 2.13 GB and trained 10.7
  * tokens/s, a 24-layer 360M one (Qwen2.5-0.5B's body) 6.45 GB and 4.3 tokens/s. The
