@@ -28,6 +28,8 @@ export interface RealisticShape {
   nLayer: number;
   nHead: number;
   nFf: number;
+  /** Grouped-query attention (Qwen2.5-0.5B: 14 heads, 2 KV heads); nHead when unset. */
+  nHeadKv?: number;
 }
 
 export const DEFAULT_SHAPE: RealisticShape = { nEmbd: 768, nLayer: 12, nHead: 12, nFf: 3072 };
@@ -109,7 +111,7 @@ export async function ensureRealisticModel(
     nEmbd: shape.nEmbd,
     nLayer: shape.nLayer,
     nHead: shape.nHead,
-    nHeadKv: shape.nHead,
+    nHeadKv: shape.nHeadKv ?? shape.nHead,
     headDim: shape.nEmbd / shape.nHead,
     nFf: shape.nFf,
     contextLength: 2048,
@@ -133,7 +135,8 @@ export async function ensureRealisticModel(
     .digest("hex")
     .slice(0, 12);
   const dir = join(cacheRoot(), "bench");
-  const path = join(dir, `realistic-${shape.nEmbd}x${shape.nLayer}-${key}-q8_0.gguf`);
+  const prefix = `realistic-${shape.nEmbd}x${shape.nLayer}-`;
+  const path = join(dir, `${prefix}${key}-q8_0.gguf`);
   const parameters = parameterCount(dims);
   if (existsSync(path)) return { path, parameters, bytes: statSync(path).size, dims, built: false };
 
@@ -176,10 +179,10 @@ export async function ensureRealisticModel(
     await quantize(f32, q8, "Q8_0", availableParallelism());
     // Rename last, so an interrupted build never looks cached.
     renameSync(q8, path);
-    // Files from older keys (another shape, vocabulary or architecture.ts) are ~120 MB each
-    // and never read again.
+    // Files of this shape from older keys (vocabulary, tools or architecture.ts) are ~120 MB
+    // each and never read again; other shapes (the fine-tuning bench's) are kept.
     for (const f of readdirSync(dir)) {
-      if (f.startsWith("realistic-") && f.endsWith("-q8_0.gguf") && join(dir, f) !== path) rmSync(join(dir, f));
+      if (f.startsWith(prefix) && f.endsWith("-q8_0.gguf") && join(dir, f) !== path) rmSync(join(dir, f));
     }
   } finally {
     rmSync(f32, { force: true });

@@ -2,7 +2,8 @@
 // same concurrency, measured in the same run. `npm run bench -- upstream` runs the upstream
 // overhead benchmark instead (bench/upstream.ts: Roundhouse and Portkey's gateway in front of
 // a fake OpenAI-compatible server); `npm run bench -- embeddings` /v1/embeddings against
-// llama-server's (bench/embeddings.ts).
+// llama-server's (bench/embeddings.ts); `npm run bench -- finetune` the fine-tuning benchmark
+// (bench/finetune.ts: llama-finetune on the tiny, 115M and 0.5B-class shapes).
 //
 // For each model and thread count both servers are started as their own processes
 // (Roundhouse: `node --import tsx src/main.ts` with a generated models.yaml; llama-server
@@ -53,6 +54,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { busyCores } from "./cpu.ts";
 import { runEmbeddingsBench } from "./embeddings.ts";
+import { formatFinetuneRows, runFinetuneBench } from "./finetune.ts";
 import { type Endpoint, type LevelRun, newAgent, type RequestSpec, runLevel } from "./load.ts";
 import { DEFAULT_SHAPE, ensureRealisticModel, type RealisticShape } from "./realistic-model.ts";
 import { formatTable, type LevelSummary, summariseLevel } from "./report.ts";
@@ -270,6 +272,15 @@ async function main(): Promise<void> {
   }
   if (process.argv.slice(2).includes("embeddings")) {
     await runEmbeddingsBench();
+    return;
+  }
+  if (process.argv.slice(2).includes("finetune")) {
+    const rows = await runFinetuneBench();
+    process.stdout.write(`\n${formatFinetuneRows(rows)}\n`);
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    const file = join(RESULTS_DIR, "finetune-latest.json");
+    writeFileSync(file, `${JSON.stringify({ finishedAt: new Date().toISOString(), rows }, null, 2)}\n`);
+    process.stdout.write(`raw results: ${file}\n`);
     return;
   }
   installCleanup();

@@ -42,6 +42,8 @@ export interface ServiceOptions {
   bodyLimitBytes?: number;
   /** Override models.yaml `limits.max_upload` (tests). */
   uploadLimitBytes?: number;
+  /** Memory a fine-tuning trainer may use; the machine's when unset (tests). */
+  trainerMemoryBytes?: number;
 }
 
 export interface HealthStatus {
@@ -150,6 +152,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     logger,
     threads: config.fine_tuning.threads,
     redisUrl: config.fine_tuning.redisUrl,
+    memoryLimitBytes: options.trainerMemoryBytes,
     trainable: (id) => trainableModel(configured.get(id)),
     resolveModel: (name) => catalog.find(name)?.id,
     serving: {

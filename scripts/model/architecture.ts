@@ -196,7 +196,10 @@ export function modelTensors(spec: ModelSpec): GgufTensorInput[] {
   if (spec.heads.length !== d.nLayer || spec.heads.some((l) => l.length !== d.nHead)) {
     throw new Error(`heads must plan ${d.nHead} heads for each of ${d.nLayer} layers`);
   }
-  if (d.nHeadKv !== d.nHead) throw new Error("positional heads need one key head per query head");
+  // Grouped-query attention (fewer KV heads) is fine for random "content" heads; a positional
+  // head sets its own key rows, so it needs a key head of its own.
+  if (d.nHeadKv !== d.nHead && spec.heads.some((l) => l.some((h) => h !== "content")))
+    throw new Error("positional heads need one key head per query head");
   const normal = (dims: number[], std: number): Float32Array => {
     const n = dims.reduce((a, b) => a * b, 1);
     const out = new Float32Array(n);

@@ -8,6 +8,7 @@ import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { type GgufMetadata, gguf, patchGgufMetadata } from "../engine/gguf.ts";
 import { toolPath } from "../engine/llama-tools.ts";
+import { explainToolFailure, oomKillCount, type ToolExit, ToolFailedError } from "./trainer-failure.ts";
 
 export interface FinetuneOptions {
   model: string;
@@ -172,7 +173,8 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
   const tail: string[] = [];
   const started = performance.now();
   let aborted = false;
-  const code = await new Promise<number | null>((resolve, reject) => {
+  const oomBefore = await oomKillCount();
+  const { code, signal } = await new Promise<Pick<ToolExit, "code" | "signal">>((resolve, reject) => {
     const child = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
     if (child.pid !== undefined) opts.onSpawn?.(child.pid);
     const kill = () => {
@@ -188,9 +190,9 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
     });
     child.on("error", reject);
     // "close" waits for the process to exit and its pipes to drain: once it fires, nothing is left running.
-    child.on("close", (c) => {
+    child.on("close", (c, sig) => {
       opts.signal?.removeEventListener("abort", kill);
-      resolve(c);
+      resolve({ code: c, signal: sig });
     });
   });
   if (aborted) {
@@ -206,7 +208,21 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
   }
   // llama-finetune exits 0 even when it could not save, so the file is the proof.
   if (code !== 0 || !existsSync(opts.out)) {
-    throw new Error(`llama-finetune ${args.join(" ")} failed (exit ${code}):\n${output.slice(-2000)}`);
+    rmSync(opts.out, { force: true });
+    const oomAfter = oomBefore === undefined ? undefined : await oomKillCount();
+    const exit: ToolExit = {
+      code,
+      signal,
+      stderr: output,
+      oomKilled: oomBefore !== undefined && oomAfter !== undefined && oomAfter > oomBefore,
+      missingOutput: true,
+    };
+    throw new ToolFailedError(explainToolFailure("llama-finetune", exit), {
+      command: [bin, ...args].join(" "),
+      stderr: output.slice(-4000),
+      code,
+      signal,
+    });
   }
   const last = log.epochs[log.epochs.length - 1];
   if (!last) throw new Error("llama-finetune printed no progress lines; cannot report its loss");
@@ -273,14 +289,19 @@ export async function quantize(
   const bin = await toolPath("llama-quantize");
   const output: string[] = [];
   const args = [...(opts.allowRequantize ? ["--allow-requantize"] : []), src, dst, type, String(threads)];
-  const code = await new Promise<number | null>((resolve, reject) => {
+  const { code, signal } = await new Promise<Pick<ToolExit, "code" | "signal">>((resolve, reject) => {
     const child = spawn(bin, args, { stdio: ["ignore", "pipe", "pipe"] });
     child.stdout.on("data", (b: Buffer) => output.push(b.toString()));
     child.stderr.on("data", (b: Buffer) => output.push(b.toString()));
     child.on("error", reject);
-    child.on("close", resolve);
+    child.on("close", (c, sig) => resolve({ code: c, signal: sig }));
   });
-  if (code !== 0 || !existsSync(dst))
-    throw new Error(`llama-quantize ${type} failed (exit ${code}):\n${output.join("").slice(-2000)}`);
+  if (code !== 0 || !existsSync(dst)) {
+    const stderr = output.join("").slice(-4000);
+    throw new ToolFailedError(
+      explainToolFailure(`llama-quantize (to ${type})`, { code, signal, stderr, missingOutput: true }),
+      { command: [bin, ...args].join(" "), stderr, code, signal },
+    );
+  }
   return statSync(dst).size;
 }

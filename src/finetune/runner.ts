@@ -9,6 +9,16 @@ import { existsSync, statSync } from "node:fs";
 import { copyFile, mkdir, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { readGguf } from "../engine/gguf.ts";
+import {
+  describeMemory,
+  type EstimateFigures,
+  epochSeconds,
+  estimateTraining,
+  formatDuration,
+  modelShape,
+  type TrainingEstimate,
+} from "./estimate.ts";
 import type { FileStore } from "./files.ts";
 import { newId } from "./ids.ts";
 import type { FineTuningJob, JobStore, StoredCheckpoint } from "./jobs.ts";
@@ -34,6 +44,7 @@ import {
   type WindowPlan,
 } from "./prepare.ts";
 import type { JobError } from "./state.ts";
+import { stripPaths, ToolFailedError } from "./trainer-failure.ts";
 
 /** A configured model that fine-tuning jobs may train. */
 export interface TrainableModel {
@@ -95,6 +106,7 @@ export class JobRunner {
     if (job?.status !== "validating_files") return job?.status === "queued";
     try {
       const prepared = await this.prepare(job);
+      await this.estimateEvent(jobId, prepared);
       const moved = await this.deps.store.transition(jobId, "queued", {
         message: `Files validated: ${prepared.plan.trainWindows} training and ${prepared.plan.valWindows} validation windows of ${trainerWindow(prepared.model.finetune.context)} tokens; job queued`,
       });
@@ -329,6 +341,39 @@ export class JobRunner {
     };
   }
 
+  /** What training `model` costs per window, from its shape: the weights file's header is all it reads. */
+  async estimate(model: TrainableModel): Promise<TrainingEstimate> {
+    const file = await readGguf(model.finetune.base ?? model.path);
+    return estimateTraining(modelShape(file), {
+      window: trainerWindow(model.finetune.context),
+      threads: this.deps.threads,
+    });
+  }
+
+  /** Every job says what it expects to cost before it is queued. */
+  private async estimateEvent(jobId: string, prepared: Prepared): Promise<void> {
+    const { plan } = prepared;
+    const estimate = await this.estimate(prepared.model);
+    const perEpoch = epochSeconds(estimate, plan.trainWindows, plan.valWindows);
+    const data: EstimateFigures = {
+      estimated_seconds_per_epoch: Math.round(perEpoch),
+      estimated_tokens_per_second: Math.round(estimate.tokensPerSecond),
+      estimated_peak_memory_bytes: Math.round(estimate.memory.total),
+      estimated_memory: {
+        weights: Math.round(estimate.memory.weights),
+        gradients: Math.round(estimate.memory.gradients),
+        optimizer: Math.round(estimate.memory.optimizer),
+        activations: Math.round(estimate.memory.activations),
+      },
+    };
+    await this.deps.store.addEvent(jobId, {
+      level: "info",
+      message: `Expected ${formatDuration(perEpoch)} per epoch (${plan.trainWindows + plan.valWindows} windows of ${trainerWindow(prepared.model.finetune.context)} tokens at ~${Math.round(estimate.tokensPerSecond)} tokens/s on ${this.deps.threads} thread${this.deps.threads === 1 ? "" : "s"}); peak memory about ${describeMemory(estimate.memory)}`,
+      type: "message",
+      data: { ...data },
+    });
+  }
+
   /** Renders and measures the job's data; a JobFailure names what is wrong with which file. */
   private async prepare(job: FineTuningJob): Promise<Prepared> {
     const model = this.deps.trainable(job.model);
@@ -414,8 +459,12 @@ export class JobRunner {
         ? err.error
         : err instanceof TextTooShortError
           ? { code: "invalid_training_file", message: err.message, param: "training_file" }
-          : { code: "training_failed", message: `Training failed: ${firstLine(err)}`, param: null };
-    if (!(err instanceof JobFailure)) this.deps.logger.error({ err, job: jobId }, "fine-tuning job failed");
+          : { code: "training_failed", message: `Training failed: ${failureReason(err)}`, param: null };
+    if (!(err instanceof JobFailure)) {
+      // The job's message has no paths; the log keeps the command line and the full stderr tail.
+      const detail = err instanceof ToolFailedError ? err.detail : undefined;
+      this.deps.logger.error({ err, job: jobId, ...detail }, "fine-tuning job failed");
+    }
     await this.deps.store.transition(jobId, "failed", { error });
     this.deps.changed?.();
   }
@@ -454,6 +503,9 @@ function round(x: number): number {
   return Math.round(x * 1e5) / 1e5;
 }
 
-function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split("\n")[0] ?? "unknown error";
+/** What a client is told: the tool's own explanation, or an error's first line, without paths. */
+function failureReason(err: unknown): string {
+  const message = err instanceof Error ? err.message : String(err);
+  const line = stripPaths(message.split("\n")[0] ?? "").trim();
+  return line === "" ? `an error with no message (${err instanceof Error ? err.name : typeof err})` : line;
 }

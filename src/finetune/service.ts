@@ -13,6 +13,7 @@ import {
   unsupportedValue,
 } from "../openai/errors.ts";
 import type { CreateFineTuningJobRequest, Hyperparameters as RequestedHyperparameters } from "../openai/fine-tuning.ts";
+import { describeMemory, formatBytes } from "./estimate.ts";
 import { FileStore } from "./files.ts";
 import { newId } from "./ids.ts";
 import {
@@ -23,6 +24,8 @@ import {
   JobStore,
   nowSeconds,
 } from "./jobs.ts";
+import { machineMemoryBytes } from "./machine.ts";
+import { trainerWindow } from "./prepare.ts";
 import { InProcessQueue, type JobQueue, RedisQueue } from "./queue.ts";
 import { FineTunedModels, type ServingHooks } from "./registry.ts";
 import { JobRunner, type TrainableModel } from "./runner.ts";
@@ -47,6 +50,8 @@ export interface FineTuningOptions {
   redisUrl?: string | undefined;
   /** Job counts by status, for the metrics gauge. */
   gauge?(counts: Record<string, number>): void;
+  /** Memory a trainer may use; the machine's (or its cgroup's) when unset. */
+  memoryLimitBytes?: number | undefined;
 }
 
 export interface Page<T> {
@@ -164,13 +169,15 @@ export class FineTuning {
     }
     const modelId = this.opts.resolveModel(req.model);
     if (modelId === undefined) throw modelNotFound(req.model);
-    if (!this.opts.trainable(modelId)) {
+    const trainable = this.opts.trainable(modelId);
+    if (!trainable) {
       throw invalidRequest(
         `Model ${req.model} cannot be fine-tuned: it has no trainable base. Add a \`finetune:\` section to it in models.yaml.`,
         "model",
         "model_not_trainable",
       );
     }
+    await this.checkFits(req.model, trainable);
     await this.checkFile(req.training_file, "training_file");
     if (req.validation_file) await this.checkFile(req.validation_file, "validation_file");
     const hyperparameters = resolveHyperparameters(req.method?.supervised?.hyperparameters ?? req.hyperparameters);
@@ -206,6 +213,20 @@ export class FineTuning {
     this.track(this.validateAndQueue(job.id));
     await this.updateGauge();
     return job;
+  }
+
+  /** Refuses a model whose training cannot fit in memory, before anything runs. */
+  private async checkFits(name: string, model: TrainableModel): Promise<void> {
+    // An unreadable weights file is reported by the job itself (invalid_model), as before.
+    const estimate = await this.runner.estimate(model).catch(() => undefined);
+    if (!estimate) return;
+    const limit = this.opts.memoryLimitBytes ?? (await machineMemoryBytes());
+    if (estimate.memory.total <= limit) return;
+    throw invalidRequest(
+      `Model ${name} cannot be fine-tuned on this machine: training it with ${trainerWindow(model.finetune.context)}-token windows needs about ${describeMemory(estimate.memory)}, and the machine has ${formatBytes(limit)}. Lower finetune.context in models.yaml, or train it with a trainer on a machine with more memory.`,
+      "model",
+      "insufficient_memory",
+    );
   }
 
   private async validateAndQueue(id: string): Promise<void> {

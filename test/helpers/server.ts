@@ -58,6 +58,8 @@ export interface ServerOptions {
   adminApiKey?: string;
   bodyLimitBytes?: number;
   uploadLimitBytes?: number;
+  /** Memory a fine-tuning trainer may use (the machine's when unset). */
+  trainerMemoryBytes?: number;
   /** State to start from (a restart); kept on close. A fresh temporary folder otherwise. */
   dataDir?: string;
   /** The environment the config is resolved in (api_key_env); none by default. */
@@ -77,6 +79,7 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
     adminApiKey: options.adminApiKey,
     ...(options.bodyLimitBytes ? { bodyLimitBytes: options.bodyLimitBytes } : {}),
     ...(options.uploadLimitBytes ? { uploadLimitBytes: options.uploadLimitBytes } : {}),
+    ...(options.trainerMemoryBytes ? { trainerMemoryBytes: options.trainerMemoryBytes } : {}),
   });
   await services.preload();
   const app = createApp(services);
