@@ -1,6 +1,7 @@
 // /v1/files: upload (multipart), list, retrieve, download and delete, in OpenAI's shapes.
+import { create as contentDisposition } from "content-disposition";
 import { Hono } from "hono";
-import { type FilePurpose, InvalidFileError, UPLOAD_PURPOSES } from "../src/finetune/files.ts";
+import { type FilePurpose, fileNameProblem, InvalidFileError, UPLOAD_PURPOSES } from "../src/finetune/files.ts";
 import { fromZodError, invalidRequest, notFound, unsupportedParameter } from "../src/openai/errors.ts";
 import { ListFilesQuery } from "../src/openai/fine-tuning.ts";
 import type { Services } from "../src/services.ts";
@@ -42,6 +43,8 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
         "invalid_value",
       );
     }
+    const nameProblem = fileNameProblem(file.name);
+    if (nameProblem) throw invalidRequest(nameProblem, "file", "invalid_file_name");
     try {
       const created = await files.create({
         filename: file.name || "upload",
@@ -89,7 +92,9 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
     if (!file || !bytes) throw missing(id);
     return c.body(new Uint8Array(bytes), 200, {
       "content-type": "application/octet-stream",
-      "content-disposition": `attachment; filename="${file.filename.replace(/["\\\r\n]/g, "_")}"`,
+      // RFC 6266: an ASCII fallback in filename, the name itself in filename* (RFC 5987,
+      // UTF-8 percent-encoded), so header values stay ASCII whatever the name is.
+      "content-disposition": contentDisposition(file.filename),
     });
   });
 

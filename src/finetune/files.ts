@@ -34,6 +34,27 @@ export class InvalidFileError extends Error {
   }
 }
 
+/** Longest file name kept, in characters: a label, not a place to store data. */
+export const MAX_FILENAME_LENGTH = 1024;
+
+/**
+ * Why a client's file name cannot be kept, or undefined when it can. Any Unicode name is fine
+ * (downloads encode it per RFC 6266/5987); control characters (C0, DEL, C1) are refused: they
+ * cannot travel in a header's fallback and mean nothing in a name.
+ */
+export function fileNameProblem(name: string): string | undefined {
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: finding them is the point
+  const control = /[\u0000-\u001f\u007f-\u009f]/.exec(name);
+  if (control) {
+    const code = control[0].charCodeAt(0).toString(16).toUpperCase().padStart(4, "0");
+    return `The file name contains a control character (U+${code}) at position ${control.index + 1}; rename the file.`;
+  }
+  if (name.length > MAX_FILENAME_LENGTH) {
+    return `The file name is ${name.length} characters long; at most ${MAX_FILENAME_LENGTH} are allowed.`;
+  }
+  return undefined;
+}
+
 /** On disk: the object plus a millisecond clock, so files made within one second keep their order. */
 interface StoredFile {
   file: FileObject;

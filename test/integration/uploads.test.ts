@@ -1,0 +1,64 @@
+// /v1/files uploads as an attacker or a careless client sends them: any file name, control
+// characters, duplicated parts; against the real server over loopback.
+import { parse as parseDisposition } from "content-disposition";
+import { toFile } from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fileNameProblem } from "../../src/finetune/files.ts";
+import { envelopeOf, rawRequest } from "../helpers/http.ts";
+import { multipart, type Part } from "../helpers/multipart.ts";
+import { startServer, type TestServer } from "../helpers/server.ts";
+
+let s: TestServer;
+beforeAll(async () => {
+  s = await startServer();
+});
+afterAll(async () => {
+  await s?.close();
+});
+
+const LINE = JSON.stringify({
+  messages: [
+    { role: "user", content: "q" },
+    { role: "assistant", content: "a" },
+  ],
+});
+
+const postParts = (parts: readonly Part[]) => {
+  const { contentType, body } = multipart(parts);
+  return rawRequest(s.url, { method: "POST", path: "/v1/files", headers: { "content-type": contentType }, body });
+};
+
+describe("file names", () => {
+  it("any Unicode name uploads, downloads and comes back in an RFC 6266/5987 content-disposition", async () => {
+    for (const name of ["日本語.jsonl", "données été.jsonl", 'quote"d.jsonl', "emoji-🚂.jsonl", "plain.jsonl"]) {
+      const file = await s.client.files.create({ file: await toFile(Buffer.from(LINE), name), purpose: "fine-tune" });
+      expect(file.filename).toBe(name);
+      expect((await s.client.files.retrieve(file.id)).filename).toBe(name);
+      const res = await fetch(`${s.baseURL}/files/${file.id}/content`);
+      expect(res.status, name).toBe(200);
+      expect(await res.text()).toBe(LINE);
+      const disposition = res.headers.get("content-disposition") ?? "";
+      // Header values stay ASCII: the name itself travels in filename*, a fallback in filename.
+      expect(disposition).toMatch(/^[\x20-\x7e]+$/);
+      const parsed = parseDisposition(disposition);
+      expect(parsed.type).toBe("attachment");
+      expect(parsed.parameters.filename, disposition).toBe(name);
+    }
+  });
+
+  it("a name with a control character is refused at upload with a 400 naming the file part", async () => {
+    for (const name of ["a\x01b.jsonl", "tab\there.jsonl", "nul\x00.jsonl", "del\x7f.jsonl", "c1\u0085.jsonl"]) {
+      const res = await postParts([
+        { name: "purpose", body: "fine-tune" },
+        { name: "file", filename: name, body: LINE },
+      ]);
+      expect(res.status, JSON.stringify(name)).toBe(400);
+      const { error } = envelopeOf(res.body);
+      expect(error.param).toBe("file");
+      expect(error.message).toMatch(/control character/);
+    }
+    // Nothing was stored.
+    const list = await s.client.files.list();
+    expect(list.data.filter((f) => fileNameProblem(f.filename) !== undefined)).toEqual([]);
+  });
+});
