@@ -12,12 +12,10 @@ import { requestHeader } from "./node-http.ts";
 
 export function requireKey(services: Services, area: Area): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const refused = authorize(
-      area,
-      services.keys.identify(requestHeader(c, "authorization")),
-      services.keys.configured,
-    );
+    const caller = services.keys.caller(requestHeader(c, "authorization"));
+    const refused = authorize(area, caller.credential, services.keys.configured);
     if (refused) return errorResponse(c, refused);
+    c.set("caller", caller);
     return next();
   };
 }

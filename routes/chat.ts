@@ -11,7 +11,7 @@ import { fromZodError } from "../src/openai/errors.ts";
 import { SSE_DONE, sseError, sseEvent } from "../src/openai/sse.ts";
 import type { Services } from "../src/services.ts";
 import type { AppEnv } from "./env.ts";
-import { errorResponse, toHttpError } from "./errors.ts";
+import { toHttpError } from "./errors.ts";
 import { readJson } from "./json.ts";
 import { clientGone, onClientGone, requestHeader, responseHeader } from "./node-http.ts";
 import { sendSse } from "./sse.ts";
@@ -65,7 +65,12 @@ export function chatRoutes(services: Services): Hono<AppEnv> {
           return services.providers[model.provider].chat(model.id, req, { signal: abort.signal });
         });
       },
-      { requestId: c.get("requestId"), log: c.get("log"), fellBack: () => telemetry?.fellBack() },
+      {
+        requestId: c.get("requestId"),
+        owner: c.get("caller").tenant,
+        log: c.get("log"),
+        fellBack: () => telemetry?.fellBack(),
+      },
     );
     responseHeader(c, "x-roundhouse-cache", served.status);
     telemetry?.cached(served.cacheError ? "error" : served.status);
@@ -119,7 +124,6 @@ export function chatRoutes(services: Services): Hono<AppEnv> {
     });
   });
 
-  app.onError((err, c) => errorResponse(c, err));
   return app;
 }
 

@@ -5,6 +5,17 @@ import { ApiError, errorBody, internal, rateLimited, serviceUnavailable } from "
 import type { AppEnv } from "./env.ts";
 import { clientGone } from "./node-http.ts";
 
+/** An error the server means to answer with (a client's mistake, a full queue, a model that cannot load), not a bug. */
+export function isExpected(err: unknown): boolean {
+  return (
+    err instanceof ApiError ||
+    err instanceof QueueFullError ||
+    err instanceof QueueTimeoutError ||
+    err instanceof ModelLoadError ||
+    err instanceof AbortedError
+  );
+}
+
 export function toHttpError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof QueueFullError) return rateLimited(err.retryAfterSeconds, err.message);

@@ -6,7 +6,6 @@ import { fromZodError, invalidRequest, notFound, unsupportedParameter } from "..
 import { ListFilesQuery } from "../src/openai/fine-tuning.ts";
 import type { Services } from "../src/services.ts";
 import type { AppEnv } from "./env.ts";
-import { errorResponse } from "./errors.ts";
 
 const FORM_FIELDS = new Set(["file", "purpose"]);
 
@@ -21,7 +20,8 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
     }
     let form: Awaited<ReturnType<typeof c.req.parseBody>>;
     try {
-      form = await c.req.parseBody();
+      // `all`: a part sent twice comes back as an array rather than the last one silently winning.
+      form = await c.req.parseBody({ all: true });
     } catch (err) {
       // A body that is not the multipart it says it is (no boundary, cut short, garbled).
       throw invalidRequest(
@@ -30,7 +30,16 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
         "invalid_multipart",
       );
     }
-    for (const key of Object.keys(form)) if (!FORM_FIELDS.has(key)) throw unsupportedParameter(key);
+    for (const [key, value] of Object.entries(form)) {
+      if (!FORM_FIELDS.has(key)) throw unsupportedParameter(key);
+      if (Array.isArray(value)) {
+        throw invalidRequest(
+          `The \`${key}\` part was sent more than once; send exactly one.`,
+          key,
+          "duplicate_parameter",
+        );
+      }
+    }
     const { file, purpose } = form;
     if (!(file instanceof File))
       throw invalidRequest("Missing the `file` field (a file part).", "file", "missing_required_parameter");
@@ -104,7 +113,6 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
     return c.json({ id, object: "file", deleted: true });
   });
 
-  app.onError((err, c) => errorResponse(c, err));
   return app;
 }
 

@@ -9,7 +9,6 @@ import {
 } from "../src/openai/fine-tuning.ts";
 import type { Services } from "../src/services.ts";
 import type { AppEnv } from "./env.ts";
-import { errorResponse } from "./errors.ts";
 import { readJson } from "./json.ts";
 
 export function fineTuningRoutes(services: Services): Hono<AppEnv> {
@@ -58,6 +57,5 @@ export function fineTuningRoutes(services: Services): Hono<AppEnv> {
     });
   });
 
-  app.onError((err, c) => errorResponse(c, err));
   return app;
 }

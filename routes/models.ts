@@ -5,7 +5,6 @@ import { modelList, modelObject } from "../src/openai/models.ts";
 import type { Services } from "../src/services.ts";
 import type { ServedModel } from "../src/traffic/catalog.ts";
 import type { AppEnv } from "./env.ts";
-import { errorResponse } from "./errors.ts";
 
 const toModel = (m: ServedModel) => modelObject(m.id, m.created, m.ownedBy);
 
@@ -33,6 +32,5 @@ export function modelRoutes(services: Services): Hono<AppEnv> {
     }
     throw modelNotFound(id);
   });
-  app.onError((err, c) => errorResponse(c, err));
   return app;
 }

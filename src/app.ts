@@ -7,14 +7,14 @@ import { adminRoutes } from "../routes/admin.ts";
 import { limitBody, rateLimit, requireKey } from "../routes/auth.ts";
 import { chatRoutes } from "../routes/chat.ts";
 import type { AppEnv } from "../routes/env.ts";
-import { errorResponse } from "../routes/errors.ts";
+import { errorResponse, isExpected } from "../routes/errors.ts";
 import { feedbackRoutes } from "../routes/feedback.ts";
 import { fileRoutes } from "../routes/files.ts";
 import { fineTuningRoutes } from "../routes/fine-tuning.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { metricsRoutes } from "../routes/metrics.ts";
 import { modelRoutes } from "../routes/models.ts";
-import { requestHeader, responseHeader } from "../routes/node-http.ts";
+import { clientGone, requestHeader, responseHeader } from "../routes/node-http.ts";
 import { recordRequests } from "../routes/record-request.ts";
 import { methodNotAllowed, routeNotFound } from "./openai/errors.ts";
 import type { Services } from "./services.ts";
@@ -63,8 +63,10 @@ export function createApp(services: Services): Hono<AppEnv> {
   app.route("/admin", adminRoutes(services));
 
   app.notFound((c) => errorResponse(c, routeNotFound(c.req.method, c.req.path)));
+  // The one error handler: sub-apps have none of their own (Hono would send their errors there
+  // instead), so whatever a route did not expect is logged here with its stack, once.
   app.onError((err, c) => {
-    c.get("log")?.error({ err }, "unhandled error");
+    if (!isExpected(err) && !clientGone(c)) c.get("log")?.error({ err }, "unhandled error");
     return errorResponse(c, err);
   });
   return app;

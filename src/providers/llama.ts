@@ -6,8 +6,8 @@ import type { Llama, LlamaGrammar, Token } from "node-llama-cpp";
 import { type FinishReason as EngineFinish, Generation, type Sampling } from "../engine/generation.ts";
 import { grammarFor, grammarStops, type OutputConstraint } from "../engine/grammar.ts";
 import type { LoadedModel, ModelPool } from "../engine/pool.ts";
-import { type ChatCompletionRequest, requestedMaxTokens } from "../openai/chat.ts";
-import { contextLengthExceeded, invalidRequest, unsupportedValue } from "../openai/errors.ts";
+import { type ChatCompletionRequest, requestedMaxTokens, tokenBudgetParam } from "../openai/chat.ts";
+import { completionDoesNotFit, contextLengthExceeded, invalidRequest, unsupportedValue } from "../openai/errors.ts";
 import { EventQueue } from "./event-queue.ts";
 import { toTemplateMessages } from "./prompt.ts";
 import type { ChatContext, ChatEvent, ChatProvider, ChatStream } from "./provider.ts";
@@ -143,7 +143,7 @@ export class LlamaProvider implements ChatProvider {
       );
     }
     if (room < 1 || (asked !== undefined && asked > room)) {
-      throw contextLengthExceeded(loaded.contextSize, prompt.length + (asked ?? 1));
+      throw completionDoesNotFit(loaded.contextSize, prompt.length, asked, tokenBudgetParam(req));
     }
     const maxTokens = Math.min(asked ?? room, spec.maxTokens ?? room, room);
 

@@ -18,6 +18,21 @@ export interface KeysConfigured {
   admin: boolean;
 }
 
+/** The one tenant of a server without API_KEYS: everything belongs to everyone, as before keys. */
+export const OPEN_TENANT = "open";
+
+/** Who sent a request, as the routes need it. */
+export interface Caller {
+  credential: Credential;
+  /** `key_` + 12 hex digits of the token's sha256 (as in logs and the usage log); `anonymous` without a token. */
+  keyId: string;
+  /**
+   * Who owns what this request creates and may see: the key's id with API_KEYS set,
+   * OPEN_TENANT without (any bearer string is then the same caller).
+   */
+  tenant: string;
+}
+
 export class ApiKeys {
   private readonly api: readonly Buffer[];
   private readonly admin: Buffer | undefined;
@@ -30,9 +45,19 @@ export class ApiKeys {
   }
 
   identify(authorization: string | undefined): Credential {
+    return this.caller(authorization).credential;
+  }
+
+  /** The caller of a request, from one digest of its token. */
+  caller(authorization: string | undefined): Caller {
     const token = bearerToken(authorization);
-    if (token === undefined) return "none";
+    if (token === undefined) return { credential: "none", keyId: "anonymous", tenant: OPEN_TENANT };
     const given = digest(token);
+    const keyId = `key_${given.toString("hex").slice(0, 12)}`;
+    return { credential: this.credentialOf(given), keyId, tenant: this.configured.api ? keyId : OPEN_TENANT };
+  }
+
+  private credentialOf(given: Buffer): Credential {
     // Every key is compared, matched or not, so timing does not tell which one matched.
     let api = false;
     for (const key of this.api) api = timingSafeEqual(given, key) || api;

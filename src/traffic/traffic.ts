@@ -62,6 +62,8 @@ export interface RouteRequest {
 
 export interface ServeHooks {
   requestId: string;
+  /** The tenant that made the request: only it may rate the answer (feedback). */
+  owner: string;
   log: Logger;
   /** Called once per fallback taken (telemetry's fellBack). */
   fellBack(): void;
@@ -195,7 +197,11 @@ export class Traffic {
     const model = this.options.catalog.find(target) as ServedModel;
     if (route.experiment) {
       const { name, variant } = route.experiment;
-      this.options.store.remember(hooks.requestId, { experiment: name, variant, model: model.id }, REMEMBER_MS);
+      this.options.store.remember(
+        rememberedAs(hooks.owner, hooks.requestId),
+        { experiment: name, variant, model: model.id },
+        REMEMBER_MS,
+      );
     }
     return { model, result };
   }
@@ -290,11 +296,13 @@ export class Traffic {
 
   /** Attaches a rating to the variant that served `requestId`; returns it with the model that served. */
   async feedback(
+    owner: string,
     requestId: string,
     score: number,
     comment: string | undefined,
   ): Promise<{ entry: FeedbackEntry; model: string }> {
-    const ref = await this.storeCall(() => this.options.store.recall(requestId));
+    // Another tenant's request is not found, exactly like one that was never made.
+    const ref = await this.storeCall(() => this.options.store.recall(rememberedAs(owner, requestId)));
     if (!ref || !this.specs.has(ref.experiment)) {
       throw notFound(
         `No experiment request with id '${requestId}' is known (requests are remembered for 24 hours).`,
@@ -528,4 +536,12 @@ function ruleRecord(rule: RollbackRuleSpec): RuleRecord {
 
 function round(value: number): number {
   return Math.round(value * 10_000) / 10_000;
+}
+
+/**
+ * Requests are remembered per tenant: request ids can be chosen by clients (x-request-id), so
+ * one tenant can neither rate another's request nor overwrite it by reusing its id.
+ */
+function rememberedAs(owner: string, requestId: string): string {
+  return `${owner}/${requestId}`;
 }

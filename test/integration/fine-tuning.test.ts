@@ -179,6 +179,12 @@ describe("fine-tuning jobs", () => {
       status: 400,
       param: "hyperparameters.batch_size",
     });
+    for (const learning_rate_multiplier of [1e-7, 1e-300, 100.5, 1e6]) {
+      expect(await create({ hyperparameters: { learning_rate_multiplier } })).toMatchObject({
+        status: 400,
+        param: "hyperparameters.learning_rate_multiplier",
+      });
+    }
     expect(await create({ method: { type: "dpo" } })).toMatchObject({ status: 400 });
     expect(
       await s.client.fineTuning.jobs.retrieve("ftjob-AAAAAAAAAAAAAAAAAAAAAAAA").catch((e: unknown) => e),

@@ -62,3 +62,35 @@ describe("file names", () => {
     expect(list.data.filter((f) => fileNameProblem(f.filename) !== undefined)).toEqual([]);
   });
 });
+
+describe("multipart parts", () => {
+  it("a duplicated `file` or `purpose` part is a 400 naming it, and nothing is stored", async () => {
+    const before = (await s.client.files.list()).data.length;
+    const cases: [string, Part[]][] = [
+      [
+        "file",
+        [
+          { name: "purpose", body: "fine-tune" },
+          { name: "file", filename: "a.jsonl", body: LINE },
+          { name: "file", filename: "b.jsonl", body: LINE },
+        ],
+      ],
+      [
+        "purpose",
+        [
+          { name: "purpose", body: "fine-tune" },
+          { name: "purpose", body: "batch" },
+          { name: "file", filename: "a.jsonl", body: LINE },
+        ],
+      ],
+    ];
+    for (const [param, parts] of cases) {
+      const res = await postParts(parts);
+      expect(res.status, param).toBe(400);
+      const { error } = envelopeOf(res.body);
+      expect(error.param).toBe(param);
+      expect(error.message).toMatch(/more than once/);
+    }
+    expect((await s.client.files.list()).data.length).toBe(before);
+  });
+});

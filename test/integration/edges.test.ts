@@ -1,0 +1,118 @@
+// Small holes an outside review found (issue #21, item 13), each against the real server: a
+// max_tokens no context can hold, feedback from a key other than the one that asked, and an
+// unexpected error in a sub-app reaching the one root handler and its log.
+import { PassThrough } from "node:stream";
+import OpenAI from "openai";
+import pino from "pino";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startServer, type TestServer, tinyConfig } from "../helpers/server.ts";
+
+const ALICE = "sk-alice-3c1d9e";
+const BOB = "sk-bob-7a2f08";
+
+const EXPERIMENT = `experiments:
+  - name: ab
+    variants:
+      - {name: control, model: roundhouse-tiny, weight: 1}`;
+
+let s: TestServer;
+let logged = "";
+beforeAll(async () => {
+  const out = new PassThrough();
+  out.on("data", (d: Buffer) => {
+    logged += d.toString();
+  });
+  s = await startServer({
+    config: tinyConfig("", EXPERIMENT),
+    apiKeys: [ALICE, BOB],
+    logger: pino({ level: "info" }, out),
+  });
+});
+afterAll(async () => {
+  await s?.close();
+});
+
+const client = (key: string) => new OpenAI({ baseURL: s.baseURL, apiKey: key, maxRetries: 0 });
+const post = (key: string, path: string, body: unknown) =>
+  fetch(`${s.baseURL}${path}`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${key}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+
+describe("max_tokens", () => {
+  it("one larger than any context is refused with a message about max_tokens, not the messages", async () => {
+    for (const param of ["max_tokens", "max_completion_tokens"] as const) {
+      const err = await client(ALICE)
+        .chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "Hi" }], [param]: 100_000 })
+        .catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(OpenAI.BadRequestError);
+      const { message, param: named } = err as InstanceType<typeof OpenAI.BadRequestError>;
+      expect(named).toBe(param);
+      expect(message).toContain(param);
+      expect(message).toMatch(/512/);
+      expect(message).not.toMatch(/reduce the length of the messages/);
+    }
+  });
+
+  it("one that fits the context but not beside these messages still names both", async () => {
+    const err = await client(ALICE)
+      .chat.completions.create({ model: "tiny", messages: [{ role: "user", content: "Hi" }], max_tokens: 510 })
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ status: 400, code: "context_length_exceeded" });
+    expect((err as Error).message).toMatch(/max_tokens/);
+  });
+});
+
+describe("feedback", () => {
+  it("only the key that made a request can rate it; another key gets the 404 of an unknown request", async () => {
+    const res = await post(ALICE, "/chat/completions", {
+      model: "ab",
+      messages: [{ role: "user", content: "Hi" }],
+      max_tokens: 1,
+    });
+    expect(res.status).toBe(200);
+    const requestId = res.headers.get("x-request-id") as string;
+    const bob = await post(BOB, "/feedback", { request_id: requestId, score: -1 });
+    expect(bob.status).toBe(404);
+    expect(((await bob.json()) as { error: { param: string } }).error.param).toBe("request_id");
+    const alice = await post(ALICE, "/feedback", { request_id: requestId, score: 1 });
+    expect(alice.status).toBe(200);
+  });
+});
+
+describe("errors", () => {
+  it("an unexpected error in a sub-app is a 500 in the envelope and is logged by the root handler", async () => {
+    const files = s.services.fineTuning.files;
+    const list = files.list.bind(files);
+    files.list = () => Promise.reject(new Error("disk on fire 8c1e"));
+    try {
+      const res = await fetch(`${s.baseURL}/files`, { headers: { authorization: `Bearer ${ALICE}` } });
+      expect(res.status).toBe(500);
+      const body = (await res.json()) as { error: { message: string; type: string } };
+      expect(body.error.type).toBe("server_error");
+      expect(body.error.message).not.toContain("disk on fire");
+    } finally {
+      files.list = list;
+    }
+    const line = logged
+      .split("\n")
+      .filter((l) => l.includes("disk on fire 8c1e"))
+      .map((l) => JSON.parse(l) as { level: number; msg: string });
+    expect(line).toHaveLength(1);
+    expect(line[0]?.level).toBe(50);
+  });
+
+  it("a client's mistake in a sub-app is not logged as an error", async () => {
+    const before = logged.length;
+    const res = await fetch(`${s.baseURL}/files/file-AAAAAAAAAAAAAAAAAAAAAAAA`, {
+      headers: { authorization: `Bearer ${ALICE}` },
+    });
+    expect(res.status).toBe(404);
+    const errors = logged
+      .slice(before)
+      .split("\n")
+      .filter((l) => l !== "" && (JSON.parse(l) as { level: number }).level >= 50);
+    expect(errors).toEqual([]);
+  });
+});
