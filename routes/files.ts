@@ -109,7 +109,7 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
 
   app.delete("/:id", async (c) => {
     const id = c.req.param("id");
-    if (!(await files.delete(id))) throw missing(id);
+    if (!(await services.fineTuning.deleteFile(id))) throw missing(id);
     return c.json({ id, object: "file", deleted: true });
   });
 

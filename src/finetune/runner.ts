@@ -6,9 +6,10 @@
 
 import { createHash } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
-import { copyFile, mkdir, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { writeFileAtomic } from "../storage/durable.ts";
 import type { FileStore } from "./files.ts";
 import { newId } from "./ids.ts";
 import type { FineTuningJob, JobStore, StoredCheckpoint } from "./jobs.ts";
@@ -83,6 +84,10 @@ interface Prepared {
   contextLength: number;
 }
 
+/** What a job keeps of its prepared data in its work folder (beside train.txt), so a resume needs no file. */
+type SavedPreparation = Omit<Prepared, "model" | "text">;
+
+const PREPARED_FILE = "prepared.json";
 const EVENT_INTERVAL_MS = 1000;
 const ESTIMATE_INTERVAL_MS = 5000;
 
@@ -137,14 +142,23 @@ export class JobRunner {
 
   private async runTraining(job: FineTuningJob, work: string, signal: AbortSignal): Promise<void> {
     const { store } = this.deps;
-    const prepared = await this.prepare(job);
+    const textFile = join(work, "train.txt");
+    // The job's own copy of its rendered data: a resume trains on it, so deleting the training
+    // file (or losing it) never fails a job that has started.
+    const prepared = (await this.savedPreparation(job, work)) ?? (await this.prepare(job));
     const { model, plan } = prepared;
     const context = trainerWindow(model.finetune.context);
     const epochs = job.hyperparameters.n_epochs;
     const lr = model.finetune.learning_rate * job.hyperparameters.learning_rate_multiplier;
     await mkdir(work, { recursive: true });
-    const textFile = join(work, "train.txt");
     await writeFile(textFile, prepared.text);
+    const saved: SavedPreparation = {
+      plan,
+      templateSource: prepared.templateSource,
+      contextLength: prepared.contextLength,
+    };
+    // Written after the text: its presence says the text beside it is complete.
+    await writeFileAtomic(join(work, PREPARED_FILE), JSON.stringify(saved));
     const base = await this.trainableBase(job.id, model, signal);
     const ftId = fineTunedModelId(model.id, job.user_provided_suffix, job.id);
 
@@ -327,6 +341,19 @@ export class JobRunner {
         },
       },
     };
+  }
+
+  /** The preparation a previous run of this job saved in its work folder, if it finished saving it. */
+  private async savedPreparation(job: FineTuningJob, work: string): Promise<Prepared | undefined> {
+    const model = this.deps.trainable(job.model);
+    if (!model) return undefined;
+    try {
+      const saved = JSON.parse(await readFile(join(work, PREPARED_FILE), "utf8")) as SavedPreparation;
+      const text = await readFile(join(work, "train.txt"), "utf8");
+      return { ...saved, model, text };
+    } catch {
+      return undefined;
+    }
   }
 
   /** Renders and measures the job's data; a JobFailure names what is wrong with which file. */

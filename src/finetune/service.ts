@@ -224,6 +224,25 @@ export class FineTuning {
     }
   }
 
+  /**
+   * Deletes an uploaded file, unless a job that has not ended trains or validates on it: that
+   * is a 409 naming the job (a running job keeps its own copy, but a queued one reads the file).
+   */
+  async deleteFile(id: string): Promise<boolean> {
+    if (!(await this.files.get(id))) return false;
+    for (const job of await this.jobs.list()) {
+      if (isTerminal(job.status)) continue;
+      const param = job.training_file === id ? "training_file" : job.validation_file === id ? "validation_file" : null;
+      if (param === null) continue;
+      throw new ApiError(
+        409,
+        `File ${id} is the ${param} of fine-tuning job ${job.id}, which is ${job.status}. Cancel the job or wait until it ends, then delete the file.`,
+        { param: "file_id", code: "file_in_use" },
+      );
+    }
+    return this.files.delete(id);
+  }
+
   async getJob(id: string): Promise<FineTuningJob> {
     const job = await this.jobs.get(id);
     if (!job) throw notFound(`No fine-tuning job found with id ${id}.`, "fine_tuning_job_id");
