@@ -8,11 +8,11 @@ import type { Services } from "../src/services.ts";
 import { keyId } from "../src/telemetry/record.ts";
 import type { AppEnv } from "./env.ts";
 import { errorResponse } from "./errors.ts";
-import { requestHeader } from "./node-http.ts";
+import { clientAddress, requestHeader } from "./node-http.ts";
 
 export function requireKey(services: Services, area: Area): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const caller = services.keys.caller(requestHeader(c, "authorization"));
+    const caller = services.keys.caller(requestHeader(c, "authorization"), clientAddress(c));
     const refused = authorize(area, caller.credential, services.keys.configured);
     if (refused) return errorResponse(c, refused);
     c.set("caller", caller);
@@ -31,11 +31,13 @@ export function rateLimit(services: Services): MiddlewareHandler<AppEnv> {
   };
 }
 
-/** `limit` bytes of body; uploads to POST /v1/files get `uploadLimit`. Checked as the body streams in. */
+/**
+ * `limit` bytes of body; uploads to POST /v1/files get `uploadLimit`. Checked as the body
+ * streams in, except an upload's without a declared length: the upload route reads node's
+ * request itself (routes/multipart.ts) and counts its bytes there.
+ */
 export function limitBody(limit: number, uploadLimit = limit): MiddlewareHandler<AppEnv> {
-  const sized = (maxSize: number) => bodyLimit({ maxSize, onError: (c) => errorResponse(c, payloadTooLarge(maxSize)) });
-  const body = sized(limit);
-  const upload = sized(uploadLimit);
+  const body = bodyLimit({ maxSize: limit, onError: (c) => errorResponse(c, payloadTooLarge(limit)) });
   return (c, next) => {
     const isUpload = c.req.method === "POST" && c.req.path === "/v1/files";
     // A declared length (node's parser holds the body to it) is checked from the header alone:
@@ -46,6 +48,6 @@ export function limitBody(limit: number, uploadLimit = limit): MiddlewareHandler
       const maxSize = isUpload ? uploadLimit : limit;
       return Number(length) > maxSize ? Promise.resolve(errorResponse(c, payloadTooLarge(maxSize))) : next();
     }
-    return (isUpload ? upload : body)(c, next);
+    return isUpload ? next() : body(c, next);
   };
 }

@@ -1,13 +1,16 @@
 // /v1/files: upload (multipart), list, retrieve, download and delete, in OpenAI's shapes.
+import { rm } from "node:fs/promises";
 import { create as contentDisposition } from "content-disposition";
 import { Hono } from "hono";
-import { type FilePurpose, fileNameProblem, InvalidFileError, UPLOAD_PURPOSES } from "../src/finetune/files.ts";
-import { fromZodError, invalidRequest, notFound, unsupportedParameter } from "../src/openai/errors.ts";
+import { type FilePurpose, InvalidFileError, UPLOAD_PURPOSES } from "../src/finetune/files.ts";
+import { fromZodError, invalidRequest, notFound, rateLimited } from "../src/openai/errors.ts";
 import { ListFilesQuery } from "../src/openai/fine-tuning.ts";
 import type { Services } from "../src/services.ts";
 import type { AppEnv } from "./env.ts";
+import { type ReceivedUpload, receiveUpload } from "./multipart.ts";
 
-const FORM_FIELDS = new Set(["file", "purpose"]);
+/** The text parts an upload may have beside `file`. */
+const FORM_FIELDS: ReadonlySet<string> = new Set(["purpose"]);
 
 export function fileRoutes(services: Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -18,52 +21,50 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
     if (!(c.req.header("content-type") ?? "").startsWith("multipart/form-data")) {
       throw invalidRequest("Upload the file as multipart/form-data with fields `file` and `purpose`.");
     }
-    let form: Awaited<ReturnType<typeof c.req.parseBody>>;
-    try {
-      // `all`: a part sent twice comes back as an array rather than the last one silently winning.
-      form = await c.req.parseBody({ all: true });
-    } catch (err) {
-      // A body that is not the multipart it says it is (no boundary, cut short, garbled).
-      throw invalidRequest(
-        `Could not read the multipart/form-data body (${firstLine(err)}). Send fields \`file\` and \`purpose\` as multipart/form-data.`,
-        null,
-        "invalid_multipart",
+    const caller = c.get("caller");
+    const release = services.uploads.acquire(caller.limitKey);
+    if (!release) {
+      throw rateLimited(
+        1,
+        `Too many uploads at once: at most ${services.uploads.perCaller} per key may be in flight. Retry when one has finished.`,
       );
     }
-    for (const [key, value] of Object.entries(form)) {
-      if (!FORM_FIELDS.has(key)) throw unsupportedParameter(key);
-      if (Array.isArray(value)) {
+    let upload: ReceivedUpload | undefined;
+    try {
+      upload = await receiveUpload(c, {
+        fileField: "file",
+        fields: FORM_FIELDS,
+        maxBytes: services.uploadLimitBytes,
+        tempPath: () => files.incomingPath(),
+      });
+      const { file } = upload;
+      const purpose = upload.fields.get("purpose");
+      if (!file) throw invalidRequest("Missing the `file` field (a file part).", "file", "missing_required_parameter");
+      if (purpose === undefined)
+        throw invalidRequest("Missing the `purpose` field.", "purpose", "missing_required_parameter");
+      if (!(UPLOAD_PURPOSES as readonly string[]).includes(purpose)) {
         throw invalidRequest(
-          `The \`${key}\` part was sent more than once; send exactly one.`,
-          key,
-          "duplicate_parameter",
+          `Invalid purpose "${purpose}": expected one of ${UPLOAD_PURPOSES.join(", ")}.`,
+          "purpose",
+          "invalid_value",
         );
       }
-    }
-    const { file, purpose } = form;
-    if (!(file instanceof File))
-      throw invalidRequest("Missing the `file` field (a file part).", "file", "missing_required_parameter");
-    if (typeof purpose !== "string")
-      throw invalidRequest("Missing the `purpose` field.", "purpose", "missing_required_parameter");
-    if (!(UPLOAD_PURPOSES as readonly string[]).includes(purpose)) {
-      throw invalidRequest(
-        `Invalid purpose "${purpose}": expected one of ${UPLOAD_PURPOSES.join(", ")}.`,
-        "purpose",
-        "invalid_value",
-      );
-    }
-    const nameProblem = fileNameProblem(file.name);
-    if (nameProblem) throw invalidRequest(nameProblem, "file", "invalid_file_name");
-    try {
-      const created = await files.create({
-        filename: file.name || "upload",
-        purpose: purpose as FilePurpose,
-        bytes: new Uint8Array(await file.arrayBuffer()),
-      });
-      return c.json(created);
+      try {
+        return c.json(
+          await files.createFromFile({ filename: file.name, purpose: purpose as FilePurpose, path: file.path }),
+        );
+      } catch (err) {
+        if (err instanceof InvalidFileError) throw invalidRequest(err.message, "file", "invalid_file_format");
+        throw err;
+      }
     } catch (err) {
-      if (err instanceof InvalidFileError) throw invalidRequest(err.message, "file", "invalid_file_format");
+      // A refused upload may not have been read to its end: the connection goes rather than reading on.
+      c.header("connection", "close");
       throw err;
+    } finally {
+      release();
+      // Renamed into place when stored; otherwise it goes.
+      if (upload?.file) await rm(upload.file.path, { force: true });
     }
   });
 
@@ -114,8 +115,4 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
   });
 
   return app;
-}
-
-function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split("\n")[0] ?? "unreadable";
 }

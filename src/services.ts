@@ -17,6 +17,7 @@ import { LlamaProvider } from "./providers/llama.ts";
 import { OpenAIProvider, type UpstreamModelSpec } from "./providers/openai.ts";
 import type { ChatProvider } from "./providers/provider.ts";
 import { ApiKeys } from "./security/api-keys.ts";
+import { ConcurrencyLimit } from "./security/concurrency.ts";
 import { RateLimiter } from "./security/rate-limiter.ts";
 import { createExperimentStore } from "./storage/experiments.ts";
 import { MemoryRateCounters, RedisRateCounters } from "./storage/rate-counters.ts";
@@ -63,6 +64,8 @@ export interface Services {
   rateLimiter: RateLimiter | undefined;
   bodyLimitBytes: number;
   uploadLimitBytes: number;
+  /** Uploads in flight per caller (limits.max_concurrent_uploads). */
+  uploads: ConcurrencyLimit;
   /** Files, fine-tuning jobs and the fine-tuned models they made. */
   fineTuning: FineTuning;
   fingerprint(modelId: string): string;
@@ -195,6 +198,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     rateLimiter,
     bodyLimitBytes: options.bodyLimitBytes ?? config.limits.maxBodyBytes,
     uploadLimitBytes: options.uploadLimitBytes ?? config.limits.maxUploadBytes,
+    uploads: new ConcurrencyLimit(config.limits.maxConcurrentUploads),
     fineTuning,
     fingerprint: (id) => {
       // Asked once per response: a digest per request was ~3 µs of a proxied request's CPU.

@@ -69,6 +69,7 @@ export interface Config {
 export interface LimitsConfig {
   maxBodyBytes: number;
   maxUploadBytes: number;
+  maxConcurrentUploads: number;
 }
 
 export interface RateLimitsConfig extends RateLimitConfig {
@@ -226,6 +227,7 @@ function resolveConfig(file: ConfigFile, absFile: string, env: Env): Config {
     limits: {
       maxBodyBytes: parseByteSize(file.limits.max_body) ?? 10 * 2 ** 20,
       maxUploadBytes: parseByteSize(file.limits.max_upload) ?? 100 * 2 ** 20,
+      maxConcurrentUploads: file.limits.max_concurrent_uploads,
     },
     rate_limits: {
       default: file.rate_limits.default && perMinute(file.rate_limits.default),

@@ -376,7 +376,14 @@ export const RateLimits = z
 export const Limits = z
   .strictObject({
     max_body: ByteSize.default("10MiB").describe("Largest JSON request body; larger ones get 413."),
-    max_upload: ByteSize.default("100MiB").describe("Largest upload to POST /v1/files (held in memory while checked)."),
+    max_upload: ByteSize.default("100MiB").describe(
+      "Largest upload to POST /v1/files (streamed to disk, then checked).",
+    ),
+    max_concurrent_uploads: z
+      .int()
+      .min(1)
+      .default(4)
+      .describe("Uploads one key (one client address without API_KEYS) may send at once; more get 429."),
   })
   .describe("Request size limits.");
 

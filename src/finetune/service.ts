@@ -94,6 +94,7 @@ export class FineTuning {
    * resumed from their last checkpoint, or failed after too many restarts.
    */
   async start(): Promise<void> {
+    await this.files.removeStaleIncoming();
     await this.models.sync();
     for (const job of await this.jobs.list()) {
       if (job.status === "validating_files") this.track(this.validateAndQueue(job.id));

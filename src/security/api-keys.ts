@@ -31,6 +31,12 @@ export interface Caller {
    * OPEN_TENANT without (any bearer string is then the same caller).
    */
   tenant: string;
+  /**
+   * What per-caller limits (rate limits, concurrent uploads) count against: the key's id with
+   * API_KEYS set; without, the client's address, since any bearer string is then let in and a
+   * new one per request would otherwise be a new caller.
+   */
+  limitKey: string;
 }
 
 export class ApiKeys {
@@ -45,16 +51,21 @@ export class ApiKeys {
   }
 
   identify(authorization: string | undefined): Credential {
-    return this.caller(authorization).credential;
+    return this.caller(authorization, "").credential;
   }
 
-  /** The caller of a request, from one digest of its token. */
-  caller(authorization: string | undefined): Caller {
+  /** The caller of a request, from one digest of its token; `address` is the client's (IP). */
+  caller(authorization: string | undefined, address: string): Caller {
     const token = bearerToken(authorization);
-    if (token === undefined) return { credential: "none", keyId: "anonymous", tenant: OPEN_TENANT };
-    const given = digest(token);
-    const keyId = `key_${given.toString("hex").slice(0, 12)}`;
-    return { credential: this.credentialOf(given), keyId, tenant: this.configured.api ? keyId : OPEN_TENANT };
+    const given = token === undefined ? undefined : digest(token);
+    const keyId = given === undefined ? "anonymous" : `key_${given.toString("hex").slice(0, 12)}`;
+    const open = !this.configured.api;
+    return {
+      credential: given === undefined ? "none" : this.credentialOf(given),
+      keyId,
+      tenant: open ? OPEN_TENANT : keyId,
+      limitKey: open ? `addr_${address}` : keyId,
+    };
   }
 
   private credentialOf(given: Buffer): Credential {

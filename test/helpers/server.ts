@@ -22,6 +22,7 @@ export interface TestServer {
   baseURL: string;
   client: OpenAI;
   services: Services;
+  dataDir: string;
   close(): Promise<void>;
 }
 
@@ -89,6 +90,7 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
     baseURL: `${url}/v1`,
     client: new OpenAI({ baseURL: `${url}/v1`, apiKey: options.apiKeys?.[0] ?? "unused", maxRetries: 0 }),
     services,
+    dataDir,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

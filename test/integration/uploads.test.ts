@@ -1,5 +1,8 @@
 // /v1/files uploads as an attacker or a careless client sends them: any file name, control
 // characters, duplicated parts; against the real server over loopback.
+import { existsSync, readdirSync } from "node:fs";
+import { request } from "node:http";
+import { join } from "node:path";
 import { parse as parseDisposition } from "content-disposition";
 import { toFile } from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -53,9 +56,16 @@ describe("file names", () => {
         { name: "file", filename: name, body: LINE },
       ]);
       expect(res.status, JSON.stringify(name)).toBe(400);
-      const { error } = envelopeOf(res.body);
+      expect(envelopeOf(res.body).error.message).toMatch(/control character/);
+      // The same name encoded per RFC 5987 reaches the name check itself.
+      const encoded = await postParts([
+        { name: "purpose", body: "fine-tune" },
+        { name: "file", filenameStar: name, body: LINE },
+      ]);
+      expect(encoded.status, JSON.stringify(name)).toBe(400);
+      const { error } = envelopeOf(encoded.body);
       expect(error.param).toBe("file");
-      expect(error.message).toMatch(/control character/);
+      expect(error.message).toMatch(/control character \(U\+00[0-9A-F]{2}\)/);
     }
     // Nothing was stored.
     const list = await s.client.files.list();
@@ -92,5 +102,74 @@ describe("multipart parts", () => {
       expect(error.message).toMatch(/more than once/);
     }
     expect((await s.client.files.list()).data.length).toBe(before);
+  });
+});
+
+describe("concurrent uploads", () => {
+  it("past limits.max_concurrent_uploads a caller gets 429 with Retry-After; the others complete", async () => {
+    const { contentType, body } = multipart([
+      { name: "purpose", body: "fine-tune" },
+      { name: "file", filename: "slow.jsonl", body: LINE },
+    ]);
+    // Four uploads (the default limit) that have sent half their body and wait.
+    const held = Array.from({ length: 4 }, () => {
+      const req = request(`${s.url}/v1/files`, {
+        method: "POST",
+        headers: { "content-type": contentType, "content-length": body.length },
+      });
+      const answer = new Promise<number>((resolve, reject) => {
+        req.on("response", (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on("error", reject);
+      });
+      req.write(body.subarray(0, body.length >> 1));
+      return { req, answer };
+    });
+    // The server has taken all four in once a fifth is refused.
+    let refused: Awaited<ReturnType<typeof rawRequest>> | undefined;
+    for (let i = 0; i < 50 && refused?.status !== 429; i++) {
+      refused = await postParts([
+        { name: "purpose", body: "fine-tune" },
+        { name: "file", filename: "fifth.jsonl", body: LINE },
+      ]);
+    }
+    expect(refused?.status).toBe(429);
+    expect(refused?.headers["retry-after"]).toBe("1");
+    expect(envelopeOf(refused?.body ?? "").error.message).toMatch(/at most 4/);
+    for (const h of held) h.req.end(body.subarray(body.length >> 1));
+    expect(await Promise.all(held.map((h) => h.answer))).toEqual([200, 200, 200, 200]);
+    // Slots are given back.
+    const after = await postParts([
+      { name: "purpose", body: "fine-tune" },
+      { name: "file", filename: "after.jsonl", body: LINE },
+    ]);
+    expect(after.status).toBe(200);
+  });
+
+  it("a chunked upload past limits.max_upload is a 413 and leaves no temp file", async () => {
+    const small = await startServer({ uploadLimitBytes: 64 * 1024 });
+    try {
+      const { contentType, body } = multipart([
+        { name: "purpose", body: "batch" },
+        { name: "file", filename: "big.bin", body: Buffer.alloc(256 * 1024, 0x61) },
+      ]);
+      const status = await new Promise<number>((resolve, reject) => {
+        // No content-length: the size is only known by counting.
+        const req = request(`${small.url}/v1/files`, { method: "POST", headers: { "content-type": contentType } });
+        req.on("response", (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on("error", reject);
+        req.end(body);
+      });
+      expect(status).toBe(413);
+      const dir = join(small.dataDir, "files");
+      expect(existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith(".tmp")) : []).toEqual([]);
+    } finally {
+      await small.close();
+    }
   });
 });
