@@ -64,6 +64,8 @@ export interface Services {
   rateLimiter: RateLimiter | undefined;
   bodyLimitBytes: number;
   uploadLimitBytes: number;
+  /** Longest time to receive a request (limits.body_timeout), for the HTTP server. */
+  bodyTimeoutMs: number;
   /** Uploads in flight per caller (limits.max_concurrent_uploads). */
   uploads: ConcurrencyLimit;
   /** Files, fine-tuning jobs and the fine-tuned models they made. */
@@ -199,6 +201,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     bodyLimitBytes: options.bodyLimitBytes ?? config.limits.maxBodyBytes,
     uploadLimitBytes: options.uploadLimitBytes ?? config.limits.maxUploadBytes,
     uploads: new ConcurrencyLimit(config.limits.maxConcurrentUploads),
+    bodyTimeoutMs: config.limits.bodyTimeoutMs,
     fineTuning,
     fingerprint: (id) => {
       // Asked once per response: a digest per request was ~3 µs of a proxied request's CPU.

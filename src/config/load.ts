@@ -70,6 +70,7 @@ export interface LimitsConfig {
   maxBodyBytes: number;
   maxUploadBytes: number;
   maxConcurrentUploads: number;
+  bodyTimeoutMs: number;
 }
 
 export interface RateLimitsConfig extends RateLimitConfig {
@@ -228,6 +229,7 @@ function resolveConfig(file: ConfigFile, absFile: string, env: Env): Config {
       maxBodyBytes: parseByteSize(file.limits.max_body) ?? 10 * 2 ** 20,
       maxUploadBytes: parseByteSize(file.limits.max_upload) ?? 100 * 2 ** 20,
       maxConcurrentUploads: file.limits.max_concurrent_uploads,
+      bodyTimeoutMs: parseDurationMs(file.limits.body_timeout) ?? 30_000,
     },
     rate_limits: {
       default: file.rate_limits.default && perMinute(file.rate_limits.default),

@@ -384,6 +384,9 @@ export const Limits = z
       .min(1)
       .default(4)
       .describe("Uploads one key (one client address without API_KEYS) may send at once; more get 429."),
+    body_timeout: Duration.default("30s").describe(
+      "Longest time to receive a request (headers and body); past it 408. Raise it for large uploads over slow links.",
+    ),
   })
   .describe("Request size limits.");
 

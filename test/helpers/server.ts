@@ -81,7 +81,11 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
   });
   await services.preload();
   const app = createApp(services);
-  const server = createHttpServer(app, "127.0.0.1");
+  const server = createHttpServer(app, {
+    hostname: "127.0.0.1",
+    bodyTimeoutMs: services.bodyTimeoutMs,
+    logger: services.logger,
+  });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;

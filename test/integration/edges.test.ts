@@ -1,10 +1,12 @@
 // Small holes an outside review found (issue #21, item 13), each against the real server: a
 // max_tokens no context can hold, feedback from a key other than the one that asked, and an
 // unexpected error in a sub-app reaching the one root handler and its log.
+import { connect } from "node:net";
 import { PassThrough } from "node:stream";
 import OpenAI from "openai";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { envelopeOf } from "../helpers/http.ts";
 import { startServer, type TestServer, tinyConfig } from "../helpers/server.ts";
 
 const ALICE = "sk-alice-3c1d9e";
@@ -115,4 +117,59 @@ describe("errors", () => {
       .filter((l) => l !== "" && (JSON.parse(l) as { level: number }).level >= 50);
     expect(errors).toEqual([]);
   });
+});
+
+describe("slow bodies", () => {
+  it("a body trickling in past limits.body_timeout gets 408 in the envelope, logged at info without a stack", async () => {
+    let log = "";
+    const out = new PassThrough();
+    out.on("data", (d: Buffer) => {
+      log += d.toString();
+    });
+    const slow = await startServer({
+      config: tinyConfig("", "limits:\n  body_timeout: 1s"),
+      logger: pino({ level: "info" }, out),
+    });
+    try {
+      const url = new URL(slow.url);
+      const started = performance.now();
+      const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const socket = connect(Number(url.port), url.hostname, () => {
+          socket.write(
+            "POST /v1/chat/completions HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n",
+          );
+          // One byte every 200 ms: never idle, never done (100 bytes would take 20 s).
+          const drip = setInterval(() => socket.write("{"), 200);
+          socket.on("close", () => clearInterval(drip));
+        });
+        let raw = "";
+        socket.on("data", (d: Buffer) => {
+          raw += d.toString();
+        });
+        socket.on("close", () => {
+          const [head = "", body = ""] = raw.split("\r\n\r\n");
+          resolve({ status: Number(head.split(" ")[1]), body });
+        });
+        socket.on("error", reject);
+        socket.setTimeout(15_000, () => socket.destroy(new Error("no answer in 15 s")));
+      });
+      const seconds = (performance.now() - started) / 1000;
+      expect(answer.status).toBe(408);
+      expect(envelopeOf(answer.body).error.message).toMatch(/body_timeout|in time/);
+      // 1 s limit, checked every ~second: well under the 20 s the body would take.
+      expect(seconds).toBeLessThan(8);
+      await new Promise((r) => setTimeout(r, 200));
+      const lines = log
+        .split("\n")
+        .filter((l) => l !== "")
+        .map((l) => JSON.parse(l) as { level: number; msg: string; err?: { stack?: string } });
+      expect(lines.filter((l) => l.level >= 40)).toEqual([]);
+      const timedOut = lines.filter((l) => /in time/.test(l.msg));
+      expect(timedOut).toHaveLength(1);
+      expect(timedOut[0]?.level).toBe(30);
+      expect(timedOut[0]?.err?.stack).toBeUndefined();
+    } finally {
+      await slow.close();
+    }
+  }, 30_000);
 });
