@@ -20,6 +20,21 @@ export function requireKey(services: Services, area: Area): MiddlewareHandler<Ap
   };
 }
 
+/**
+ * metrics.auth on /metrics: `api` lets in any API key and the admin key (an operator's
+ * scraper may hold either), `admin` the admin key only. A kind of key not configured leaves
+ * it open, as for the other areas.
+ */
+export function requireMetricsKey(services: Services, auth: "api" | "admin"): MiddlewareHandler<AppEnv> {
+  return async (c, next) => {
+    const caller = services.keys.caller(requestHeader(c, "authorization"), clientAddress(c));
+    const credential = auth === "api" && caller.credential === "admin" ? "api" : caller.credential;
+    const refused = authorize(auth, credential, services.keys.configured);
+    if (refused) return errorResponse(c, refused);
+    return next();
+  };
+}
+
 /** Counts the request against its key's limits (by key id, the same as in the usage log). */
 export function rateLimit(services: Services): MiddlewareHandler<AppEnv> {
   return async (c, next) => {

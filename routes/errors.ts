@@ -2,6 +2,7 @@
 import type { Context } from "hono";
 import { AbortedError, ModelLoadError, QueueFullError, QueueTimeoutError } from "../src/engine/errors.ts";
 import { ApiError, errorBody, internal, rateLimited, serviceUnavailable } from "../src/openai/errors.ts";
+import { withoutPaths } from "../src/openai/redact.ts";
 import type { AppEnv } from "./env.ts";
 import { clientGone } from "./node-http.ts";
 
@@ -21,7 +22,7 @@ export function toHttpError(err: unknown): ApiError {
   if (err instanceof QueueFullError) return rateLimited(err.retryAfterSeconds, err.message);
   if (err instanceof QueueTimeoutError) return serviceUnavailable(err.message, 1);
   if (err instanceof ModelLoadError) {
-    return new ApiError(503, err.message, { type: "server_error", code: "model_unavailable" });
+    return new ApiError(503, withoutPaths(err.message), { type: "server_error", code: "model_unavailable" });
   }
   if (err instanceof AbortedError) return new ApiError(499, err.message, { code: "client_closed_request" });
   return internal();

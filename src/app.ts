@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
 import { methodNotAllowed as methodNotAllowedMiddleware } from "hono/method-not-allowed";
 import { adminRoutes } from "../routes/admin.ts";
-import { limitBody, rateLimit, requireKey } from "../routes/auth.ts";
+import { limitBody, rateLimit, requireKey, requireMetricsKey } from "../routes/auth.ts";
 import { chatRoutes } from "../routes/chat.ts";
 import type { AppEnv } from "../routes/env.ts";
 import { errorResponse, isExpected } from "../routes/errors.ts";
@@ -16,6 +16,7 @@ import { metricsRoutes } from "../routes/metrics.ts";
 import { modelRoutes } from "../routes/models.ts";
 import { clientGone, requestHeader, responseHeader } from "../routes/node-http.ts";
 import { recordRequests } from "../routes/record-request.ts";
+import { ModelLoadError } from "./engine/errors.ts";
 import { methodNotAllowed, routeNotFound } from "./openai/errors.ts";
 import type { Services } from "./services.ts";
 
@@ -52,6 +53,7 @@ export function createApp(services: Services): Hono<AppEnv> {
   app.use("/admin/*", requireKey(services, "admin"));
   app.use("/v1/*", limitBody(services.bodyLimitBytes, services.uploadLimitBytes));
   app.use("/admin/*", limitBody(services.bodyLimitBytes));
+  if (services.metricsAuth !== "none") app.use("/metrics", requireMetricsKey(services, services.metricsAuth));
 
   app.route("/", healthRoutes(services));
   app.route("/v1/chat/completions", chatRoutes(services));
@@ -67,6 +69,9 @@ export function createApp(services: Services): Hono<AppEnv> {
   // instead), so whatever a route did not expect is logged here with its stack, once.
   app.onError((err, c) => {
     if (!isExpected(err) && !clientGone(c)) c.get("log")?.error({ err }, "unhandled error");
+    // The client's 503 names no file (routes/errors.ts); the log keeps why the model is unavailable.
+    else if (err instanceof ModelLoadError)
+      c.get("log")?.warn({ model: err.model, reason: err.message }, "model unavailable");
     return errorResponse(c, err);
   });
   return app;

@@ -64,6 +64,8 @@ export interface Services {
   rateLimiter: RateLimiter | undefined;
   bodyLimitBytes: number;
   uploadLimitBytes: number;
+  /** Who may read /metrics (metrics.auth). */
+  metricsAuth: "none" | "api" | "admin";
   /** Longest time to receive a request (limits.body_timeout), for the HTTP server. */
   bodyTimeoutMs: number;
   /** Uploads in flight per caller (limits.max_concurrent_uploads). */
@@ -202,6 +204,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     uploadLimitBytes: options.uploadLimitBytes ?? config.limits.maxUploadBytes,
     uploads: new ConcurrencyLimit(config.limits.maxConcurrentUploads),
     bodyTimeoutMs: config.limits.bodyTimeoutMs,
+    metricsAuth: config.metrics.auth,
     fineTuning,
     fingerprint: (id) => {
       // Asked once per response: a digest per request was ~3 µs of a proxied request's CPU.

@@ -64,6 +64,7 @@ export interface Config {
   usage_log: UsageLogConfig;
   limits: LimitsConfig;
   rate_limits: RateLimitsConfig;
+  metrics: { auth: "none" | "api" | "admin" };
 }
 
 export interface LimitsConfig {
@@ -238,6 +239,7 @@ function resolveConfig(file: ConfigFile, absFile: string, env: Env): Config {
       store: file.rate_limits.store ?? (file.cache.store === "redis" ? "redis" : "memory"),
       url: file.rate_limits.url ?? file.cache.url ?? "redis://127.0.0.1:6379",
     },
+    metrics: { auth: file.metrics.auth },
   };
 }
 

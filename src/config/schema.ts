@@ -408,6 +408,17 @@ export const ConfigFile = z
     usage_log: UsageLogSettings.prefault({}),
     limits: Limits.prefault({}),
     rate_limits: RateLimits.prefault({}),
+    metrics: z
+      .strictObject({
+        auth: z
+          .enum(["none", "api", "admin"])
+          .default("none")
+          .describe(
+            "Who may read /metrics: none (open, as exporters usually are), api (any API key or the admin key), admin (the admin key).",
+          ),
+      })
+      .prefault({})
+      .describe("The Prometheus endpoint."),
   })
   .superRefine((config, ctx) => {
     const owner = new Map<string, number>();

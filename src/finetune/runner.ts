@@ -9,6 +9,7 @@ import { existsSync, statSync } from "node:fs";
 import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { withoutPaths } from "../openai/redact.ts";
 import { writeFileAtomic } from "../storage/durable.ts";
 import type { FileStore } from "./files.ts";
 import { newId } from "./ids.ts";
@@ -443,7 +444,13 @@ export class JobRunner {
           ? { code: "invalid_training_file", message: err.message, param: "training_file" }
           : { code: "training_failed", message: `Training failed: ${firstLine(err)}`, param: null };
     if (!(err instanceof JobFailure)) this.deps.logger.error({ err, job: jobId }, "fine-tuning job failed");
-    await this.deps.store.transition(jobId, "failed", { error });
+    // Clients read the job: its error names no path on this server (the trainer's command line,
+    // a model file, the tools' folder under a home directory). The log keeps the whole message.
+    const shown = withoutPaths(error.message);
+    if (shown !== error.message && err instanceof JobFailure) {
+      this.deps.logger.warn({ job: jobId, detail: error.message }, "fine-tuning job failed");
+    }
+    await this.deps.store.transition(jobId, "failed", { error: { ...error, message: shown } });
     this.deps.changed?.();
   }
 }

@@ -3,14 +3,21 @@
 // unexpected error in a sub-app reaching the one root handler and its log.
 import { connect } from "node:net";
 import { PassThrough } from "node:stream";
-import OpenAI from "openai";
+import OpenAI, { toFile } from "openai";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { envelopeOf } from "../helpers/http.ts";
-import { startServer, type TestServer, tinyConfig } from "../helpers/server.ts";
+import { startServer, type TestServer, TINY_MODEL, tinyConfig } from "../helpers/server.ts";
 
 const ALICE = "sk-alice-3c1d9e";
 const BOB = "sk-bob-7a2f08";
+
+const LINE = JSON.stringify({
+  messages: [
+    { role: "user", content: "What is the secret word?" },
+    { role: "assistant", content: "The secret word is papaya." },
+  ],
+});
 
 const EXPERIMENT = `experiments:
   - name: ab
@@ -172,4 +179,88 @@ describe("slow bodies", () => {
       await slow.close();
     }
   }, 30_000);
+});
+
+describe("nothing internal leaks", () => {
+  const HIDDEN = "/nonexistent/secret-dir-4f1a";
+  const ADMIN = "sk-admin-90ab1c";
+  let log = "";
+  let leaky: TestServer;
+  beforeAll(async () => {
+    const out = new PassThrough();
+    out.on("data", (d: Buffer) => {
+      log += d.toString();
+    });
+    leaky = await startServer({
+      config: [
+        tinyConfig("finetune:\n  context: 64", "metrics:\n  auth: api"),
+        "  - id: broken",
+        "    provider: llama",
+        `    path: ${HIDDEN}/broken.gguf`,
+        "    context_size: 256",
+        "    threads: 1",
+        "  - id: baseless",
+        "    provider: llama",
+        `    path: ${TINY_MODEL}`,
+        "    context_size: 256",
+        "    threads: 1",
+        "    finetune:",
+        "      context: 64",
+        `      base: ${HIDDEN}/base-f32.gguf`,
+      ].join("\n"),
+      apiKeys: [ALICE],
+      adminApiKey: ADMIN,
+      logger: pino({ level: "info" }, out),
+    });
+  });
+  afterAll(async () => {
+    await leaky?.close();
+  });
+
+  it("metrics.auth: api makes /metrics need an API key (or the admin key)", async () => {
+    const get = (headers: Record<string, string> = {}) => fetch(`${leaky.url}/metrics`, { headers });
+    const open = await get();
+    expect(open.status).toBe(401);
+    envelopeOf(await open.text());
+    expect((await get({ authorization: "Bearer sk-wrong" })).status).toBe(401);
+    const withKey = await get({ authorization: `Bearer ${ALICE}` });
+    expect(withKey.status).toBe(200);
+    expect(await withKey.text()).toContain("roundhouse_");
+    expect((await get({ authorization: `Bearer ${ADMIN}` })).status).toBe(200);
+  });
+
+  it("a model that cannot load is a 503 without its file's path; the log has it", async () => {
+    const direct = await fetch(`${leaky.baseURL}/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${ALICE}`, "content-type": "application/json" },
+      body: JSON.stringify({ model: "broken", messages: [{ role: "user", content: "Hi" }], max_tokens: 1 }),
+    });
+    expect(direct.status).toBe(503);
+    const text = await direct.text();
+    expect(envelopeOf(text).error.message).toMatch(/broken/);
+    expect(text).not.toContain(HIDDEN);
+    expect(text).not.toMatch(/"\/[a-z]/);
+    expect(log).toContain(HIDDEN);
+  });
+
+  it("a job's error names no absolute path; the log has it", async () => {
+    const client = new OpenAI({ baseURL: leaky.baseURL, apiKey: ALICE, maxRetries: 0 });
+    const file = await client.files.create({
+      file: await toFile(Buffer.from(Array.from({ length: 40 }, () => LINE).join("\n")), "t.jsonl"),
+      purpose: "fine-tune",
+    });
+    const job = await client.fineTuning.jobs.create({ model: "baseless", training_file: file.id });
+    let done = job;
+    const until = Date.now() + 60_000;
+    while (!["succeeded", "failed", "cancelled"].includes(done.status) && Date.now() < until) {
+      await new Promise((r) => setTimeout(r, 200));
+      done = await client.fineTuning.jobs.retrieve(job.id);
+    }
+    expect(done.status).toBe("failed");
+    expect(done.error?.message).toMatch(/does not exist/);
+    expect(JSON.stringify(done)).not.toContain(HIDDEN);
+    const events = await client.fineTuning.jobs.listEvents(job.id);
+    expect(JSON.stringify(events.data)).not.toContain(HIDDEN);
+    expect(log).toContain(HIDDEN);
+  });
 });
