@@ -5,7 +5,6 @@ import { bodyLimit } from "hono/body-limit";
 import { payloadTooLarge } from "../src/openai/errors.ts";
 import { type Area, authorize } from "../src/security/api-keys.ts";
 import type { Services } from "../src/services.ts";
-import { keyId } from "../src/telemetry/record.ts";
 import type { AppEnv } from "./env.ts";
 import { errorResponse } from "./errors.ts";
 import { clientAddress, requestHeader } from "./node-http.ts";
@@ -35,12 +34,15 @@ export function requireMetricsKey(services: Services, auth: "api" | "admin"): Mi
   };
 }
 
-/** Counts the request against its key's limits (by key id, the same as in the usage log). */
+/**
+ * Counts the request against its caller's limits: its key id with API_KEYS set, its client
+ * address without (the same id as the usage log's key_id, which the token counts use).
+ */
 export function rateLimit(services: Services): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const limiter = services.rateLimiter;
     if (limiter === undefined) return next();
-    const refused = await limiter.admit(keyId(requestHeader(c, "authorization")));
+    const refused = await limiter.admit(c.get("caller").limitKey);
     if (refused) return errorResponse(c, refused);
     return next();
   };

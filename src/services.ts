@@ -103,6 +103,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     usageStore: config.usage_log,
     prices: referencePrices(local),
     models: () => poolGauges(pool, local),
+    keyed: (options.apiKeys ?? []).some((k) => k !== ""),
   });
   const upstream = new OpenAIProvider({ models: upstreamSpecs, tokens: telemetry.tokens, logger });
   const upstreamDigests = new Map(upstreamSpecs.map((u) => [u.id, `${u.baseUrl}|${u.model}`]));

@@ -44,8 +44,9 @@ export class RequestTelemetry {
   /** `keyId` and `sink` are shared by all requests; the bearer header is hashed only after the response. */
   constructor(
     private readonly requestId: string,
+    /** The bearer header, or the client address on a server without API_KEYS: what `keyId` names the caller by. */
     private readonly authorization: string | undefined,
-    private readonly keyId: (authorization: string | undefined) => string,
+    private readonly keyId: (authorization: string) => string,
     private readonly sink: (facts: RequestFacts) => void,
   ) {}
 
@@ -146,7 +147,7 @@ export class RequestTelemetry {
     this.sink({
       requestId: this.requestId,
       startedAt: this.startedAt,
-      keyId: this.keyId(this.authorization),
+      keyId: this.authorization === undefined ? "anonymous" : this.keyId(this.authorization),
       model: this.model,
       servedModel: this.target?.id,
       provider: this.target?.provider,

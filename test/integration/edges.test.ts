@@ -264,3 +264,43 @@ describe("nothing internal leaks", () => {
     expect(log).toContain(HIDDEN);
   });
 });
+
+describe("rate limits without API_KEYS", () => {
+  const limited = async (limit: string, run: (s: TestServer) => Promise<void>) => {
+    const open = await startServer({ config: tinyConfig("", `rate_limits:\n  default: ${limit}`) });
+    try {
+      await run(open);
+    } finally {
+      await open.close();
+    }
+  };
+  const randomBearer = () => ({ authorization: `Bearer sk-${Math.random().toString(36).slice(2)}` });
+
+  it("requests are counted per client address: a new bearer string per request does not reset the count", async () => {
+    await limited("{ requests_per_minute: 3 }", async (open) => {
+      const statuses = [];
+      for (let i = 0; i < 5; i++)
+        statuses.push((await fetch(`${open.baseURL}/models`, { headers: randomBearer() })).status);
+      expect(statuses).toEqual([200, 200, 200, 429, 429]);
+    });
+  });
+
+  it("tokens too: what one bearer string used counts for the next from the same address", async () => {
+    await limited("{ tokens_per_minute: 5 }", async (open) => {
+      const ask = () =>
+        fetch(`${open.baseURL}/chat/completions`, {
+          method: "POST",
+          headers: { ...randomBearer(), "content-type": "application/json" },
+          body: JSON.stringify({ model: "tiny", messages: [{ role: "user", content: "Hello there" }], max_tokens: 4 }),
+        });
+      expect((await ask()).status).toBe(200);
+      // The first request's tokens are counted once its record is written, just after the response.
+      let status = 0;
+      for (let i = 0; i < 20 && status !== 429; i++) {
+        status = (await ask()).status;
+        if (status !== 429) await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(status).toBe(429);
+    });
+  });
+});
