@@ -51,7 +51,12 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
       }
       try {
         return c.json(
-          await files.createFromFile({ filename: file.name, purpose: purpose as FilePurpose, path: file.path }),
+          await files.createFromFile({
+            filename: file.name,
+            purpose: purpose as FilePurpose,
+            path: file.path,
+            owner: caller.tenant,
+          }),
         );
       } catch (err) {
         if (err instanceof InvalidFileError) throw invalidRequest(err.message, "file", "invalid_file_format");
@@ -72,7 +77,7 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
     const parsed = ListFilesQuery.safeParse(c.req.query(), { reportInput: true });
     if (!parsed.success) throw fromZodError(parsed.error);
     const { purpose, after, limit, order } = parsed.data;
-    const all = await files.list(purpose);
+    const all = await files.list(purpose, c.get("caller").tenant);
     if (order === "desc") all.reverse();
     let start = 0;
     if (after !== undefined) {
@@ -91,14 +96,15 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
 
   app.get("/:id", async (c) => {
     const id = c.req.param("id");
-    const file = await files.get(id);
+    const file = await files.get(id, c.get("caller").tenant);
     if (!file) throw missing(id);
     return c.json(file);
   });
 
   app.get("/:id/content", async (c) => {
     const id = c.req.param("id");
-    const [file, bytes] = [await files.get(id), await files.content(id)];
+    const tenant = c.get("caller").tenant;
+    const [file, bytes] = [await files.get(id, tenant), await files.content(id, tenant)];
     if (!file || !bytes) throw missing(id);
     return c.body(new Uint8Array(bytes), 200, {
       "content-type": "application/octet-stream",
@@ -110,7 +116,7 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
 
   app.delete("/:id", async (c) => {
     const id = c.req.param("id");
-    if (!(await services.fineTuning.deleteFile(id))) throw missing(id);
+    if (!(await services.fineTuning.deleteFile(id, c.get("caller").tenant))) throw missing(id);
     return c.json({ id, object: "file", deleted: true });
   });
 

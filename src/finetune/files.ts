@@ -8,6 +8,7 @@ import { join } from "node:path";
 import { JsonDir, writeFileAtomic } from "../storage/durable.ts";
 import { checkDatasetLines, DATASET_LIMITS, parseDataset } from "./dataset.ts";
 import { isId, newId } from "./ids.ts";
+import { type Viewer, visibleTo } from "./owners.ts";
 
 /** Purposes a client may upload with (OpenAI's list); `fine-tune-results` is ours to create. */
 export const UPLOAD_PURPOSES = ["assistants", "batch", "fine-tune", "vision", "user_data", "evals"] as const;
@@ -57,10 +58,14 @@ export function fileNameProblem(name: string): string | undefined {
   return undefined;
 }
 
-/** On disk: the object plus a millisecond clock, so files made within one second keep their order. */
+/**
+ * On disk: the object plus a millisecond clock, so files made within one second keep their
+ * order, and the tenant that uploaded it (absent on files from before tenants: visible to all).
+ */
 interface StoredFile {
   file: FileObject;
   created_ms: number;
+  owner?: string;
 }
 
 export class FileStore {
@@ -71,7 +76,12 @@ export class FileStore {
     this.meta = new JsonDir(dir);
   }
 
-  async create(input: { filename: string; purpose: FilePurpose; bytes: Uint8Array }): Promise<FileObject> {
+  async create(input: {
+    filename: string;
+    purpose: FilePurpose;
+    bytes: Uint8Array;
+    owner?: string | undefined;
+  }): Promise<FileObject> {
     if (input.purpose === "fine-tune") {
       const text = decodeUtf8(input.bytes);
       if (text === undefined) throw new InvalidFileError("The fine-tune file is not valid UTF-8 text.");
@@ -93,7 +103,7 @@ export class FileStore {
     await writeFileAtomic(this.dataPath(file.id), input.bytes);
     // Strictly increasing, so two uploads in the same millisecond still sort in upload order.
     this.lastMs = Math.max(Date.now(), this.lastMs + 1);
-    await this.meta.put(file.id, { file, created_ms: this.lastMs });
+    await this.meta.put(file.id, { file, created_ms: this.lastMs, ...ownedBy(input.owner) });
     return file;
   }
 
@@ -112,7 +122,12 @@ export class FileStore {
    * by line from the disk, then the temp file is renamed into place (or left for the caller to
    * remove when refused).
    */
-  async createFromFile(input: { filename: string; purpose: FilePurpose; path: string }): Promise<FileObject> {
+  async createFromFile(input: {
+    filename: string;
+    purpose: FilePurpose;
+    path: string;
+    owner: string;
+  }): Promise<FileObject> {
     if (input.purpose === "fine-tune") {
       const check = await checkDatasetLines(utf8Lines(input.path, DATASET_LIMITS.maxLineChars));
       if (!check.ok) {
@@ -130,7 +145,7 @@ export class FileStore {
     };
     await rename(input.path, this.dataPath(file.id));
     this.lastMs = Math.max(Date.now(), this.lastMs + 1);
-    await this.meta.put(file.id, { file, created_ms: this.lastMs });
+    await this.meta.put(file.id, { file, created_ms: this.lastMs, owner: input.owner });
     return file;
   }
 
@@ -156,27 +171,35 @@ export class FileStore {
     }
   }
 
-  async get(id: string): Promise<FileObject | undefined> {
-    return isId("file", id) ? (await this.meta.get(id))?.file : undefined;
+  /** Undefined when there is no such file or `viewer` may not see it. */
+  async get(id: string, viewer?: Viewer): Promise<FileObject | undefined> {
+    if (!isId("file", id)) return undefined;
+    const stored = await this.meta.get(id);
+    return stored && visibleTo(stored.owner, viewer) ? stored.file : undefined;
   }
 
-  async content(id: string): Promise<Buffer | undefined> {
-    if (!(await this.get(id))) return undefined;
+  /** Who uploaded the file (undefined for files from before tenants). */
+  async owner(id: string): Promise<string | undefined> {
+    return isId("file", id) ? (await this.meta.get(id))?.owner : undefined;
+  }
+
+  async content(id: string, viewer?: Viewer): Promise<Buffer | undefined> {
+    if (!(await this.get(id, viewer))) return undefined;
     return readFile(this.dataPath(id));
   }
 
-  async delete(id: string): Promise<boolean> {
-    if (!(await this.get(id))) return false;
+  async delete(id: string, viewer?: Viewer): Promise<boolean> {
+    if (!(await this.get(id, viewer))) return false;
     await this.meta.delete(id);
     await rm(this.dataPath(id), { force: true });
     return true;
   }
 
   /** Oldest first, ties broken by id, so cursors are stable. */
-  async list(purpose?: string): Promise<FileObject[]> {
+  async list(purpose?: string, viewer?: Viewer): Promise<FileObject[]> {
     const all = await this.meta.all();
     return all
-      .filter((s) => purpose === undefined || s.file.purpose === purpose)
+      .filter((s) => (purpose === undefined || s.file.purpose === purpose) && visibleTo(s.owner, viewer))
       .sort((a, b) => a.created_ms - b.created_ms || a.file.id.localeCompare(b.file.id))
       .map((s) => s.file);
   }
@@ -192,6 +215,10 @@ function decodeUtf8(bytes: Uint8Array): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+function ownedBy(owner: string | undefined): { owner?: string } {
+  return owner === undefined ? {} : { owner };
 }
 
 const INCOMING_PREFIX = "incoming-";

@@ -63,6 +63,8 @@ export interface RunnerDeps {
   /** Tokens llama-finetune will see for `text` with `modelPath`'s tokenizer (BOS included). */
   countTokens(modelPath: string, text: string): Promise<number>;
   register(model: FineTunedModelRecord): Promise<void>;
+  /** The tenant that owns a job: its results file is that tenant's too. */
+  ownerOf(jobId: string): Promise<string | undefined>;
   unregister(id: string): Promise<void>;
   threads: number;
   logger: Logger;
@@ -279,6 +281,7 @@ export class JobRunner {
       filename: "step_metrics.csv",
       purpose: "fine-tune-results",
       bytes: Buffer.from(resultsCsv(steps, kept)),
+      owner: await this.deps.ownerOf(job.id),
     });
     const record: FineTunedModelRecord = {
       id: ftId,

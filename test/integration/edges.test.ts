@@ -1,7 +1,9 @@
 // Small holes an outside review found (issue #21, item 13), each against the real server: a
 // max_tokens no context can hold, feedback from a key other than the one that asked, and an
 // unexpected error in a sub-app reaching the one root handler and its log.
+import { copyFileSync } from "node:fs";
 import { connect } from "node:net";
+import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import OpenAI, { toFile } from "openai";
 import pino from "pino";
@@ -302,5 +304,68 @@ describe("rate limits without API_KEYS", () => {
       }
       expect(status).toBe(429);
     });
+  });
+});
+
+describe("keys are tenants", () => {
+  let tenants: TestServer;
+  beforeAll(async () => {
+    tenants = await startServer({ config: tinyConfig("finetune:\n  context: 64"), apiKeys: [ALICE, BOB] });
+  });
+  afterAll(async () => {
+    await tenants?.close();
+  });
+  const as = (key: string) => new OpenAI({ baseURL: tenants.baseURL, apiKey: key, maxRetries: 0 });
+  const status = (p: Promise<unknown>) =>
+    p.then(
+      () => 200,
+      (e: { status?: number }) => e.status ?? 0,
+    );
+
+  it("another key's files, jobs, events, checkpoints and fine-tuned models are 404s and missing from its lists", async () => {
+    const alice = as(ALICE);
+    const bob = as(BOB);
+    const file = await alice.files.create({
+      file: await toFile(Buffer.from(Array.from({ length: 40 }, () => LINE).join("\n")), "alice.jsonl"),
+      purpose: "fine-tune",
+    });
+    expect(await status(bob.files.retrieve(file.id))).toBe(404);
+    expect(await status(bob.files.content(file.id))).toBe(404);
+    expect(await status(bob.files.delete(file.id))).toBe(404);
+    expect((await bob.files.list()).data.map((f) => f.id)).not.toContain(file.id);
+    expect((await alice.files.list()).data.map((f) => f.id)).toContain(file.id);
+    // Bob cannot train on Alice's file: it does not exist for him.
+    expect(await status(bob.fineTuning.jobs.create({ model: "tiny", training_file: file.id }))).toBe(400);
+
+    const job = await alice.fineTuning.jobs.create({ model: "tiny", training_file: file.id, suffix: "alice" });
+    try {
+      expect(await status(bob.fineTuning.jobs.retrieve(job.id))).toBe(404);
+      expect(await status(bob.fineTuning.jobs.cancel(job.id))).toBe(404);
+      expect(await status(bob.fineTuning.jobs.listEvents(job.id))).toBe(404);
+      expect(await status(bob.fineTuning.jobs.checkpoints.list(job.id))).toBe(404);
+      expect((await bob.fineTuning.jobs.list()).data.map((j) => j.id)).not.toContain(job.id);
+      expect((await alice.fineTuning.jobs.list()).data.map((j) => j.id)).toContain(job.id);
+      expect((await alice.fineTuning.jobs.retrieve(job.id)).id).toBe(job.id);
+    } finally {
+      await alice.fineTuning.jobs.cancel(job.id).catch(() => undefined);
+    }
+
+    // A fine-tuned model of Alice's job (registered as the trainer would).
+    // A copy: deleting a fine-tuned model deletes its file.
+    const weights = join(tenants.dataDir, "alice-model.gguf");
+    copyFileSync(TINY_MODEL, weights);
+    const model = `ft:roundhouse-tiny:alice:${job.id.slice(-8)}`;
+    await tenants.services.fineTuning.models.register({
+      id: model,
+      base: "roundhouse-tiny",
+      job_id: job.id,
+      path: weights,
+      created: 0,
+    });
+    expect((await alice.models.list()).data.map((m) => m.id)).toContain(model);
+    expect((await bob.models.list()).data.map((m) => m.id)).not.toContain(model);
+    expect(await status(bob.models.retrieve(model))).toBe(404);
+    expect(await status(bob.models.delete(model))).toBe(404);
+    expect((await alice.models.retrieve(model)).id).toBe(model);
   });
 });
