@@ -37,9 +37,10 @@ export function chatRoutes(services: Services): Hono<AppEnv> {
       header: (name) => requestHeader(c, name.toLowerCase()),
       user: req.user,
       safetyIdentifier: req.safety_identifier,
+      caller: c.get("caller"),
     });
     if (route.experiment) {
-      telemetry?.assigned(route.experiment.name, route.experiment.variant);
+      telemetry?.assigned(route.experiment.name, route.experiment.variant, route.experiment.forced);
       responseHeader(c, "x-roundhouse-experiment", route.experiment.name);
       responseHeader(c, "x-roundhouse-variant", route.experiment.variant);
     }

@@ -289,6 +289,12 @@ export const Experiment = z
       .default("x-user-id")
       .describe("Request header whose value keeps a client on one variant; else the request's `user`, else random."),
     variants: z.array(Variant).min(1),
+    force_keys: z
+      .array(z.string().regex(/^key_[0-9a-f]{12}$/, { error: "expected a key id: key_ and 12 hex digits" }))
+      .default([])
+      .describe(
+        "Key ids (key_ + 12 hex digits of the key's sha256) that may force a variant with x-roundhouse-variant when API_KEYS is set; without API_KEYS anyone may.",
+      ),
   })
   .describe("A public model name split between weighted variants.");
 

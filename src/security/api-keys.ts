@@ -37,6 +37,8 @@ export interface Caller {
    * new one per request would otherwise be a new caller.
    */
   limitKey: string;
+  /** API_KEYS is unset: /v1 is open to anyone. */
+  open: boolean;
 }
 
 export class ApiKeys {
@@ -65,6 +67,7 @@ export class ApiKeys {
       keyId,
       tenant: open ? OPEN_TENANT : keyId,
       limitKey: open ? addressId(address) : keyId,
+      open,
     };
   }
 

@@ -22,6 +22,7 @@ export class RequestTelemetry {
   private target: RequestTarget | undefined;
   private experiment: string | undefined;
   private variant: string | undefined;
+  private forced = false;
   private cache: CacheResult | undefined;
   private fallbacks = 0;
   private error: RequestFacts["error"];
@@ -61,9 +62,10 @@ export class RequestTelemetry {
   }
 
   /** Hook for the traffic layer: the experiment variant that served the request. */
-  assigned(experiment: string, variant: string): void {
+  assigned(experiment: string, variant: string, forced = false): void {
     this.experiment = experiment;
     this.variant = variant;
+    this.forced = forced;
   }
 
   /** Hook for the traffic layer: the model trying the request now (after a fallback, the next one). */
@@ -153,6 +155,7 @@ export class RequestTelemetry {
       provider: this.target?.provider,
       experiment: this.experiment,
       variant: this.variant,
+      forced: this.forced,
       cache: this.cache,
       stream: this.stream,
       status: this.status,

@@ -8,6 +8,7 @@ import { PassThrough } from "node:stream";
 import OpenAI, { toFile } from "openai";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { keyId } from "../../src/telemetry/record.ts";
 import { envelopeOf } from "../helpers/http.ts";
 import { startServer, type TestServer, TINY_MODEL, tinyConfig } from "../helpers/server.ts";
 
@@ -367,5 +368,67 @@ describe("keys are tenants", () => {
     expect(await status(bob.models.retrieve(model))).toBe(404);
     expect(await status(bob.models.delete(model))).toBe(404);
     expect((await alice.models.retrieve(model)).id).toBe(model);
+  });
+});
+
+describe("forced variants", () => {
+  const ADMIN = "sk-admin-77de01";
+  let canary: TestServer;
+  beforeAll(async () => {
+    const experiment = `experiments:
+  - name: split
+    force_keys: [${keyId(`Bearer ${ALICE}`)}]
+    variants:
+      - {name: control, model: roundhouse-tiny, weight: 100}
+      - name: canary
+        model: broken
+        weight: 0
+        canary: true
+        fallback: false
+        rollback:
+          - {metric: error_rate, max: 0.2, min_requests: 3, window: 5m}`;
+    canary = await startServer({
+      config: [
+        tinyConfig("", experiment),
+        "  - id: broken",
+        "    provider: llama",
+        "    path: /nonexistent/roundhouse-broken.gguf",
+        "    context_size: 256",
+        "    threads: 1",
+      ].join("\n"),
+      apiKeys: [ALICE, BOB],
+      adminApiKey: ADMIN,
+    });
+  });
+  afterAll(async () => {
+    await canary?.close();
+  });
+  const force = (key: string) =>
+    fetch(`${canary.baseURL}/chat/completions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${key}`, "content-type": "application/json", "x-roundhouse-variant": "canary" },
+      body: JSON.stringify({ model: "split", messages: [{ role: "user", content: "Hi" }], max_tokens: 1 }),
+    });
+  const canaryResult = async () => {
+    const res = await fetch(`${canary.url}/admin/experiments/split`, { headers: { authorization: `Bearer ${ADMIN}` } });
+    const body = (await res.json()) as {
+      variants: { name: string; state: string; requests: number; forced: number }[];
+    };
+    return body.variants.find((v) => v.name === "canary");
+  };
+
+  it("only keys in force_keys may force a variant; others get 403 naming the header", async () => {
+    const res = await force(BOB);
+    expect(res.status).toBe(403);
+    const { error } = envelopeOf(await res.text());
+    expect(error).toMatchObject({ type: "permission_error", param: "x-roundhouse-variant" });
+  });
+
+  it("forced requests are served and counted as forced, never in the rollback window or the results", async () => {
+    for (let i = 0; i < 6; i++) expect((await force(ALICE)).status).toBe(503);
+    // Give the rollback rules time to judge (they run just after each record).
+    await new Promise((r) => setTimeout(r, 500));
+    const result = await canaryResult();
+    expect(result).toMatchObject({ state: "active", requests: 0, forced: 6 });
   });
 });
