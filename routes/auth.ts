@@ -35,14 +35,18 @@ export function requireMetricsKey(services: Services, auth: "api" | "admin"): Mi
 }
 
 /**
- * Counts the request against its caller's limits: its key id with API_KEYS set, its client
- * address without (the same id as the usage log's key_id, which the token counts use).
+ * Counts the request against its caller's limits: its key id with API_KEYS set; without, its
+ * client address, unless its bearer string is one rate_limits.keys lists (a client cannot
+ * escape the default by inventing tokens). The same id as the usage log's key_id, which the
+ * token counts use.
  */
 export function rateLimit(services: Services): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const limiter = services.rateLimiter;
     if (limiter === undefined) return next();
-    const refused = await limiter.admit(c.get("caller").limitKey);
+    const caller = c.get("caller");
+    const key = caller.open && limiter.lists(caller.keyId) ? caller.keyId : caller.limitKey;
+    const refused = await limiter.admit(key);
     if (refused) return errorResponse(c, refused);
     return next();
   };

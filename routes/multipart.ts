@@ -87,6 +87,9 @@ export function receiveUpload(c: Context<AppEnv>, opts: UploadOptions): Promise<
     source.on("error", () => fail(invalidRequest("The upload was cut short.", null, "invalid_multipart")));
 
     parser.on("file", (name, stream, info) => {
+      // busboy destroys a file stream with the form's error (a body cut short): a stream that is
+      // discarded, or not yet piped, must not turn that into an uncaught exception.
+      stream.on("error", () => {});
       if (failure) {
         stream.resume();
         return;

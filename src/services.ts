@@ -104,6 +104,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     prices: referencePrices(local),
     models: () => poolGauges(pool, local),
     keyed: (options.apiKeys ?? []).some((k) => k !== ""),
+    listedKeys: new Set(config.rate_limits.keys.keys()),
   });
   const upstream = new OpenAIProvider({ models: upstreamSpecs, tokens: telemetry.tokens, logger });
   const upstreamDigests = new Map(upstreamSpecs.map((u) => [u.id, `${u.baseUrl}|${u.model}`]));

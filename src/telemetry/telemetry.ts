@@ -40,6 +40,8 @@ export interface TelemetryOptions {
    * so a record names its client address instead (addressId), as the rate limits count it.
    */
   keyed?: boolean;
+  /** Without API_KEYS, key ids rate_limits.keys lists: records name such a caller by its key id. */
+  listedKeys?: ReadonlySet<string>;
 }
 
 export class Telemetry {
@@ -52,6 +54,7 @@ export class Telemetry {
   private readonly logger: Logger;
   private readonly keyIds = new KeyIds();
   private readonly keyed: boolean;
+  private readonly listedKeys: ReadonlySet<string>;
   private readonly listeners: ((record: UsageRecord) => void)[] = [];
   /** Finished requests whose records wait for the next turn of the event loop (see `sink`). */
   private deferred: RequestFacts[] = [];
@@ -65,12 +68,17 @@ export class Telemetry {
     this.usage = options.usageLog ?? this.openUsageLog(options);
     this.pricing = new ReferencePricing(options.prices, this.tokens);
     this.keyed = options.keyed ?? true;
+    this.listedKeys = options.listedKeys ?? new Set();
   }
 
   /** `authorization` (or `address`, without API_KEYS) is hashed only when the record is built, after the response. */
   begin(requestId: string, authorization: string | undefined, address = "unknown"): RequestTelemetry {
     if (this.keyed) return new RequestTelemetry(requestId, authorization, this.keyId, this.sink);
-    return new RequestTelemetry(requestId, address, addressId, this.sink);
+    const callerId = (auth: string) => {
+      const id = this.keyIds.of(auth);
+      return this.listedKeys.has(id) ? id : addressId(address);
+    };
+    return new RequestTelemetry(requestId, authorization ?? "", callerId, this.sink);
   }
 
   /** The metrics, the usage log and the log line for one finished request. */

@@ -173,3 +173,29 @@ describe("concurrent uploads", () => {
     }
   });
 });
+
+describe("forms cut short", () => {
+  it("a form that ends inside a refused or unfinished file part is a 400, never an uncaught error", async () => {
+    const cases = [
+      // A refused name (RFC 5987 control character), then the form just stops.
+      `--B\r\ncontent-disposition: form-data; name="file"; filename*=UTF-8''a%01.jsonl\r\n\r\n${LINE}`,
+      // A duplicated file part cut short.
+      `--B\r\ncontent-disposition: form-data; name="file"; filename="a.jsonl"\r\n\r\n${LINE}\r\n--B\r\ncontent-disposition: form-data; name="file"; filename="b.jsonl"\r\n\r\n${LINE}`,
+      // An accepted file part cut short.
+      `--B\r\ncontent-disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n--B\r\ncontent-disposition: form-data; name="file"; filename="c.jsonl"\r\n\r\n${LINE}`,
+    ];
+    for (const body of cases) {
+      const res = await rawRequest(s.url, {
+        method: "POST",
+        path: "/v1/files",
+        headers: { "content-type": "multipart/form-data; boundary=B" },
+        body,
+      });
+      expect(res.status).toBe(400);
+      envelopeOf(res.body);
+    }
+    // Give busboy's end-of-form errors time to surface; vitest fails the run on an uncaught one.
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await fetch(`${s.url}/healthz`)).status).toBe(200);
+  });
+});
