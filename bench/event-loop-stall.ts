@@ -67,7 +67,7 @@ const services = await createServices({
   gpu: false,
 });
 await services.preload();
-const server = createHttpServer(createApp(services), "127.0.0.1");
+const server = createHttpServer(createApp(services), { hostname: "127.0.0.1" });
 await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
 const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
 

@@ -11,7 +11,6 @@ import type { Services } from "../src/services.ts";
 import { GROUP_BY, UsageSummary } from "../src/telemetry/summary.ts";
 import { parseInstant, usageRange } from "../src/telemetry/time-range.ts";
 import type { AppEnv } from "./env.ts";
-import { errorResponse } from "./errors.ts";
 import { readJson } from "./json.ts";
 
 const ResultsQuery = z.strictObject({
@@ -83,7 +82,6 @@ export function adminRoutes(services: Services): Hono<AppEnv> {
     return c.json({ object: "experiment.variants", experiment: name, data: variants });
   });
 
-  app.onError((err, c) => errorResponse(c, err));
   return app;
 }
 

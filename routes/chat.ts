@@ -6,7 +6,6 @@ import { type CompletionMeta, collect, toChunks, usageChunk } from "../src/opena
 import { chatOperation } from "../src/serve/operations.ts";
 import type { Services } from "../src/services.ts";
 import type { AppEnv } from "./env.ts";
-import { errorResponse } from "./errors.ts";
 import { collectAnswer, parseRequest, servedHeaders, servingContext, streamAnswer } from "./serving.ts";
 
 export function chatRoutes(services: Services): Hono<AppEnv> {
@@ -35,6 +34,5 @@ export function chatRoutes(services: Services): Hono<AppEnv> {
     });
   });
 
-  app.onError((err, c) => errorResponse(c, err));
   return app;
 }

@@ -11,7 +11,6 @@ import {
 import { completionsOperation } from "../src/serve/operations.ts";
 import type { Services } from "../src/services.ts";
 import type { AppEnv } from "./env.ts";
-import { errorResponse } from "./errors.ts";
 import { collectAnswer, parseRequest, servedHeaders, servingContext, streamAnswer } from "./serving.ts";
 
 export function completionRoutes(services: Services): Hono<AppEnv> {
@@ -42,6 +41,5 @@ export function completionRoutes(services: Services): Hono<AppEnv> {
     });
   });
 
-  app.onError((err, c) => errorResponse(c, err));
   return app;
 }

@@ -4,7 +4,6 @@ import { EmbeddingRequest, embeddingResponse } from "../src/openai/embeddings.ts
 import { embeddingsOperation } from "../src/serve/operations.ts";
 import type { Services } from "../src/services.ts";
 import type { AppEnv } from "./env.ts";
-import { errorResponse } from "./errors.ts";
 import { parseRequest, servedHeaders, servingContext } from "./serving.ts";
 
 export function embeddingRoutes(services: Services): Hono<AppEnv> {
@@ -18,6 +17,5 @@ export function embeddingRoutes(services: Services): Hono<AppEnv> {
     return c.json(embeddingResponse(served.model.id, vectors, usage.promptTokens, req.encoding_format));
   });
 
-  app.onError((err, c) => errorResponse(c, err));
   return app;
 }

@@ -2,15 +2,27 @@
 import type { Context } from "hono";
 import { AbortedError, ModelLoadError, QueueFullError, QueueTimeoutError } from "../src/engine/errors.ts";
 import { ApiError, errorBody, internal, rateLimited, serviceUnavailable } from "../src/openai/errors.ts";
+import { withoutPaths } from "../src/openai/redact.ts";
 import type { AppEnv } from "./env.ts";
 import { clientGone } from "./node-http.ts";
+
+/** An error the server means to answer with (a client's mistake, a full queue, a model that cannot load), not a bug. */
+export function isExpected(err: unknown): boolean {
+  return (
+    err instanceof ApiError ||
+    err instanceof QueueFullError ||
+    err instanceof QueueTimeoutError ||
+    err instanceof ModelLoadError ||
+    err instanceof AbortedError
+  );
+}
 
 export function toHttpError(err: unknown): ApiError {
   if (err instanceof ApiError) return err;
   if (err instanceof QueueFullError) return rateLimited(err.retryAfterSeconds, err.message);
   if (err instanceof QueueTimeoutError) return serviceUnavailable(err.message, 1);
   if (err instanceof ModelLoadError) {
-    return new ApiError(503, err.message, { type: "server_error", code: "model_unavailable" });
+    return new ApiError(503, withoutPaths(err.message), { type: "server_error", code: "model_unavailable" });
   }
   if (err instanceof AbortedError) return new ApiError(499, err.message, { code: "client_closed_request" });
   return internal();

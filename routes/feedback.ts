@@ -5,7 +5,6 @@ import { z } from "zod";
 import { fromZodError } from "../src/openai/errors.ts";
 import type { Services } from "../src/services.ts";
 import type { AppEnv } from "./env.ts";
-import { errorResponse } from "./errors.ts";
 import { readJson } from "./json.ts";
 
 const FeedbackBody = z.strictObject({
@@ -21,7 +20,7 @@ export function feedbackRoutes(services: Services): Hono<AppEnv> {
     const parsed = FeedbackBody.safeParse(await readJson(c), { reportInput: true });
     if (!parsed.success) throw fromZodError(parsed.error);
     const { request_id, score, comment } = parsed.data;
-    const { entry, model } = await services.traffic.feedback(request_id, score, comment);
+    const { entry, model } = await services.traffic.feedback(c.get("caller").tenant, request_id, score, comment);
     return c.json({
       object: "feedback",
       request_id,
@@ -33,6 +32,5 @@ export function feedbackRoutes(services: Services): Hono<AppEnv> {
       created_at: Math.floor(entry.at / 1000),
     });
   });
-  app.onError((err, c) => errorResponse(c, err));
   return app;
 }

@@ -1,13 +1,16 @@
 // /v1/files: upload (multipart), list, retrieve, download and delete, in OpenAI's shapes.
+import { rm } from "node:fs/promises";
+import { create as contentDisposition } from "content-disposition";
 import { Hono } from "hono";
 import { type FilePurpose, InvalidFileError, UPLOAD_PURPOSES } from "../src/finetune/files.ts";
-import { fromZodError, invalidRequest, notFound, unsupportedParameter } from "../src/openai/errors.ts";
+import { fromZodError, invalidRequest, notFound, rateLimited } from "../src/openai/errors.ts";
 import { ListFilesQuery } from "../src/openai/fine-tuning.ts";
 import type { Services } from "../src/services.ts";
 import type { AppEnv } from "./env.ts";
-import { errorResponse } from "./errors.ts";
+import { type ReceivedUpload, receiveUpload } from "./multipart.ts";
 
-const FORM_FIELDS = new Set(["file", "purpose"]);
+/** The text parts an upload may have beside `file`. */
+const FORM_FIELDS: ReadonlySet<string> = new Set(["purpose"]);
 
 export function fileRoutes(services: Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
@@ -18,40 +21,55 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
     if (!(c.req.header("content-type") ?? "").startsWith("multipart/form-data")) {
       throw invalidRequest("Upload the file as multipart/form-data with fields `file` and `purpose`.");
     }
-    let form: Awaited<ReturnType<typeof c.req.parseBody>>;
-    try {
-      form = await c.req.parseBody();
-    } catch (err) {
-      // A body that is not the multipart it says it is (no boundary, cut short, garbled).
-      throw invalidRequest(
-        `Could not read the multipart/form-data body (${firstLine(err)}). Send fields \`file\` and \`purpose\` as multipart/form-data.`,
-        null,
-        "invalid_multipart",
+    const caller = c.get("caller");
+    const release = services.uploads.acquire(caller.limitKey);
+    if (!release) {
+      throw rateLimited(
+        1,
+        `Too many uploads at once: at most ${services.uploads.perCaller} per key may be in flight. Retry when one has finished.`,
       );
     }
-    for (const key of Object.keys(form)) if (!FORM_FIELDS.has(key)) throw unsupportedParameter(key);
-    const { file, purpose } = form;
-    if (!(file instanceof File))
-      throw invalidRequest("Missing the `file` field (a file part).", "file", "missing_required_parameter");
-    if (typeof purpose !== "string")
-      throw invalidRequest("Missing the `purpose` field.", "purpose", "missing_required_parameter");
-    if (!(UPLOAD_PURPOSES as readonly string[]).includes(purpose)) {
-      throw invalidRequest(
-        `Invalid purpose "${purpose}": expected one of ${UPLOAD_PURPOSES.join(", ")}.`,
-        "purpose",
-        "invalid_value",
-      );
-    }
+    let upload: ReceivedUpload | undefined;
     try {
-      const created = await files.create({
-        filename: file.name || "upload",
-        purpose: purpose as FilePurpose,
-        bytes: new Uint8Array(await file.arrayBuffer()),
+      upload = await receiveUpload(c, {
+        fileField: "file",
+        fields: FORM_FIELDS,
+        maxBytes: services.uploadLimitBytes,
+        tempPath: () => files.incomingPath(),
       });
-      return c.json(created);
+      const { file } = upload;
+      const purpose = upload.fields.get("purpose");
+      if (!file) throw invalidRequest("Missing the `file` field (a file part).", "file", "missing_required_parameter");
+      if (purpose === undefined)
+        throw invalidRequest("Missing the `purpose` field.", "purpose", "missing_required_parameter");
+      if (!(UPLOAD_PURPOSES as readonly string[]).includes(purpose)) {
+        throw invalidRequest(
+          `Invalid purpose "${purpose}": expected one of ${UPLOAD_PURPOSES.join(", ")}.`,
+          "purpose",
+          "invalid_value",
+        );
+      }
+      try {
+        return c.json(
+          await files.createFromFile({
+            filename: file.name,
+            purpose: purpose as FilePurpose,
+            path: file.path,
+            owner: caller.tenant,
+          }),
+        );
+      } catch (err) {
+        if (err instanceof InvalidFileError) throw invalidRequest(err.message, "file", "invalid_file_format");
+        throw err;
+      }
     } catch (err) {
-      if (err instanceof InvalidFileError) throw invalidRequest(err.message, "file", "invalid_file_format");
+      // A refused upload may not have been read to its end: the connection goes rather than reading on.
+      c.header("connection", "close");
       throw err;
+    } finally {
+      release();
+      // Renamed into place when stored; otherwise it goes.
+      if (upload?.file) await rm(upload.file.path, { force: true });
     }
   });
 
@@ -59,7 +77,7 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
     const parsed = ListFilesQuery.safeParse(c.req.query(), { reportInput: true });
     if (!parsed.success) throw fromZodError(parsed.error);
     const { purpose, after, limit, order } = parsed.data;
-    const all = await files.list(purpose);
+    const all = await files.list(purpose, c.get("caller").tenant);
     if (order === "desc") all.reverse();
     let start = 0;
     if (after !== undefined) {
@@ -78,31 +96,29 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
 
   app.get("/:id", async (c) => {
     const id = c.req.param("id");
-    const file = await files.get(id);
+    const file = await files.get(id, c.get("caller").tenant);
     if (!file) throw missing(id);
     return c.json(file);
   });
 
   app.get("/:id/content", async (c) => {
     const id = c.req.param("id");
-    const [file, bytes] = [await files.get(id), await files.content(id)];
+    const tenant = c.get("caller").tenant;
+    const [file, bytes] = [await files.get(id, tenant), await files.content(id, tenant)];
     if (!file || !bytes) throw missing(id);
     return c.body(new Uint8Array(bytes), 200, {
       "content-type": "application/octet-stream",
-      "content-disposition": `attachment; filename="${file.filename.replace(/["\\\r\n]/g, "_")}"`,
+      // RFC 6266: an ASCII fallback in filename, the name itself in filename* (RFC 5987,
+      // UTF-8 percent-encoded), so header values stay ASCII whatever the name is.
+      "content-disposition": contentDisposition(file.filename),
     });
   });
 
   app.delete("/:id", async (c) => {
     const id = c.req.param("id");
-    if (!(await files.delete(id))) throw missing(id);
+    if (!(await services.fineTuning.deleteFile(id, c.get("caller").tenant))) throw missing(id);
     return c.json({ id, object: "file", deleted: true });
   });
 
-  app.onError((err, c) => errorResponse(c, err));
   return app;
-}
-
-function firstLine(err: unknown): string {
-  return (err instanceof Error ? err.message : String(err)).split("\n")[0] ?? "unreadable";
 }

@@ -9,7 +9,6 @@ import {
 } from "../src/openai/fine-tuning.ts";
 import type { Services } from "../src/services.ts";
 import type { AppEnv } from "./env.ts";
-import { errorResponse } from "./errors.ts";
 import { readJson } from "./json.ts";
 
 export function fineTuningRoutes(services: Services): Hono<AppEnv> {
@@ -19,7 +18,7 @@ export function fineTuningRoutes(services: Services): Hono<AppEnv> {
   app.post("/jobs", async (c) => {
     const parsed = CreateFineTuningJobRequest.safeParse(await readJson(c), { reportInput: true });
     if (!parsed.success) throw fromZodError(parsed.error);
-    return c.json(await ft.createJob(parsed.data));
+    return c.json(await ft.createJob(parsed.data, c.get("caller").tenant));
   });
 
   app.get("/jobs", async (c) => {
@@ -32,24 +31,24 @@ export function fineTuningRoutes(services: Services): Hono<AppEnv> {
       return m?.[1] ? [[m[1], v]] : [];
     });
     const metadata = query.metadata === "null" ? null : pairs.length > 0 ? Object.fromEntries(pairs) : undefined;
-    const page = await ft.listJobs({ ...parsed.data, metadata });
+    const page = await ft.listJobs({ ...parsed.data, metadata }, c.get("caller").tenant);
     return c.json({ object: "list", ...page });
   });
 
-  app.get("/jobs/:id", async (c) => c.json(await ft.getJob(c.req.param("id"))));
+  app.get("/jobs/:id", async (c) => c.json(await ft.getJob(c.req.param("id"), c.get("caller").tenant)));
 
-  app.post("/jobs/:id/cancel", async (c) => c.json(await ft.cancel(c.req.param("id"))));
+  app.post("/jobs/:id/cancel", async (c) => c.json(await ft.cancel(c.req.param("id"), c.get("caller").tenant)));
 
   app.get("/jobs/:id/events", async (c) => {
     const parsed = ListEventsQuery.safeParse(c.req.query(), { reportInput: true });
     if (!parsed.success) throw fromZodError(parsed.error);
-    return c.json({ object: "list", ...(await ft.events(c.req.param("id"), parsed.data)) });
+    return c.json({ object: "list", ...(await ft.events(c.req.param("id"), parsed.data, c.get("caller").tenant)) });
   });
 
   app.get("/jobs/:id/checkpoints", async (c) => {
     const parsed = ListCheckpointsQuery.safeParse(c.req.query(), { reportInput: true });
     if (!parsed.success) throw fromZodError(parsed.error);
-    const page = await ft.checkpoints(c.req.param("id"), parsed.data);
+    const page = await ft.checkpoints(c.req.param("id"), parsed.data, c.get("caller").tenant);
     return c.json({
       object: "list",
       ...page,
@@ -58,6 +57,5 @@ export function fineTuningRoutes(services: Services): Hono<AppEnv> {
     });
   });
 
-  app.onError((err, c) => errorResponse(c, err));
   return app;
 }

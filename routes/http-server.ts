@@ -7,6 +7,7 @@ import { createServer, type Server } from "node:http";
 import type { Socket } from "node:net";
 import { getRequestListener } from "@hono/node-server";
 import type { Hono } from "hono";
+import type { Logger } from "pino";
 import { ApiError, errorBody } from "../src/openai/errors.ts";
 import type { AppEnv } from "./env.ts";
 
@@ -16,12 +17,19 @@ const PARSER_REFUSALS: Record<string, { status: number; reason: string; message:
     reason: "Request Header Fields Too Large",
     message: "The request's headers are too large.",
   },
-  ERR_HTTP_REQUEST_TIMEOUT: { status: 408, reason: "Request Timeout", message: "The request did not arrive in time." },
 };
 const MALFORMED = { status: 400, reason: "Bad Request", message: "Malformed HTTP request: it could not be parsed." };
 
-/** `hostname` stands in for a missing Host header (HTTP/1.0 clients), as @hono/node-server's serve() does. */
-export function createHttpServer(app: Hono<AppEnv>, hostname?: string): Server {
+export interface HttpServerOptions {
+  /** Stands in for a missing Host header (HTTP/1.0 clients), as @hono/node-server's serve() does. */
+  hostname?: string;
+  /** Longest time to receive a whole request, headers and body (limits.body_timeout); node's 5 minutes otherwise. */
+  bodyTimeoutMs?: number;
+  logger?: Logger;
+}
+
+export function createHttpServer(app: Hono<AppEnv>, options: HttpServerOptions = {}): Server {
+  const { hostname, bodyTimeoutMs, logger } = options;
   const listener = getRequestListener(app.fetch, {
     ...(hostname === undefined ? {} : { hostname }),
     errorHandler: (err) => {
@@ -35,7 +43,16 @@ export function createHttpServer(app: Hono<AppEnv>, hostname?: string): Server {
   });
   // node answers an HTTP/1.1 request without Host (RFC 9112 §3.2) with an empty 400 of its own
   // unless told not to; it gets the same 400 here, in the envelope.
-  const server = createServer({ requireHostHeader: false }, (req, res) => {
+  const timeouts =
+    bodyTimeoutMs === undefined
+      ? {}
+      : {
+          requestTimeout: bodyTimeoutMs,
+          headersTimeout: Math.min(60_000, bodyTimeoutMs),
+          // How often node looks for requests past the limit (30 s by default, as long as the limit itself).
+          connectionsCheckingInterval: Math.max(100, Math.min(1000, Math.floor(bodyTimeoutMs / 4))),
+        };
+  const server = createServer({ requireHostHeader: false, ...timeouts }, (req, res) => {
     if (req.httpVersion === "1.1" && req.headers.host === undefined) {
       const body = JSON.stringify(
         errorBody(new ApiError(400, "HTTP/1.1 requests need a Host header.", { code: "bad_request" })),
@@ -51,11 +68,27 @@ export function createHttpServer(app: Hono<AppEnv>, hostname?: string): Server {
       socket.destroy();
       return;
     }
-    const refusal = (err.code && PARSER_REFUSALS[err.code]) || MALFORMED;
-    const body = JSON.stringify(errorBody(new ApiError(refusal.status, refusal.message, { code: "bad_request" })));
-    socket.end(
-      `HTTP/1.1 ${refusal.status} ${refusal.reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
+    if (err.code === "ERR_HTTP_REQUEST_TIMEOUT") {
+      // A client's slowness, not a server fault: one info line, no stack.
+      logger?.info({ limitMs: bodyTimeoutMs, remote: socket.remoteAddress }, "request did not arrive in time");
+      const seconds = bodyTimeoutMs === undefined ? "" : ` (${bodyTimeoutMs / 1000} s)`;
+      refuse(socket, {
+        status: 408,
+        reason: "Request Timeout",
+        message: `The request did not arrive in time: limits.body_timeout${seconds} passed before its body was complete.`,
+      });
+      return;
+    }
+    refuse(socket, (err.code && PARSER_REFUSALS[err.code]) || MALFORMED);
   });
   return server;
+}
+
+/** Answers on the raw socket (no request object exists for it) and closes the connection. */
+function refuse(socket: Socket, refusal: { status: number; reason: string; message: string }): void {
+  const code = refusal.status === 408 ? "request_timeout" : "bad_request";
+  const body = JSON.stringify(errorBody(new ApiError(refusal.status, refusal.message, { code })));
+  socket.end(
+    `HTTP/1.1 ${refusal.status} ${refusal.reason}\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
 }

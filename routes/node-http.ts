@@ -20,6 +20,11 @@ export function requestHeader(c: Context<AppEnv>, name: string): string | undefi
   return Array.isArray(value) ? value.join(", ") : value;
 }
 
+/** The client's IP address (the peer of the connection); "unknown" without node's server. */
+export function clientAddress(c: Context<AppEnv>): string {
+  return c.env?.incoming?.socket.remoteAddress ?? "unknown";
+}
+
 /** The client closed the connection before its response was complete. */
 export function clientGone(c: Context<AppEnv>): boolean {
   const outgoing = c.env?.outgoing;

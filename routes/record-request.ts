@@ -3,11 +3,11 @@
 import type { MiddlewareHandler } from "hono";
 import type { Services } from "../src/services.ts";
 import type { AppEnv } from "./env.ts";
-import { clientGone, requestHeader } from "./node-http.ts";
+import { clientAddress, clientGone, requestHeader } from "./node-http.ts";
 
 export function recordRequests(services: Services): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
-    const telemetry = services.telemetry.begin(c.get("requestId"), requestHeader(c, "authorization"));
+    const telemetry = services.telemetry.begin(c.get("requestId"), requestHeader(c, "authorization"), clientAddress(c));
     c.set("telemetry", telemetry);
     try {
       await next();

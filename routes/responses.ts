@@ -21,10 +21,7 @@ import {
 import { responsesOperation } from "../src/serve/operations.ts";
 import type { Services } from "../src/services.ts";
 import { newItemId, newResponseId, type StoredResponse } from "../src/storage/responses.ts";
-import { keyId } from "../src/telemetry/record.ts";
 import type { AppEnv } from "./env.ts";
-import { errorResponse } from "./errors.ts";
-import { requestHeader } from "./node-http.ts";
 import { collectAnswer, parseRequest, servedHeaders, servingContext, streamAnswer } from "./serving.ts";
 
 const MAX_PAGE = 100;
@@ -32,13 +29,12 @@ const MAX_PAGE = 100;
 export function responseRoutes(services: Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
   const store = services.responses;
-  // A key sees its own responses only (the admin key does not open /v1 at all).
-  const ownerOf = (authorization: string | undefined) => keyId(authorization);
 
   app.post("/", async (c) => {
     const req = await parseRequest(c, services, ResponseRequest);
     checkResponseRequest(req);
-    const owner = keyId(requestHeader(c, "authorization"));
+    // A tenant (an API key; everyone without API_KEYS) sees its own responses only.
+    const owner = c.get("caller").tenant;
     let previous: StoredResponse | undefined;
     if (req.previous_response_id !== undefined) {
       previous = await store.get(req.previous_response_id, owner);
@@ -91,19 +87,19 @@ export function responseRoutes(services: Services): Hono<AppEnv> {
   });
 
   app.get("/:id", async (c) => {
-    const stored = await store.get(c.req.param("id"), ownerOf(requestHeader(c, "authorization")));
+    const stored = await store.get(c.req.param("id"), c.get("caller").tenant);
     if (!stored) throw responseNotFound(c.req.param("id"));
     return c.json(stored.response);
   });
 
   app.delete("/:id", async (c) => {
     const id = c.req.param("id");
-    if (!(await store.delete(id, ownerOf(requestHeader(c, "authorization"))))) throw responseNotFound(id);
+    if (!(await store.delete(id, c.get("caller").tenant))) throw responseNotFound(id);
     return c.json({ id, object: "response", deleted: true });
   });
 
   app.get("/:id/input_items", async (c) => {
-    const stored = await store.get(c.req.param("id"), ownerOf(requestHeader(c, "authorization")));
+    const stored = await store.get(c.req.param("id"), c.get("caller").tenant);
     if (!stored) throw responseNotFound(c.req.param("id"));
     const order = c.req.query("order") ?? "desc";
     const limit = Number(c.req.query("limit") ?? 20);
@@ -125,7 +121,6 @@ export function responseRoutes(services: Services): Hono<AppEnv> {
     });
   });
 
-  app.onError((err, c) => errorResponse(c, err));
   return app;
 }
 

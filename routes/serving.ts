@@ -47,9 +47,12 @@ export function servingContext(
     header: (name) => requestHeader(c, name.toLowerCase()),
     user: req.user,
     safetyIdentifier: req.safety_identifier,
+    // Who asks: forcing a variant is the admin's or an experiment's force_keys', and the
+    // request is remembered for feedback under its tenant.
+    caller: c.get("caller"),
     cacheControl: requestHeader(c, "cache-control"),
     telemetry: c.get("telemetry"),
-    hooks: { requestId: c.get("requestId"), log: c.get("log") },
+    hooks: { requestId: c.get("requestId"), log: c.get("log"), owner: c.get("caller").tenant },
     // Generation stops as soon as the client goes away, streaming or not.
     signal: () => {
       abort ??= providerAbort(c);

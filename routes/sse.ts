@@ -17,8 +17,26 @@ export interface SseSink {
   readonly closed: boolean;
 }
 
+/**
+ * How long a stream waits for a client that stopped reading before it cuts the connection.
+ * While it waits, `write` does not resolve, so the route stops pulling events and at most the
+ * socket's buffer (its high-water mark plus one event) is held here; past it the connection
+ * goes, which aborts generation and frees the model's sequence.
+ */
+export const STALL_MS = 30_000;
+
+export interface SseOptions {
+  /** STALL_MS unless given (tests). */
+  stallMs?: number;
+}
+
 /** Answers with an event stream that `send` writes; the response ends when `send` settles. */
-export function sendSse(c: Context<AppEnv>, send: (sink: SseSink) => Promise<void>): Response {
+export function sendSse(
+  c: Context<AppEnv>,
+  send: (sink: SseSink) => Promise<void>,
+  options: SseOptions = {},
+): Response {
+  const stallMs = options.stallMs ?? STALL_MS;
   const outgoing = c.env?.outgoing;
   if (!outgoing) {
     for (const [name, value] of Object.entries(SSE_HEADERS)) c.header(name, value);
@@ -37,7 +55,15 @@ export function sendSse(c: Context<AppEnv>, send: (sink: SseSink) => Promise<voi
     write: (event) => {
       if (outgoing.destroyed || outgoing.write(event)) return undefined;
       return new Promise<void>((resolve) => {
+        const stalled = setTimeout(() => {
+          c.get("log")?.info(
+            { bufferedBytes: outgoing.writableLength, stallMs },
+            "client stopped reading the event stream; connection cut",
+          );
+          outgoing.destroy();
+        }, stallMs);
         const go = () => {
+          clearTimeout(stalled);
           outgoing.off("drain", go);
           outgoing.off("close", go);
           resolve();

@@ -4,21 +4,22 @@ import { randomUUID } from "node:crypto";
 import { Hono } from "hono";
 import { methodNotAllowed as methodNotAllowedMiddleware } from "hono/method-not-allowed";
 import { adminRoutes } from "../routes/admin.ts";
-import { limitBody, rateLimit, requireKey } from "../routes/auth.ts";
+import { limitBody, rateLimit, requireKey, requireMetricsKey } from "../routes/auth.ts";
 import { chatRoutes } from "../routes/chat.ts";
 import { completionRoutes } from "../routes/completions.ts";
 import { embeddingRoutes } from "../routes/embeddings.ts";
 import type { AppEnv } from "../routes/env.ts";
-import { errorResponse } from "../routes/errors.ts";
+import { errorResponse, isExpected } from "../routes/errors.ts";
 import { feedbackRoutes } from "../routes/feedback.ts";
 import { fileRoutes } from "../routes/files.ts";
 import { fineTuningRoutes } from "../routes/fine-tuning.ts";
 import { healthRoutes } from "../routes/health.ts";
 import { metricsRoutes } from "../routes/metrics.ts";
 import { modelRoutes } from "../routes/models.ts";
-import { requestHeader, responseHeader } from "../routes/node-http.ts";
+import { clientGone, requestHeader, responseHeader } from "../routes/node-http.ts";
 import { recordRequests } from "../routes/record-request.ts";
 import { responseRoutes } from "../routes/responses.ts";
+import { ModelLoadError } from "./engine/errors.ts";
 import { methodNotAllowed, routeNotFound } from "./openai/errors.ts";
 import type { Services } from "./services.ts";
 
@@ -57,6 +58,7 @@ export function createApp(services: Services): Hono<AppEnv> {
   app.use("/admin/*", requireKey(services, "admin"));
   app.use("/v1/*", limitBody(services.bodyLimitBytes, services.uploadLimitBytes));
   app.use("/admin/*", limitBody(services.bodyLimitBytes));
+  if (services.metricsAuth !== "none") app.use("/metrics", requireMetricsKey(services, services.metricsAuth));
 
   app.route("/", healthRoutes(services));
   app.route("/v1/chat/completions", chatRoutes(services));
@@ -71,8 +73,13 @@ export function createApp(services: Services): Hono<AppEnv> {
   app.route("/admin", adminRoutes(services));
 
   app.notFound((c) => errorResponse(c, routeNotFound(c.req.method, c.req.path)));
+  // The one error handler: sub-apps have none of their own (Hono would send their errors there
+  // instead), so whatever a route did not expect is logged here with its stack, once.
   app.onError((err, c) => {
-    c.get("log")?.error({ err }, "unhandled error");
+    if (!isExpected(err) && !clientGone(c)) c.get("log")?.error({ err }, "unhandled error");
+    // The client's 503 names no file (routes/errors.ts); the log keeps why the model is unavailable.
+    else if (err instanceof ModelLoadError)
+      c.get("log")?.warn({ model: err.model, reason: err.message }, "model unavailable");
     return errorResponse(c, err);
   });
   return app;

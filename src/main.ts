@@ -21,7 +21,11 @@ async function main(): Promise<void> {
   });
   const app = createApp(services);
   const { host, port } = config.server;
-  const server = createHttpServer(app, host);
+  const server = createHttpServer(app, {
+    hostname: host,
+    bodyTimeoutMs: services.bodyTimeoutMs,
+    logger: services.logger,
+  });
   // A port in use or a host that is not ours: say so in one line rather than crash with a trace.
   // Once listening, a server error (accept failing for want of file descriptors) is logged and
   // the server carries on with the connections it has.

@@ -16,6 +16,7 @@ import { LlamaProvider } from "./providers/llama.ts";
 import { OpenAIProvider, type UpstreamModelSpec } from "./providers/openai.ts";
 import type { ChatProvider } from "./providers/provider.ts";
 import { ApiKeys } from "./security/api-keys.ts";
+import { ConcurrencyLimit } from "./security/concurrency.ts";
 import { RateLimiter } from "./security/rate-limiter.ts";
 import { Pipeline } from "./serve/pipeline.ts";
 import { createExperimentStore } from "./storage/experiments.ts";
@@ -66,6 +67,12 @@ export interface Services {
   rateLimiter: RateLimiter | undefined;
   bodyLimitBytes: number;
   uploadLimitBytes: number;
+  /** Who may read /metrics (metrics.auth). */
+  metricsAuth: "none" | "api" | "admin";
+  /** Longest time to receive a request (limits.body_timeout), for the HTTP server. */
+  bodyTimeoutMs: number;
+  /** Uploads in flight per caller (limits.max_concurrent_uploads). */
+  uploads: ConcurrencyLimit;
   /** Files, fine-tuning jobs and the fine-tuned models they made. */
   fineTuning: FineTuning;
   /** Undefined when the cache is off. */
@@ -102,6 +109,8 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     usageStore: config.usage_log,
     prices: referencePrices(local),
     models: () => poolGauges(pool, local),
+    keyed: (options.apiKeys ?? []).some((k) => k !== ""),
+    listedKeys: new Set(config.rate_limits.keys.keys()),
   });
   const upstream = new OpenAIProvider({ models: upstreamSpecs, tokens: telemetry.tokens, logger });
   const pool = new ModelPool(
@@ -204,6 +213,9 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     rateLimiter,
     bodyLimitBytes: options.bodyLimitBytes ?? config.limits.maxBodyBytes,
     uploadLimitBytes: options.uploadLimitBytes ?? config.limits.maxUploadBytes,
+    uploads: new ConcurrencyLimit(config.limits.maxConcurrentUploads),
+    bodyTimeoutMs: config.limits.bodyTimeoutMs,
+    metricsAuth: config.metrics.auth,
     fineTuning,
     health: () => ({
       ready: state === "ok",

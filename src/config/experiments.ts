@@ -38,6 +38,8 @@ export interface ExperimentSpec {
   variants: VariantSpec[];
   /** Name of the control variant. */
   control: string;
+  /** Key ids that may force a variant (besides the admin key) when API keys are configured. */
+  forceKeys: readonly string[];
 }
 
 export interface ExperimentStateConfig {
@@ -131,6 +133,7 @@ export function resolveExperiments(
       name: e.name,
       stickyHeader: e.sticky_header.toLowerCase(),
       control,
+      forceKeys: e.force_keys,
       variants: e.variants.map((v) => ({
         name: v.name,
         models: (typeof v.model === "string" ? [v.model] : v.model).map(modelIdOf),

@@ -73,11 +73,14 @@ export interface Config {
   limits: LimitsConfig;
   rate_limits: RateLimitsConfig;
   responses: { ttlMs: number; store: "file" | "redis"; url: string };
+  metrics: { auth: "none" | "api" | "admin" };
 }
 
 export interface LimitsConfig {
   maxBodyBytes: number;
   maxUploadBytes: number;
+  maxConcurrentUploads: number;
+  bodyTimeoutMs: number;
 }
 
 export interface RateLimitsConfig extends RateLimitConfig {
@@ -246,6 +249,8 @@ function resolveConfig(file: ConfigFile, absFile: string, env: Env, place: (inde
     limits: {
       maxBodyBytes: parseByteSize(file.limits.max_body) ?? 10 * 2 ** 20,
       maxUploadBytes: parseByteSize(file.limits.max_upload) ?? 100 * 2 ** 20,
+      maxConcurrentUploads: file.limits.max_concurrent_uploads,
+      bodyTimeoutMs: parseDurationMs(file.limits.body_timeout) ?? 30_000,
     },
     rate_limits: {
       default: file.rate_limits.default && perMinute(file.rate_limits.default),
@@ -254,6 +259,7 @@ function resolveConfig(file: ConfigFile, absFile: string, env: Env, place: (inde
       store: file.rate_limits.store ?? (file.cache.store === "redis" ? "redis" : "memory"),
       url: file.rate_limits.url ?? file.cache.url ?? "redis://127.0.0.1:6379",
     },
+    metrics: { auth: file.metrics.auth },
   };
 }
 

@@ -323,6 +323,12 @@ export const Experiment = z
       .default("x-user-id")
       .describe("Request header whose value keeps a client on one variant; else the request's `user`, else random."),
     variants: z.array(Variant).min(1),
+    force_keys: z
+      .array(z.string().regex(/^key_[0-9a-f]{12}$/, { error: "expected a key id: key_ and 12 hex digits" }))
+      .default([])
+      .describe(
+        "Key ids (key_ + 12 hex digits of the key's sha256) that may force a variant with x-roundhouse-variant when API_KEYS is set; without API_KEYS anyone may.",
+      ),
   })
   .describe("A public model name split between weighted variants.");
 
@@ -410,7 +416,17 @@ export const RateLimits = z
 export const Limits = z
   .strictObject({
     max_body: ByteSize.default("10MiB").describe("Largest JSON request body; larger ones get 413."),
-    max_upload: ByteSize.default("100MiB").describe("Largest upload to POST /v1/files (held in memory while checked)."),
+    max_upload: ByteSize.default("100MiB").describe(
+      "Largest upload to POST /v1/files (streamed to disk, then checked).",
+    ),
+    max_concurrent_uploads: z
+      .int()
+      .min(1)
+      .default(4)
+      .describe("Uploads one key (one client address without API_KEYS) may send at once; more get 429."),
+    body_timeout: Duration.default("30s").describe(
+      "Longest time to receive a request (headers and body); past it 408. Raise it for large uploads over slow links.",
+    ),
   })
   .describe("Request size limits.");
 
@@ -447,6 +463,17 @@ export const ConfigFile = z
       })
       .prefault({})
       .describe("The Responses API's stored responses."),
+    metrics: z
+      .strictObject({
+        auth: z
+          .enum(["none", "api", "admin"])
+          .default("none")
+          .describe(
+            "Who may read /metrics: none (open, as exporters usually are), api (any API key or the admin key), admin (the admin key).",
+          ),
+      })
+      .prefault({})
+      .describe("The Prometheus endpoint."),
   })
   .superRefine((config, ctx) => {
     const owner = new Map<string, number>();

@@ -46,6 +46,30 @@ export function parseDataset(text: string): DatasetCheck {
   return { ok: true, examples };
 }
 
+export type LinesCheck = { ok: true; examples: number } | { ok: false; line: number; reason: string };
+
+/**
+ * The same checks as parseDataset over lines as they are read from a file, keeping no example:
+ * memory stays at one line whatever the file's size. A line past maxLineChars arrives cut
+ * (see FileStore), which parseExample refuses for its length.
+ */
+export async function checkDatasetLines(lines: AsyncIterable<string>): Promise<LinesCheck> {
+  let n = 0;
+  let examples = 0;
+  for await (const line of lines) {
+    n++;
+    const raw = line.replace(/\r$/, "");
+    if (raw.trim() === "") continue;
+    const result = parseExample(raw);
+    if (typeof result === "string") return { ok: false, line: n, reason: result };
+    if (++examples > DATASET_LIMITS.maxExamples) {
+      return { ok: false, line: n, reason: `more than ${DATASET_LIMITS.maxExamples} examples in one file` };
+    }
+  }
+  if (examples === 0) return { ok: false, line: 1, reason: "the file holds no examples" };
+  return { ok: true, examples };
+}
+
 /** One line → an example, or the reason it is not one. */
 export function parseExample(line: string): Example | string {
   if (line.length > DATASET_LIMITS.maxLineChars) {

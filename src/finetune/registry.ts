@@ -33,6 +33,11 @@ export class FineTunedModels {
     return this.served.has(id);
   }
 
+  /** The job that made served model `id`; undefined for any other model. */
+  jobOf(id: string): string | undefined {
+    return this.served.get(id)?.job_id;
+  }
+
   /** Record file names are the job id: model ids hold ':' and are not safe file names everywhere. */
   async register(record: FineTunedModelRecord): Promise<void> {
     // Stored relative to the fine-tuning folder: a worker and the replicas may mount the shared

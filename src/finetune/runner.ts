@@ -6,10 +6,12 @@
 
 import { createHash } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
-import { copyFile, mkdir, rm, writeFile } from "node:fs/promises";
+import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { readGguf } from "../engine/gguf.ts";
+import { withoutPaths } from "../openai/redact.ts";
+import { writeFileAtomic } from "../storage/durable.ts";
 import {
   describeMemory,
   type EstimateFigures,
@@ -72,6 +74,8 @@ export interface RunnerDeps {
   /** Tokens llama-finetune will see for `text` with `modelPath`'s tokenizer (BOS included). */
   countTokens(modelPath: string, text: string): Promise<number>;
   register(model: FineTunedModelRecord): Promise<void>;
+  /** The tenant that owns a job: its results file is that tenant's too. */
+  ownerOf(jobId: string): Promise<string | undefined>;
   unregister(id: string): Promise<void>;
   threads: number;
   logger: Logger;
@@ -94,6 +98,10 @@ interface Prepared {
   contextLength: number;
 }
 
+/** What a job keeps of its prepared data in its work folder (beside train.txt), so a resume needs no file. */
+type SavedPreparation = Omit<Prepared, "model" | "text">;
+
+const PREPARED_FILE = "prepared.json";
 const EVENT_INTERVAL_MS = 1000;
 const ESTIMATE_INTERVAL_MS = 5000;
 
@@ -149,14 +157,23 @@ export class JobRunner {
 
   private async runTraining(job: FineTuningJob, work: string, signal: AbortSignal): Promise<void> {
     const { store } = this.deps;
-    const prepared = await this.prepare(job);
+    const textFile = join(work, "train.txt");
+    // The job's own copy of its rendered data: a resume trains on it, so deleting the training
+    // file (or losing it) never fails a job that has started.
+    const prepared = (await this.savedPreparation(job, work)) ?? (await this.prepare(job));
     const { model, plan } = prepared;
     const context = trainerWindow(model.finetune.context);
     const epochs = job.hyperparameters.n_epochs;
     const lr = model.finetune.learning_rate * job.hyperparameters.learning_rate_multiplier;
     await mkdir(work, { recursive: true });
-    const textFile = join(work, "train.txt");
     await writeFile(textFile, prepared.text);
+    const saved: SavedPreparation = {
+      plan,
+      templateSource: prepared.templateSource,
+      contextLength: prepared.contextLength,
+    };
+    // Written after the text: its presence says the text beside it is complete.
+    await writeFileAtomic(join(work, PREPARED_FILE), JSON.stringify(saved));
     const base = await this.trainableBase(job.id, model, signal);
     const ftId = fineTunedModelId(model.id, job.user_provided_suffix, job.id);
 
@@ -276,6 +293,7 @@ export class JobRunner {
       filename: "step_metrics.csv",
       purpose: "fine-tune-results",
       bytes: Buffer.from(resultsCsv(steps, kept)),
+      owner: await this.deps.ownerOf(job.id),
     });
     const record: FineTunedModelRecord = {
       id: ftId,
@@ -374,6 +392,19 @@ export class JobRunner {
     });
   }
 
+  /** The preparation a previous run of this job saved in its work folder, if it finished saving it. */
+  private async savedPreparation(job: FineTuningJob, work: string): Promise<Prepared | undefined> {
+    const model = this.deps.trainable(job.model);
+    if (!model) return undefined;
+    try {
+      const saved = JSON.parse(await readFile(join(work, PREPARED_FILE), "utf8")) as SavedPreparation;
+      const text = await readFile(join(work, "train.txt"), "utf8");
+      return { ...saved, model, text };
+    } catch {
+      return undefined;
+    }
+  }
+
   /** Renders and measures the job's data; a JobFailure names what is wrong with which file. */
   private async prepare(job: FineTuningJob): Promise<Prepared> {
     const model = this.deps.trainable(job.model);
@@ -465,7 +496,13 @@ export class JobRunner {
       const detail = err instanceof ToolFailedError ? err.detail : undefined;
       this.deps.logger.error({ err, job: jobId, ...detail }, "fine-tuning job failed");
     }
-    await this.deps.store.transition(jobId, "failed", { error });
+    // Clients read the job: its error names no path on this server (the trainer's command line,
+    // a model file, the tools' folder under a home directory). The log keeps the whole message.
+    const shown = withoutPaths(error.message);
+    if (shown !== error.message && err instanceof JobFailure) {
+      this.deps.logger.warn({ job: jobId, detail: error.message }, "fine-tuning job failed");
+    }
+    await this.deps.store.transition(jobId, "failed", { error: { ...error, message: shown } });
     this.deps.changed?.();
   }
 }

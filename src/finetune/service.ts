@@ -25,6 +25,7 @@ import {
   nowSeconds,
 } from "./jobs.ts";
 import { machineMemoryBytes } from "./machine.ts";
+import { Owners, type Viewer } from "./owners.ts";
 import { trainerWindow } from "./prepare.ts";
 import { InProcessQueue, type JobQueue, RedisQueue } from "./queue.ts";
 import { FineTunedModels, type ServingHooks } from "./registry.ts";
@@ -62,6 +63,8 @@ export interface Page<T> {
 export class FineTuning {
   readonly files: FileStore;
   readonly jobs: JobStore;
+  /** The tenant of each job (and so of its events, checkpoints, results file and model). */
+  readonly owners: Owners;
   readonly models: FineTunedModels;
   readonly runner: JobRunner;
   readonly queue: JobQueue;
@@ -73,6 +76,7 @@ export class FineTuning {
     const root = join(opts.dataDir, "finetune");
     this.files = new FileStore(join(opts.dataDir, "files"));
     this.jobs = new JobStore(root);
+    this.owners = new Owners(root);
     this.models = new FineTunedModels(root, opts.serving);
     this.runner = new JobRunner({
       store: this.jobs,
@@ -80,6 +84,7 @@ export class FineTuning {
       root,
       trainable: opts.trainable,
       countTokens: (path, text) => this.countTokens(path, text),
+      ownerOf: (jobId) => this.owners.of(jobId),
       register: (record) => this.models.register(record),
       unregister: async (id) => {
         await this.models.delete(id);
@@ -99,6 +104,7 @@ export class FineTuning {
    * resumed from their last checkpoint, or failed after too many restarts.
    */
   async start(): Promise<void> {
+    await this.files.removeStaleIncoming();
     await this.models.sync();
     for (const job of await this.jobs.list()) {
       if (job.status === "validating_files") this.track(this.validateAndQueue(job.id));
@@ -151,7 +157,8 @@ export class FineTuning {
     if (name.startsWith("ft:") && !this.models.isServed(name)) await this.models.sync();
   }
 
-  async createJob(req: CreateFineTuningJobRequest): Promise<FineTuningJob> {
+  /** `tenant` owns the job; the files it names must be ones it can see. */
+  async createJob(req: CreateFineTuningJobRequest, tenant: string): Promise<FineTuningJob> {
     if (req.integrations && req.integrations.length > 0) {
       throw unsupportedParameter(
         "integrations",
@@ -178,8 +185,8 @@ export class FineTuning {
       );
     }
     await this.checkFits(req.model, trainable);
-    await this.checkFile(req.training_file, "training_file");
-    if (req.validation_file) await this.checkFile(req.validation_file, "validation_file");
+    await this.checkFile(req.training_file, "training_file", tenant);
+    if (req.validation_file) await this.checkFile(req.validation_file, "validation_file", tenant);
     const hyperparameters = resolveHyperparameters(req.method?.supervised?.hyperparameters ?? req.hyperparameters);
     const job: FineTuningJob = {
       id: newId("job"),
@@ -203,6 +210,8 @@ export class FineTuning {
       integrations: null,
       user_provided_suffix: req.suffix ?? null,
     };
+    // Owned before it exists: no moment when another tenant could see it.
+    await this.owners.set(job.id, tenant);
     await this.jobs.create(job);
     await this.jobs.addEvent(job.id, {
       level: "info",
@@ -233,8 +242,8 @@ export class FineTuning {
     if (await this.runner.validate(id)) await this.queue.enqueue(id);
   }
 
-  private async checkFile(id: string, param: string): Promise<void> {
-    const file = await this.files.get(id);
+  private async checkFile(id: string, param: string, tenant: string): Promise<void> {
+    const file = await this.files.get(id, tenant);
     if (!file) throw new ApiError(400, `Invalid file ID: ${id}. No such file.`, { param, code: "invalid_file_id" });
     if (file.purpose !== "fine-tune") {
       throw invalidRequest(
@@ -245,19 +254,54 @@ export class FineTuning {
     }
   }
 
-  async getJob(id: string): Promise<FineTuningJob> {
+  /**
+   * Deletes an uploaded file, unless a job that has not ended trains or validates on it: that
+   * is a 409 naming the job (a running job keeps its own copy, but a queued one reads the file).
+   */
+  async deleteFile(id: string, viewer: Viewer): Promise<boolean> {
+    if (!(await this.files.get(id, viewer))) return false;
+    for (const job of await this.jobs.list()) {
+      if (isTerminal(job.status)) continue;
+      const param = job.training_file === id ? "training_file" : job.validation_file === id ? "validation_file" : null;
+      if (param === null) continue;
+      throw new ApiError(
+        409,
+        `File ${id} is the ${param} of fine-tuning job ${job.id}, which is ${job.status}. Cancel the job or wait until it ends, then delete the file.`,
+        { param: "file_id", code: "file_in_use" },
+      );
+    }
+    return this.files.delete(id, viewer);
+  }
+
+  /** Another tenant's job is not found, exactly like one that does not exist. */
+  async getJob(id: string, viewer: Viewer): Promise<FineTuningJob> {
     const job = await this.jobs.get(id);
-    if (!job) throw notFound(`No fine-tuning job found with id ${id}.`, "fine_tuning_job_id");
+    if (!job || !(await this.owners.sees(id, viewer))) {
+      throw notFound(`No fine-tuning job found with id ${id}.`, "fine_tuning_job_id");
+    }
     return job;
   }
 
+  /** Whether `viewer` may see (serve, list, delete) model `id`: a fine-tuned model is its job's tenant's. */
+  async modelVisible(id: string, viewer: Viewer): Promise<boolean> {
+    const job = this.models.jobOf(id);
+    return job === undefined || (await this.owners.sees(job, viewer));
+  }
+
   /** Newest first, as OpenAI lists them; `after` is the id of the last job of the previous page. */
-  async listJobs(q: {
-    after?: string | undefined;
-    limit: number;
-    metadata?: Record<string, string> | null;
-  }): Promise<Page<FineTuningJob>> {
+  async listJobs(
+    q: {
+      after?: string | undefined;
+      limit: number;
+      metadata?: Record<string, string> | null;
+    },
+    viewer: Viewer,
+  ): Promise<Page<FineTuningJob>> {
     let jobs = (await this.jobs.list()).reverse();
+    if (viewer !== undefined) {
+      const seen = await Promise.all(jobs.map((j) => this.owners.sees(j.id, viewer)));
+      jobs = jobs.filter((_, i) => seen[i]);
+    }
     const filter = q.metadata;
     if (filter === null) jobs = jobs.filter((j) => j.metadata === null || Object.keys(j.metadata).length === 0);
     else if (filter) jobs = jobs.filter((j) => Object.entries(filter).every(([k, v]) => j.metadata?.[k] === v));
@@ -265,8 +309,8 @@ export class FineTuning {
   }
 
   /** Stops the job at once: a waiting job leaves the queue, a training one's trainer is killed. */
-  async cancel(id: string): Promise<FineTuningJob> {
-    const job = await this.getJob(id);
+  async cancel(id: string, viewer: Viewer): Promise<FineTuningJob> {
+    const job = await this.getJob(id, viewer);
     if (isTerminal(job.status)) {
       throw invalidRequest(
         `Job ${id} has already ${job.status === "succeeded" ? "succeeded" : job.status}; it cannot be cancelled.`,
@@ -277,17 +321,21 @@ export class FineTuning {
     const cancelled = await this.jobs.transition(id, "cancelled");
     await this.queue.stop(id);
     await this.updateGauge();
-    return cancelled ?? (await this.getJob(id));
+    return cancelled ?? (await this.getJob(id, viewer));
   }
 
-  async events(id: string, q: { after?: string | undefined; limit: number }): Promise<Page<JobEvent>> {
-    await this.getJob(id);
+  async events(id: string, q: { after?: string | undefined; limit: number }, viewer: Viewer): Promise<Page<JobEvent>> {
+    await this.getJob(id, viewer);
     const events = (await this.jobs.events(id)).reverse();
     return page(events, q.after, q.limit, (e) => e.id);
   }
 
-  async checkpoints(id: string, q: { after?: string | undefined; limit: number }): Promise<Page<Checkpoint>> {
-    await this.getJob(id);
+  async checkpoints(
+    id: string,
+    q: { after?: string | undefined; limit: number },
+    viewer: Viewer,
+  ): Promise<Page<Checkpoint>> {
+    await this.getJob(id, viewer);
     const list = (await this.jobs.checkpoints(id)).map((c) => c.checkpoint).reverse();
     return page(list, q.after, q.limit, (c) => c.id);
   }

@@ -246,6 +246,13 @@ export type ResponseFormat = z.output<typeof ResponseFormat>;
 export type TextPart = z.output<typeof TextPart>;
 export type RequestToolCall = z.output<typeof RequestToolCall>;
 
+/** The parameter that carries the token budget, to name in an error. */
+export function tokenBudgetParam(req: ChatCompletionRequest): "max_tokens" | "max_completion_tokens" {
+  return req.max_completion_tokens !== undefined && req.max_completion_tokens !== null
+    ? "max_completion_tokens"
+    : "max_tokens";
+}
+
 /** The token budget the client asked for: `max_completion_tokens` wins over the deprecated `max_tokens`. */
 export function requestedMaxTokens(req: ChatCompletionRequest): number | undefined {
   return req.max_completion_tokens ?? req.max_tokens;

@@ -77,6 +77,32 @@ export function contextLengthExceeded(maxTokens: number, requestedTokens: number
   );
 }
 
+/**
+ * The prompt and the completion the client asked for do not fit the context together. A
+ * completion budget that alone fills the context can never fit, whatever the messages: the
+ * message is then about `param` (max_tokens or max_completion_tokens), not the messages.
+ */
+export function completionDoesNotFit(
+  contextSize: number,
+  promptTokens: number,
+  asked: number | undefined,
+  param: "max_tokens" | "max_completion_tokens",
+): ApiError {
+  if (asked !== undefined && asked >= contextSize) {
+    return new ApiError(
+      400,
+      `${param} is too large: ${asked}. This model's maximum context length is ${contextSize} tokens, prompt and completion together; these messages take ${promptTokens}, which leaves at most ${Math.max(0, contextSize - promptTokens)} for ${param}.`,
+      { param, code: "context_length_exceeded" },
+    );
+  }
+  if (asked === undefined) return contextLengthExceeded(contextSize, promptTokens + 1);
+  return new ApiError(
+    400,
+    `This model's maximum context length is ${contextSize} tokens. However, you requested ${promptTokens + asked} tokens (${promptTokens} in the messages, ${asked} in the completion). Please reduce the length of the messages or ${param}.`,
+    { param: "messages", code: "context_length_exceeded" },
+  );
+}
+
 export function modelNotFound(model: string): ApiError {
   return new ApiError(404, `The model \`${model}\` does not exist or you do not have access to it.`, {
     code: "model_not_found",

@@ -6,7 +6,8 @@ const Auto = z.literal("auto");
 
 export const Hyperparameters = z.strictObject({
   n_epochs: z.union([Auto, z.int().min(1).max(50)]).optional(),
-  learning_rate_multiplier: z.union([Auto, z.number().positive().max(100)]).optional(),
+  // Below 1e-6 nothing is learnt and above 100 training diverges: both are a client's mistake.
+  learning_rate_multiplier: z.union([Auto, z.number().min(1e-6).max(100)]).optional(),
   batch_size: z.union([Auto, z.int().min(1).max(256)]).optional(),
 });
 export type Hyperparameters = z.output<typeof Hyperparameters>;

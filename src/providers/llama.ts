@@ -10,9 +10,9 @@ import { GrammarCache, grammarStops, type OutputConstraint } from "../engine/gra
 import { grammarSchema, SchemaRefusal } from "../engine/json-schema.ts";
 import type { LoadedModel, LocalModelSpec, ModelLease, ModelPool } from "../engine/pool.ts";
 import { promptBytes, tokenizePrompt } from "../engine/prompt-tokens.ts";
-import { type ChatCompletionRequest, requestedMaxTokens } from "../openai/chat.ts";
+import { type ChatCompletionRequest, requestedMaxTokens, tokenBudgetParam } from "../openai/chat.ts";
 import { type EmbeddingRequest, embeddingInputs } from "../openai/embeddings.ts";
-import { contextLengthExceeded, invalidRequest, unsupportedValue } from "../openai/errors.ts";
+import { completionDoesNotFit, contextLengthExceeded, invalidRequest, unsupportedValue } from "../openai/errors.ts";
 import { type CompletionRequest, completionPrompts, LEGACY_DEFAULT_MAX_TOKENS } from "../openai/text-completions.ts";
 import { EventQueue } from "./event-queue.ts";
 import { toTemplateMessages } from "./prompt.ts";
@@ -316,8 +316,7 @@ export class LlamaProvider implements ChatProvider {
     }
     const prompt = await tokenizePrompt(model, parts);
 
-    const param = req.max_completion_tokens !== undefined ? "max_completion_tokens" : "max_tokens";
-    const maxTokens = completionBudget(loaded, prompt.length, requestedMaxTokens(req), param);
+    const maxTokens = completionBudget(loaded, prompt.length, requestedMaxTokens(req), tokenBudgetParam(req));
 
     let grammar: LlamaGrammar | undefined;
     if (constraint) {
@@ -377,7 +376,12 @@ function samplingFor(req: SamplingRequest, loaded: LoadedModel): Sampling {
 }
 
 /** Tokens a completion may take: what was asked, within the model's cap and what the context has left. */
-function completionBudget(loaded: LoadedModel, promptLength: number, asked: number | undefined, param: string): number {
+function completionBudget(
+  loaded: LoadedModel,
+  promptLength: number,
+  asked: number | undefined,
+  param: "max_tokens" | "max_completion_tokens",
+): number {
   const { spec } = loaded;
   const room = loaded.contextSize - promptLength;
   if (asked !== undefined && spec.maxTokens !== undefined && asked > spec.maxTokens) {
@@ -387,7 +391,7 @@ function completionBudget(loaded: LoadedModel, promptLength: number, asked: numb
     );
   }
   if (room < 1 || (asked !== undefined && asked > room)) {
-    throw contextLengthExceeded(loaded.contextSize, promptLength + (asked ?? 1));
+    throw completionDoesNotFit(loaded.contextSize, promptLength, asked, param);
   }
   return Math.min(asked ?? room, spec.maxTokens ?? room, room);
 }

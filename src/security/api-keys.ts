@@ -18,6 +18,29 @@ export interface KeysConfigured {
   admin: boolean;
 }
 
+/** The one tenant of a server without API_KEYS: everything belongs to everyone, as before keys. */
+export const OPEN_TENANT = "open";
+
+/** Who sent a request, as the routes need it. */
+export interface Caller {
+  credential: Credential;
+  /** `key_` + 12 hex digits of the token's sha256 (as in logs and the usage log); `anonymous` without a token. */
+  keyId: string;
+  /**
+   * Who owns what this request creates and may see: the key's id with API_KEYS set,
+   * OPEN_TENANT without (any bearer string is then the same caller).
+   */
+  tenant: string;
+  /**
+   * What per-caller limits (rate limits, concurrent uploads) count against: the key's id with
+   * API_KEYS set; without, the client's address, since any bearer string is then let in and a
+   * new one per request would otherwise be a new caller.
+   */
+  limitKey: string;
+  /** API_KEYS is unset: /v1 is open to anyone. */
+  open: boolean;
+}
+
 export class ApiKeys {
   private readonly api: readonly Buffer[];
   private readonly admin: Buffer | undefined;
@@ -30,9 +53,25 @@ export class ApiKeys {
   }
 
   identify(authorization: string | undefined): Credential {
+    return this.caller(authorization, "").credential;
+  }
+
+  /** The caller of a request, from one digest of its token; `address` is the client's (IP). */
+  caller(authorization: string | undefined, address: string): Caller {
     const token = bearerToken(authorization);
-    if (token === undefined) return "none";
-    const given = digest(token);
+    const given = token === undefined ? undefined : digest(token);
+    const keyId = given === undefined ? "anonymous" : `key_${given.toString("hex").slice(0, 12)}`;
+    const open = !this.configured.api;
+    return {
+      credential: given === undefined ? "none" : this.credentialOf(given),
+      keyId,
+      tenant: open ? OPEN_TENANT : keyId,
+      limitKey: open ? addressId(address) : keyId,
+      open,
+    };
+  }
+
+  private credentialOf(given: Buffer): Credential {
     // Every key is compared, matched or not, so timing does not tell which one matched.
     let api = false;
     for (const key of this.api) api = timingSafeEqual(given, key) || api;
@@ -65,6 +104,14 @@ export function bearerToken(header: string | undefined): string | undefined {
   const match = header === undefined ? null : /^bearer[ \t]+(.*)$/is.exec(header);
   const token = match?.[1]?.trim();
   return token === undefined || token === "" ? undefined : token;
+}
+
+/**
+ * Who a request came from on a server without API_KEYS, where any bearer string is let in: its
+ * client address, as a non-reversible id like a key's (`addr_` + 12 hex digits of its sha256).
+ */
+export function addressId(address: string): string {
+  return `addr_${createHash("sha256").update(address).digest("hex").slice(0, 12)}`;
 }
 
 function digest(secret: string): Buffer {

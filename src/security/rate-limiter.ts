@@ -19,6 +19,11 @@ export class RateLimiter {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** Whether models.yaml gives this key id limits of its own (rate_limits.keys). */
+  lists(keyId: string): boolean {
+    return this.config.keys.has(keyId);
+  }
+
   limitOf(keyId: string): RateLimit | undefined {
     return this.config.keys.get(keyId) ?? this.config.default;
   }

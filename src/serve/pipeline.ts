@@ -79,7 +79,7 @@ export class Pipeline {
     telemetry?.asked(op.name);
     if (!this.deps.isServed(req.model)) await this.deps.ensureServed(req.model);
     const route = this.deps.traffic.route(req.model, ctx);
-    if (route.experiment) telemetry?.assigned(route.experiment.name, route.experiment.variant);
+    if (route.experiment) telemetry?.assigned(route.experiment.name, route.experiment.variant, route.experiment.forced);
     ctx.routed?.(route);
 
     const { model, result } = await this.deps.traffic.serve(

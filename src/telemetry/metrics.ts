@@ -1,5 +1,6 @@
 // The Prometheus metrics of one app, on its own registry. Label values are bounded: `model`
-// is a configured model id or "unknown", `variant` a configured variant or "none", `status`
+// is a configured model id, "fine_tuned" (a fine-tuned model's name carries a customer's
+// suffix and job id, which /metrics must not show) or "unknown", `variant` a configured variant or "none", `status`
 // an HTTP status; request ids, key ids and client-sent names never become labels.
 import { Counter, collectDefaultMetrics, Gauge, Histogram, type Registry } from "prom-client";
 import { outcomeOf, type UsageRecord } from "./record.ts";
@@ -128,7 +129,7 @@ export class Metrics {
   }
 
   observe(r: UsageRecord): void {
-    const model = r.served_model ?? "unknown";
+    const model = modelLabel(r.served_model ?? "unknown");
     const variant = r.variant ?? "none";
     const stream = r.stream ? "true" : "false";
     const operation = r.operation ?? "chat";
@@ -146,6 +147,11 @@ export class Metrics {
   }
 
   modelLoaded(model: string, seconds: number): void {
-    this.loadSeconds.observe({ model }, seconds);
+    this.loadSeconds.observe({ model: modelLabel(model) }, seconds);
   }
+}
+
+/** Fine-tuned models (`ft:…`, a namespace configured ids cannot use) share one label. */
+export function modelLabel(model: string): string {
+  return model.startsWith("ft:") ? "fine_tuned" : model;
 }

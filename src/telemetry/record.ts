@@ -37,6 +37,8 @@ export const UsageRecord = z.object({
   provider: z.string().optional(),
   experiment: z.string().optional(),
   variant: z.string().optional(),
+  /** The variant was forced (x-roundhouse-variant): not counted in rollback windows or results. */
+  forced: z.literal(true).optional(),
   cache: CacheResult.optional(),
   status: z.int(),
   /** OpenAI's error.type and error.code when the request failed, before or during a stream. */
@@ -70,6 +72,7 @@ export interface RequestFacts {
   provider?: string | undefined;
   experiment?: string | undefined;
   variant?: string | undefined;
+  forced?: boolean | undefined;
   cache?: CacheResult | undefined;
   stream: boolean;
   status: number;
@@ -102,6 +105,7 @@ export function buildRecord(f: RequestFacts, reference?: ReferenceCost): UsageRe
     provider: f.provider,
     experiment: f.experiment,
     variant: f.variant,
+    ...(f.forced ? { forced: true as const } : {}),
     cache: f.cache,
     status: f.clientDisconnected ? CLIENT_CLOSED : f.status,
     error_type: f.error?.type,

@@ -24,6 +24,7 @@ export class RequestTelemetry {
   private target: RequestTarget | undefined;
   private experiment: string | undefined;
   private variant: string | undefined;
+  private forced = false;
   private cache: CacheResult | undefined;
   private fallbacks = 0;
   private error: RequestFacts["error"];
@@ -46,8 +47,9 @@ export class RequestTelemetry {
   /** `keyId` and `sink` are shared by all requests; the bearer header is hashed only after the response. */
   constructor(
     private readonly requestId: string,
+    /** The bearer header, or the client address on a server without API_KEYS: what `keyId` names the caller by. */
     private readonly authorization: string | undefined,
-    private readonly keyId: (authorization: string | undefined) => string,
+    private readonly keyId: (authorization: string) => string,
     private readonly sink: (facts: RequestFacts) => void,
   ) {}
 
@@ -78,9 +80,10 @@ export class RequestTelemetry {
   }
 
   /** Hook for the traffic layer: the experiment variant that served the request. */
-  assigned(experiment: string, variant: string): void {
+  assigned(experiment: string, variant: string, forced = false): void {
     this.experiment = experiment;
     this.variant = variant;
+    this.forced = forced;
   }
 
   /** Hook for the traffic layer: the model trying the request now (after a fallback, the next one). */
@@ -164,13 +167,14 @@ export class RequestTelemetry {
     this.sink({
       requestId: this.requestId,
       startedAt: this.startedAt,
-      keyId: this.keyId(this.authorization),
+      keyId: this.authorization === undefined ? "anonymous" : this.keyId(this.authorization),
       operation: this.operation,
       model: this.model,
       servedModel: this.target?.id,
       provider: this.target?.provider,
       experiment: this.experiment,
       variant: this.variant,
+      forced: this.forced,
       cache: this.cache,
       stream: this.stream,
       status: this.status,

@@ -5,6 +5,7 @@ import { hostname } from "node:os";
 import { join } from "node:path";
 import type { Logger } from "pino";
 import { Registry } from "prom-client";
+import { addressId } from "../security/api-keys.ts";
 import { CALIBRATION_TEXT } from "./calibration-text.ts";
 import { JsonlUsageLog } from "./jsonl-usage-log.ts";
 import { KeyIds } from "./key-ids.ts";
@@ -34,6 +35,13 @@ export interface TelemetryOptions {
   prices: ReadonlyMap<string, ReferencePrice>;
   /** The pool's state, read at scrape time. */
   models: () => readonly ModelGaugeSample[];
+  /**
+   * API_KEYS is set: a record's key_id is its key's. Without keys any bearer string is let in,
+   * so a record names its client address instead (addressId), as the rate limits count it.
+   */
+  keyed?: boolean;
+  /** Without API_KEYS, key ids rate_limits.keys lists: records name such a caller by its key id. */
+  listedKeys?: ReadonlySet<string>;
 }
 
 export class Telemetry {
@@ -45,6 +53,8 @@ export class Telemetry {
   private readonly pricing: ReferencePricing;
   private readonly logger: Logger;
   private readonly keyIds = new KeyIds();
+  private readonly keyed: boolean;
+  private readonly listedKeys: ReadonlySet<string>;
   private readonly listeners: ((record: UsageRecord) => void)[] = [];
   /** Finished requests whose records wait for the next turn of the event loop (see `sink`). */
   private deferred: RequestFacts[] = [];
@@ -57,11 +67,18 @@ export class Telemetry {
     this.metrics = new Metrics(this.registry, options.models);
     this.usage = options.usageLog ?? this.openUsageLog(options);
     this.pricing = new ReferencePricing(options.prices, this.tokens);
+    this.keyed = options.keyed ?? true;
+    this.listedKeys = options.listedKeys ?? new Set();
   }
 
-  /** `authorization` is hashed only when the record is built, after the response. */
-  begin(requestId: string, authorization: string | undefined): RequestTelemetry {
-    return new RequestTelemetry(requestId, authorization, this.keyId, this.sink);
+  /** `authorization` (or `address`, without API_KEYS) is hashed only when the record is built, after the response. */
+  begin(requestId: string, authorization: string | undefined, address = "unknown"): RequestTelemetry {
+    if (this.keyed) return new RequestTelemetry(requestId, authorization, this.keyId, this.sink);
+    const callerId = (auth: string) => {
+      const id = this.keyIds.of(auth);
+      return this.listedKeys.has(id) ? id : addressId(address);
+    };
+    return new RequestTelemetry(requestId, authorization ?? "", callerId, this.sink);
   }
 
   /** The metrics, the usage log and the log line for one finished request. */

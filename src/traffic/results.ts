@@ -24,8 +24,10 @@ export interface VariantResult {
   configured_weight: number;
   effective_weight: number;
   state: "active" | "rolled_back";
-  /** Every request assigned to the variant in the range. */
+  /** Every request assigned to the variant in the range, forced ones apart. */
   requests: number;
+  /** Requests that forced this variant (x-roundhouse-variant): in no other figure here. */
+  forced: number;
   /** Requests its own models failed (see outcome.ts). */
   errors: number;
   /** errors / (requests that were not client errors or disconnects). */
@@ -78,6 +80,7 @@ export interface ResultsInput {
 
 interface Tally {
   requests: number;
+  forced: number;
   ok: number;
   failed: number;
   clientErrors: number;
@@ -107,7 +110,8 @@ export function experimentResults(input: ResultsInput): ExperimentResults {
     const t = tallies.get(r.variant);
     const variant = variants.get(r.variant);
     if (!t || !variant) continue;
-    add(t, r, variant);
+    if (r.forced) t.forced++;
+    else add(t, r, variant);
   }
   for (const f of input.feedback) {
     const t = tallies.get(f.variant);
@@ -135,6 +139,7 @@ export function experimentResults(input: ResultsInput): ExperimentResults {
         effective_weight: effectiveWeight(v, state),
         state: state.rolledBack[v.name] ? "rolled_back" : "active",
         requests: t.requests,
+        forced: t.forced,
         errors: t.failed,
         error_rate: judged === 0 ? 0 : round(t.failed / judged, 4),
         client_errors: t.clientErrors,
@@ -202,6 +207,7 @@ function add(t: Tally, r: UsageRecord, variant: VariantSpec): void {
 function emptyTally(): Tally {
   return {
     requests: 0,
+    forced: 0,
     ok: 0,
     failed: 0,
     clientErrors: 0,

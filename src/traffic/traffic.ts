@@ -7,7 +7,7 @@
 import type { Logger } from "pino";
 import type { ExperimentSpec, RollbackRuleSpec, VariantSpec } from "../config/experiments.ts";
 import { ModelLoadError } from "../engine/errors.ts";
-import { invalidRequest, modelNotFound, notFound, serviceUnavailable } from "../openai/errors.ts";
+import { ApiError, invalidRequest, modelNotFound, notFound, serviceUnavailable } from "../openai/errors.ts";
 import type {
   ExperimentState,
   ExperimentStore,
@@ -56,12 +56,19 @@ export interface Route {
 /** What the route knows of the request. */
 export interface RouteRequest {
   header(name: string): string | undefined;
+  /**
+   * Who asks, for forcing a variant: with API keys configured only the admin key and an
+   * experiment's force_keys may. Absent: allowed (the server's own calls, tests).
+   */
+  caller?: { credential: string; keyId: string; open: boolean } | undefined;
   user?: string | null | undefined;
   safetyIdentifier?: string | null | undefined;
 }
 
 export interface ServeHooks {
   requestId: string;
+  /** The tenant that made the request: only it may rate the answer (feedback). */
+  owner: string;
   log: Logger;
   /** Called once per fallback taken (telemetry's fellBack). */
   fellBack(): void;
@@ -140,6 +147,13 @@ export class Traffic {
       }
       return { targets: [served.id], experiment: undefined };
     }
+    if (forced !== undefined && !mayForce(spec, request.caller)) {
+      throw new ApiError(
+        403,
+        `This key may not force a variant of \`${spec.name}\` with the ${FORCE_HEADER} header: only the admin key and the experiment's force_keys may. Send the request without it.`,
+        { type: "permission_error", param: FORCE_HEADER, code: "permission_denied" },
+      );
+    }
     const state = this.states.get(spec.name);
     const assignment = assignVariant({
       experiment: spec.name,
@@ -200,7 +214,11 @@ export class Traffic {
     const model = this.options.catalog.find(target) as ServedModel;
     if (route.experiment) {
       const { name, variant } = route.experiment;
-      this.options.store.remember(hooks.requestId, { experiment: name, variant, model: model.id }, REMEMBER_MS);
+      this.options.store.remember(
+        rememberedAs(hooks.owner, hooks.requestId),
+        { experiment: name, variant, model: model.id },
+        REMEMBER_MS,
+      );
     }
     return { model, result };
   }
@@ -223,7 +241,9 @@ export class Traffic {
 
   /** A request finished (its usage record): feeds the rollback windows of its variant. */
   completed(record: UsageRecord, at = this.now()): void {
-    if (record.experiment === undefined || record.variant === undefined || this.closed) return;
+    // Forced requests chose their variant: they say nothing about how it does on real traffic,
+    // and counting them would let any client roll back a healthy canary.
+    if (record.experiment === undefined || record.variant === undefined || record.forced || this.closed) return;
     const spec = this.specs.get(record.experiment);
     const variant = spec?.variants.find((v) => v.name === record.variant);
     if (!spec || !variant) return;
@@ -295,11 +315,13 @@ export class Traffic {
 
   /** Attaches a rating to the variant that served `requestId`; returns it with the model that served. */
   async feedback(
+    owner: string,
     requestId: string,
     score: number,
     comment: string | undefined,
   ): Promise<{ entry: FeedbackEntry; model: string }> {
-    const ref = await this.storeCall(() => this.options.store.recall(requestId));
+    // Another tenant's request is not found, exactly like one that was never made.
+    const ref = await this.storeCall(() => this.options.store.recall(rememberedAs(owner, requestId)));
     if (!ref || !this.specs.has(ref.experiment)) {
       throw notFound(
         `No experiment request with id '${requestId}' is known (requests are remembered for 24 hours).`,
@@ -533,4 +555,18 @@ function ruleRecord(rule: RollbackRuleSpec): RuleRecord {
 
 function round(value: number): number {
   return Math.round(value * 10_000) / 10_000;
+}
+
+/**
+ * Requests are remembered per tenant: request ids can be chosen by clients (x-request-id), so
+ * one tenant can neither rate another's request nor overwrite it by reusing its id.
+ */
+function rememberedAs(owner: string, requestId: string): string {
+  return `${owner}/${requestId}`;
+}
+
+/** Whether `caller` may force a variant of `spec` (see RouteRequest.caller). */
+export function mayForce(spec: ExperimentSpec, caller: RouteRequest["caller"]): boolean {
+  if (caller === undefined || caller.open || caller.credential === "admin") return true;
+  return spec.forceKeys.includes(caller.keyId);
 }

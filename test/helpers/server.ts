@@ -22,6 +22,7 @@ export interface TestServer {
   baseURL: string;
   client: OpenAI;
   services: Services;
+  dataDir: string;
   close(): Promise<void>;
 }
 
@@ -83,7 +84,11 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
   });
   await services.preload();
   const app = createApp(services);
-  const server = createHttpServer(app, "127.0.0.1");
+  const server = createHttpServer(app, {
+    hostname: "127.0.0.1",
+    bodyTimeoutMs: services.bodyTimeoutMs,
+    logger: services.logger,
+  });
   await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
   const { port } = server.address() as AddressInfo;
   const url = `http://127.0.0.1:${port}`;
@@ -92,6 +97,7 @@ export async function startServer(options: ServerOptions = {}): Promise<TestServ
     baseURL: `${url}/v1`,
     client: new OpenAI({ baseURL: `${url}/v1`, apiKey: options.apiKeys?.[0] ?? "unused", maxRetries: 0 }),
     services,
+    dataDir,
     async close() {
       server.closeAllConnections();
       await new Promise<void>((resolve) => server.close(() => resolve()));

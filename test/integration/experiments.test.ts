@@ -8,6 +8,7 @@ import type { ExperimentResults } from "../../src/traffic/results.ts";
 import { brokenModelFile } from "../helpers/broken-model.ts";
 import { type PrivateRedis, privateRedis } from "../helpers/redis.ts";
 import { startServer, type TestServer, tinyConfig } from "../helpers/server.ts";
+import { usersOn } from "../helpers/sticky.ts";
 
 const ADMIN = "admin-secret";
 const BROKEN_GGUF = brokenModelFile();
@@ -158,16 +159,22 @@ describe("experiments on one server", () => {
   });
 
   it("falls back to the next model when one cannot load, and counts it", async () => {
-    const own = await chat(s, "resilient", { "x-roundhouse-variant": "own" }, { temperature: 0.5 });
+    // `own` has all the weight: real traffic, not forced (forced requests are reported apart).
+    const own = await chat(s, "resilient", {}, { temperature: 0.5 });
     expect(own.status).toBe(200);
     expect(served(own)).toEqual({ experiment: "resilient", variant: "own", model: "roundhouse-tiny" });
     // `borrowed` has only the broken model: control's model serves it, and that counts against it.
-    const borrowed = await chat(s, "resilient", { "x-roundhouse-variant": "borrowed" }, { temperature: 0.5 });
+    await admin(s, "PUT", "/experiments/resilient/weights", { weights: { own: 0, borrowed: 1 } });
+    const borrowed = await chat(s, "resilient", {}, { temperature: 0.5 });
+    await admin(s, "PUT", "/experiments/resilient/weights", { weights: { own: 1, borrowed: 0 } });
     expect(served(borrowed)).toEqual({ experiment: "resilient", variant: "borrowed", model: "roundhouse-tiny" });
+    // A forced request is served and counted as forced only.
+    const forced = await chat(s, "resilient", { "x-roundhouse-variant": "borrowed" }, { temperature: 0.5 });
+    expect(served(forced)).toMatchObject({ variant: "borrowed" });
 
     const r = await results(s, "resilient");
-    expect(variantOf(r, "own")).toMatchObject({ requests: 1, fallbacks: 1, errors: 0 });
-    expect(variantOf(r, "borrowed")).toMatchObject({ requests: 1, fallbacks: 1, errors: 1, error_rate: 1 });
+    expect(variantOf(r, "own")).toMatchObject({ requests: 1, forced: 0, fallbacks: 1, errors: 0 });
+    expect(variantOf(r, "borrowed")).toMatchObject({ requests: 1, forced: 1, fallbacks: 1, errors: 1, error_rate: 1 });
     const fellBack = logs.map((l) => JSON.parse(l)).filter((l) => l.msg === "falling back to the next model");
     expect(fellBack[0]).toMatchObject({
       experiment: "resilient",
@@ -329,7 +336,17 @@ experiment_state: {store: redis, url: "${redis.url}", poll: 200ms}`;
   });
 
   it("agree on a rollback within a second, and on a restore", async () => {
-    for (let i = 0; i < 3; i++) expect((await chat(a, "chat", { "x-roundhouse-variant": "canary" })).status).toBe(503);
+    // Real traffic that the split sends to the canary: forced requests would not count toward its rollback.
+    const canaryUsers = usersOn(
+      "chat",
+      [
+        { name: "control", weight: 50 },
+        { name: "canary", weight: 50 },
+      ],
+      "canary",
+      3,
+    );
+    for (const user of canaryUsers) expect((await chat(a, "chat", { "x-user-id": user })).status).toBe(503);
     expect(await eventually(async () => variantOf(await results(a, "chat"), "canary")?.state === "rolled_back")).toBe(
       true,
     );

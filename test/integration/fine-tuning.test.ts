@@ -179,6 +179,12 @@ describe("fine-tuning jobs", () => {
       status: 400,
       param: "hyperparameters.batch_size",
     });
+    for (const learning_rate_multiplier of [1e-7, 1e-300, 100.5, 1e6]) {
+      expect(await create({ hyperparameters: { learning_rate_multiplier } })).toMatchObject({
+        status: 400,
+        param: "hyperparameters.learning_rate_multiplier",
+      });
+    }
     expect(await create({ method: { type: "dpo" } })).toMatchObject({ status: 400 });
     expect(
       await s.client.fineTuning.jobs.retrieve("ftjob-AAAAAAAAAAAAAAAAAAAAAAAA").catch((e: unknown) => e),
@@ -324,7 +330,7 @@ describe("fine-tuning jobs", () => {
     await expect(s.client.models.delete(model)).rejects.toMatchObject({ status: 404 });
   });
 
-  it("resumes a job that was running when the server stopped, from its last checkpoint", async () => {
+  it("resumes a job that was running when the server stopped, from its last checkpoint, without its file", async () => {
     const train = await upload(dataset(30));
     const job = await s.client.fineTuning.jobs.create({
       model: "tiny",
@@ -337,10 +343,18 @@ describe("fine-tuning jobs", () => {
         throw new Error(`no checkpoint: ${JSON.stringify(await s.client.fineTuning.jobs.retrieve(job.id))}`);
       await new Promise((r) => setTimeout(r, 200));
     }
+    // The file a running job trains on cannot be deleted: 409 naming the job.
+    const refused = await s.client.files.delete(train.id).catch((e: unknown) => e);
+    expect(refused).toMatchObject({ status: 409, param: "file_id", code: "file_in_use" });
+    expect((refused as Error).message).toContain(job.id);
+    expect((await s.client.files.retrieve(train.id)).id).toBe(train.id);
+    // Gone anyway (removed behind the API's back, or before the 409 existed): the job keeps its own copy.
+    await s.services.fineTuning.files.delete(train.id);
     await s.close();
     expect(trainersOf(job.id)).toEqual([]);
     s = await startServer({ config: config(), dataDir });
     const done = await waitFor(job.id, finished);
+    expect(done.error).toBeNull();
     expect(done.status).toBe("succeeded");
     const messages = (await s.client.fineTuning.jobs.listEvents(job.id, { limit: 100 })).data.map((e) => e.message);
     expect(messages.some((m) => /resumes from its checkpoint at step \d+/.test(m))).toBe(true);

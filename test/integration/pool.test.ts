@@ -1,4 +1,3 @@
-// Model pool and admission: loading on demand, eviction, the wait queue, sha256 pins.
 import { afterEach, describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/config/errors.ts";
 import { startServer, type TestServer, TINY_MODEL } from "../helpers/server.ts";

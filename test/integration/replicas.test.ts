@@ -13,6 +13,7 @@ import { brokenModelFile } from "../helpers/broken-model.ts";
 import { type Child, spawnScript, waitHealthy } from "../helpers/processes.ts";
 import { freePort, type PrivateRedis, privateRedis } from "../helpers/redis.ts";
 import { tinyConfig } from "../helpers/server.ts";
+import { usersOn } from "../helpers/sticky.ts";
 
 interface Replica {
   url: string;
@@ -113,11 +114,21 @@ it("share the cache, a rollback, the usage log, and fine-tuned models trained by
   expect((await fetch(`${a.url}/admin/cache`, { method: "DELETE" })).status).toBe(200);
   await until("B's cache after a purge through A", cacheOnB, (cache) => cache === "miss", 2000);
 
-  // The canary fails on A until its rule trips; B stops sending traffic to it.
-  for (let i = 0; i < 3; i++) {
+  // The canary fails on A until its rule trips; B stops sending traffic to it. Users the split
+  // sends to the canary: forced requests would not count toward its rollback.
+  const canaryUsers = usersOn(
+    "chat",
+    [
+      { name: "control", weight: 1 },
+      { name: "canary", weight: 1 },
+    ],
+    "canary",
+    3,
+  );
+  for (const user of canaryUsers) {
     const res = await fetch(`${a.url}/v1/chat/completions`, {
       method: "POST",
-      headers: { "content-type": "application/json", "x-roundhouse-variant": "canary" },
+      headers: { "content-type": "application/json", "x-user-id": user },
       body: JSON.stringify({ ...question, model: "chat" }),
     });
     expect(res.status).toBe(503);

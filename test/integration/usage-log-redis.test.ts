@@ -12,6 +12,7 @@ import type { UsageGroup } from "../../src/telemetry/summary.ts";
 import { brokenModelFile } from "../helpers/broken-model.ts";
 import { type PrivateRedis, privateRedis } from "../helpers/redis.ts";
 import { REPO, startServer, type TestServer, tinyConfig } from "../helpers/server.ts";
+import { usersOn } from "../helpers/sticky.ts";
 import { usageRecord } from "../helpers/usage-record.ts";
 
 let redis: PrivateRedis;
@@ -248,12 +249,22 @@ experiments:
       - {name: control, model: tiny, weight: 1}
       - name: canary
         model: broken
-        weight: 0
+        weight: 1
         canary: true
         fallback: false
         rollback:
           - {metric: error_rate, max: 0.5, min_requests: 6, window: 5m}
 experiment_state: {store: redis, url: "${redis.url}", poll: 100ms}`;
+    // Users the split sends to the canary: forced requests would not count toward its rollback.
+    const canaryUsers = usersOn(
+      "split",
+      [
+        { name: "control", weight: 1 },
+        { name: "canary", weight: 1 },
+      ],
+      "canary",
+      6,
+    );
     const a = await startServer({ config });
     servers.push(a);
     const b = await startServer({ config });
@@ -266,7 +277,7 @@ experiment_state: {store: redis, url: "${redis.url}", poll: 100ms}`;
     const failCanary = async (s: TestServer) => {
       const res = await fetch(`${s.baseURL}/chat/completions`, {
         method: "POST",
-        headers: { "content-type": "application/json", "x-roundhouse-variant": "canary" },
+        headers: { "content-type": "application/json", "x-user-id": canaryUsers.pop() ?? "" },
         body: JSON.stringify({ model: "split", messages: [{ role: "user", content: "Hi" }], max_tokens: 2 }),
       });
       await res.arrayBuffer();

@@ -53,6 +53,7 @@ describe("experiments in models.yaml", () => {
         name: "chat",
         stickyHeader: "x-user-id",
         control: "control",
+        forceKeys: [],
         variants: [
           { name: "control", models: ["tiny"], weight: 90, canary: false, fallback: true, rollback: [] },
           {

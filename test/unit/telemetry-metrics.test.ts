@@ -83,3 +83,16 @@ describe("Metrics", () => {
     expect(() => new Metrics(b, () => [])).not.toThrow();
   });
 });
+
+describe("Metrics labels", () => {
+  it("a fine-tuned model is labelled fine_tuned: a customer's suffix and job id never reach /metrics", async () => {
+    const registry = new Registry();
+    const metrics = new Metrics(registry, () => []);
+    metrics.observe(record({ served_model: "ft:roundhouse-tiny:acme-payroll:ftjob-AbCdEfGhIjKlMnOpQrStUvWx" }));
+    metrics.modelLoaded("ft:roundhouse-tiny:acme-payroll:ftjob-AbCdEfGhIjKlMnOpQrStUvWx", 1.5);
+    const text = await registry.metrics();
+    expect(text).not.toContain("acme-payroll");
+    expect(text).not.toContain("ftjob-");
+    expect((await values(registry, "roundhouse_requests_total"))[0]?.labels.model).toBe("fine_tuned");
+  });
+});

@@ -8,6 +8,7 @@ const spec: ExperimentSpec = {
   name: "chat",
   stickyHeader: "x-user-id",
   control: "control",
+  forceKeys: [],
   variants: [
     { name: "control", models: ["a"], weight: 90, canary: false, fallback: true, rollback: [] },
     { name: "canary", models: ["b"], weight: 10, canary: true, fallback: true, rollback: [] },
