@@ -195,6 +195,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     providers,
     cache,
     cacheMode: config.cache.mode,
+    cacheScope: config.cache.scope,
     isServed: (name) => catalog.find(name) !== undefined,
     ensureServed: (name) => fineTuning.ensureServed(name),
   });

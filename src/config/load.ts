@@ -110,6 +110,7 @@ export interface CacheConfig {
   localCopy: boolean;
   mode: "deterministic" | "all" | "off";
   timeoutMs: number;
+  scope: "tenant" | "global";
 }
 
 export type Env = Readonly<Record<string, string | undefined>>;
@@ -204,6 +205,7 @@ function resolveConfig(file: ConfigFile, absFile: string, env: Env, place: (inde
       localCopy: file.cache.local_copy,
       mode: file.cache.mode,
       timeoutMs: parseDurationMs(file.cache.timeout) ?? 50,
+      scope: file.cache.scope,
     },
     fine_tuning: {
       redisUrl: env.REDIS_URL !== undefined && env.REDIS_URL !== "" ? env.REDIS_URL : file.fine_tuning.redis_url,

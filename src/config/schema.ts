@@ -239,6 +239,12 @@ export const Cache = z
       .default("deterministic")
       .describe("deterministic: only temperature 0 or seeded requests; all: every request; off: no cache."),
     timeout: Duration.default("50ms").describe("Longest a lookup may wait on the store before it counts as a miss."),
+    scope: z
+      .enum(["tenant", "global"])
+      .default("tenant")
+      .describe(
+        "tenant: each API key (tenant) has its own entries, so no key learns from a hit what another asked; global: all keys share entries (more hits, but a hit's speed and content reveal other tenants' prompts).",
+      ),
   })
   .describe("The response cache.");
 

@@ -38,6 +38,8 @@ export interface PipelineDeps {
   providers: Record<ServedModel["provider"], ChatProvider>;
   cache: ResponseCache | undefined;
   cacheMode: CacheMode;
+  /** tenant: each tenant's entries are its own (models.yaml cache.scope). */
+  cacheScope: "tenant" | "global";
   /** Finds a fine-tuned model another process registered moments ago, before a 404. */
   ensureServed(name: string): Promise<void>;
   isServed(name: string): boolean;
@@ -93,7 +95,7 @@ export class Pipeline {
         const decision = this.caching(op, req, description, ctx.cacheControl);
         return serveWithCache(
           this.deps.cache,
-          () => op.key(req, target, description),
+          () => this.scoped(op.key(req, target, description), ctx.hooks.owner),
           decision,
           op.codec(req, target),
           () => op.run(this.deps.providers[target.provider], target.id, req, { signal: ctx.signal() }),
@@ -106,6 +108,16 @@ export class Pipeline {
     telemetry?.cached(run.cacheError ? "error" : run.status);
     const answer = telemetry ? op.watch(telemetry, run.answer, run.status === "hit") : run.answer;
     return { answer, model, description, route, cache: run.status };
+  }
+
+  /**
+   * A tenant's own key: its id after the model's (keys start `model:` so a model's entries can
+   * be purged by prefix). A cache shared across tenants would tell one what another asked.
+   */
+  private scoped(key: string, tenant: string): string {
+    if (this.deps.cacheScope === "global") return key;
+    const colon = key.indexOf(":");
+    return `${key.slice(0, colon)}:${tenant}${key.slice(colon)}`;
   }
 
   private caching<Req>(

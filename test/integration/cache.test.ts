@@ -173,6 +173,45 @@ describe("memory cache", () => {
   });
 });
 
+describe("cache scope", () => {
+  const asKey = async (server: TestServer, key: string, content: string) => {
+    const res = await fetch(`${server.baseURL}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${key}` },
+      body: JSON.stringify(question(content)),
+    });
+    await res.text();
+    return res.headers.get("x-roundhouse-cache");
+  };
+
+  it("keeps each tenant's entries its own by default: another key's identical request is a miss", async () => {
+    const server = await startServer({ config: tinyConfig(), apiKeys: ["key-a", "key-b"] });
+    try {
+      const content = `What is the capital of Peru? ${Date.now()}`;
+      expect(await asKey(server, "key-a", content)).toBe("miss");
+      expect(await asKey(server, "key-b", content)).toBe("miss");
+      expect(await asKey(server, "key-a", content)).toBe("hit");
+      expect(await asKey(server, "key-b", content)).toBe("hit");
+    } finally {
+      await server.close();
+    }
+  });
+
+  it("shares entries across tenants with scope: global", async () => {
+    const server = await startServer({
+      config: tinyConfig("", "cache: {scope: global}\n"),
+      apiKeys: ["key-a", "key-b"],
+    });
+    try {
+      const content = `What is the capital of Chile? ${Date.now()}`;
+      expect(await asKey(server, "key-a", content)).toBe("miss");
+      expect(await asKey(server, "key-b", content)).toBe("hit");
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe("redis cache", () => {
   let redis: PrivateRedis;
   let a: TestServer;
