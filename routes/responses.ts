@@ -67,7 +67,11 @@ export function responseRoutes(services: Services): Hono<AppEnv> {
     const events = responseEvents(served.answer.events, shell, meta, served.answer.usage);
     const keep = async (response: ResponseObject) => {
       if (req.store === false) return;
-      await store.put({ response, input, conversation, owner, expiresAt: Date.now() + store.ttlMs });
+      // The answer is the client's either way: a store that is down costs the continuation
+      // (previous_response_id then finds nothing), not the response.
+      await store
+        .put({ response, input, conversation, owner, expiresAt: Date.now() + store.ttlMs })
+        .catch((err: unknown) => c.get("log").warn({ err, response: response.id }, "storing the response failed"));
     };
 
     if (!req.stream) {
