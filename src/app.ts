@@ -79,7 +79,10 @@ export function createApp(services: Services): Hono<AppEnv> {
     if (!isExpected(err) && !clientGone(c)) c.get("log")?.error({ err }, "unhandled error");
     // The client's 503 names no file (routes/errors.ts); the log keeps why the model is unavailable.
     else if (err instanceof ModelLoadError)
-      c.get("log")?.warn({ model: err.model, reason: err.message }, "model unavailable");
+      c.get("log")?.warn(
+        { model: err.model, path: services.pool.spec(err.model)?.path, reason: err.message },
+        "model unavailable",
+      );
     return errorResponse(c, err);
   });
   return app;

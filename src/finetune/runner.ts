@@ -371,7 +371,9 @@ export class JobRunner {
   /** Every job says what it expects to cost before it is queued. */
   private async estimateEvent(jobId: string, prepared: Prepared): Promise<void> {
     const { plan } = prepared;
-    const estimate = await this.estimate(prepared.model);
+    // Unreadable weights are the training step's to report (invalid_model, without paths).
+    const estimate = await this.estimate(prepared.model).catch(() => undefined);
+    if (!estimate) return;
     const perEpoch = epochSeconds(estimate, plan.trainWindows, plan.valWindows);
     const data: EstimateFigures = {
       estimated_seconds_per_epoch: Math.round(perEpoch),

@@ -1,14 +1,16 @@
 // Small holes an outside review found (issue #21, item 13), each against the real server: a
 // max_tokens no context can hold, feedback from a key other than the one that asked, and an
 // unexpected error in a sub-app reaching the one root handler and its log.
-import { copyFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync } from "node:fs";
 import { connect } from "node:net";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PassThrough } from "node:stream";
 import OpenAI, { toFile } from "openai";
 import pino from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { keyId } from "../../src/telemetry/record.ts";
+import { brokenModelFile } from "../helpers/broken-model.ts";
 import { envelopeOf } from "../helpers/http.ts";
 import { startServer, type TestServer, TINY_MODEL, tinyConfig } from "../helpers/server.ts";
 
@@ -185,7 +187,9 @@ describe("slow bodies", () => {
 });
 
 describe("nothing internal leaks", () => {
-  const HIDDEN = "/nonexistent/secret-dir-4f1a";
+  // A folder whose name must never reach a client, holding a model that fails to load.
+  const HIDDEN = mkdtempSync(join(tmpdir(), "secret-dir-4f1a-"));
+  copyFileSync(brokenModelFile(), join(HIDDEN, "broken.gguf"));
   const ADMIN = "sk-admin-90ab1c";
   let log = "";
   let leaky: TestServer;
@@ -392,7 +396,7 @@ describe("forced variants", () => {
         tinyConfig("", experiment),
         "  - id: broken",
         "    provider: llama",
-        "    path: /nonexistent/roundhouse-broken.gguf",
+        `    path: ${brokenModelFile()}`,
         "    context_size: 256",
         "    threads: 1",
       ].join("\n"),
