@@ -198,6 +198,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     cacheScope: config.cache.scope,
     isServed: (name) => catalog.find(name) !== undefined,
     ensureServed: (name) => fineTuning.ensureServed(name),
+    visible: (id, tenant) => fineTuning.modelVisible(id, tenant),
   });
 
   return {

@@ -9,7 +9,7 @@ import type { CacheDecision, CacheMode } from "../cache/policy.ts";
 import { decideCaching } from "../cache/policy.ts";
 import { type CacheCodec, serveWithCache } from "../cache/serve.ts";
 import type { ResponseCache } from "../cache/store.ts";
-import { invalidRequest } from "../openai/errors.ts";
+import { invalidRequest, modelNotFound } from "../openai/errors.ts";
 import type { ChatContext, ChatProvider, ModelDescription, Operation as OperationName } from "../providers/provider.ts";
 import type { RequestTelemetry } from "../telemetry/request.ts";
 import type { ServedModel } from "../traffic/catalog.ts";
@@ -43,6 +43,8 @@ export interface PipelineDeps {
   /** Finds a fine-tuned model another process registered moments ago, before a 404. */
   ensureServed(name: string): Promise<void>;
   isServed(name: string): boolean;
+  /** Whether a tenant may use a model: a fine-tuned model is its job's tenant's alone. */
+  visible(modelId: string, tenant: string): Promise<boolean>;
 }
 
 /** What the route knows of the request beyond its body. */
@@ -86,7 +88,9 @@ export class Pipeline {
 
     const { model, result } = await this.deps.traffic.serve(
       route,
-      (target) => {
+      async (target) => {
+        // Another tenant's fine-tuned model does not exist for this one.
+        if (!(await this.deps.visible(target.id, ctx.hooks.owner))) throw modelNotFound(req.model);
         const description = this.describe(target);
         const needed = op.serves ?? (op.name as OperationName);
         if (!description.operations.includes(needed)) throw notServed(target.id, needed, description);

@@ -372,6 +372,10 @@ describe("keys are tenants", () => {
     expect(await status(bob.models.retrieve(model))).toBe(404);
     expect(await status(bob.models.delete(model))).toBe(404);
     expect((await alice.models.retrieve(model)).id).toBe(model);
+    // Nor can another tenant use it.
+    const ask = { model, messages: [{ role: "user" as const, content: "Hi" }], max_tokens: 2 };
+    await expect(bob.chat.completions.create(ask)).rejects.toMatchObject({ status: 404, code: "model_not_found" });
+    expect((await alice.chat.completions.create(ask)).model).toBe(model);
   });
 });
 
