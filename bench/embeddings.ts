@@ -76,6 +76,8 @@ export async function runEmbeddingsBench(): Promise<void> {
   const servers = [await startRoundhouse({ ...options, workDir }), await startLlamaServer({ ...options, workDir })];
   const agent = new Agent({ connections: 64 });
   try {
+    // Warm-up, not measured: Roundhouse makes a model's embedding context on its first request.
+    for (const server of servers) await level(server, agent, 1, 4, -1);
     console.log(
       `embeddings: ${MODEL}, ${settings.parallel} sequences, ${settings.threads} thread(s), ${settings.rounds} rounds`,
     );
