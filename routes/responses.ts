@@ -79,12 +79,20 @@ export function responseRoutes(services: Services): Hono<AppEnv> {
       await keep(response);
       return c.json(response);
     }
-    return streamAnswer(c, serving, storing(events, keep), {
+    const lastSent: { sequence?: number } = {};
+    return streamAnswer(c, serving, storing(events, keep, lastSent), {
       // OpenAI names each event; its Responses streams end without [DONE].
       frame: (event) => `event: ${(event as ResponseStreamEvent).type}\ndata: ${JSON.stringify(event)}\n\n`,
       done: "",
       failure: (err) => {
-        const event = { type: "error", code: err.code, message: err.message, param: err.param, sequence_number: 0 };
+        // Numbered after the last event that went out, as OpenAI numbers its error events.
+        const event = {
+          type: "error",
+          code: err.code,
+          message: err.message,
+          param: err.param,
+          sequence_number: (lastSent.sequence ?? -1) + 1,
+        };
         return `event: error\ndata: ${JSON.stringify(event)}\n\n`;
       },
     });
@@ -148,6 +156,7 @@ async function finalResponse(events: AsyncGenerator<ResponseStreamEvent, Respons
 async function* storing(
   events: AsyncGenerator<ResponseStreamEvent, ResponseObject>,
   keep: (response: ResponseObject) => Promise<void>,
+  lastSent: { sequence?: number },
 ): AsyncGenerator<ResponseStreamEvent> {
   for (;;) {
     const next = await events.next();
@@ -155,6 +164,7 @@ async function* storing(
     if (next.value.type === "response.completed" || next.value.type === "response.incomplete") {
       await keep(next.value.response as ResponseObject);
     }
+    lastSent.sequence = next.value.sequence_number;
     yield next.value;
   }
 }

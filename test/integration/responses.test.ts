@@ -8,19 +8,29 @@ import { Agent, OpenAIProvider, Runner, setTracingDisabled } from "@openai/agent
 import { generateText, jsonSchema, streamText, tool } from "ai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { chunk, type FakeUpstream, sseData, startFakeUpstream } from "../helpers/fake-upstream.ts";
 import { assertMatchesSchema, schemaErrors } from "../helpers/openapi.ts";
 import { startServer, type TestServer, tinyConfig } from "../helpers/server.ts";
 
 let s: TestServer;
+let up: FakeUpstream;
 
 beforeAll(async () => {
-  s = await startServer({ config: tinyConfig(), apiKeys: ["key-a", "key-b"] });
+  up = await startFakeUpstream();
+  const quick = `
+  - id: quick-up
+    provider: openai
+    base_url: ${up.baseUrl}
+    timeout: 300ms
+    retries: 0`;
+  s = await startServer({ config: tinyConfig().concat(quick), apiKeys: ["key-a", "key-b"] });
   // Compiled now: seconds on this event loop would otherwise race the server's keep-alive timer.
   schemaErrors("Response", {});
 });
 
 afterAll(async () => {
   await s?.close();
+  await up?.close();
 });
 
 const client = (key = "key-a") => new OpenAI({ baseURL: s.baseURL, apiKey: key, maxRetries: 0 });
@@ -165,6 +175,26 @@ describe("POST /v1/responses", () => {
     expect(types).toContain("response.function_call_arguments.delta");
     expect(types.at(-1)).toBe("response.completed");
     expect(() => JSON.parse(args)).not.toThrow();
+  });
+
+  it("ends a stream that fails midway with an error event numbered after the last one", async () => {
+    up.script({ kind: "stall", events: [sseData(chunk("quick-up", { content: "so far" }))] });
+    const res = await fetch(`${s.baseURL}/responses`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: "Bearer key-a" },
+      body: JSON.stringify({ model: "quick-up", input: "Hi", stream: true }),
+    });
+    const events = (await res.text())
+      .split("\n\n")
+      .filter((frame) => frame.includes("data: "))
+      .map(
+        (frame) => JSON.parse(frame.slice(frame.indexOf("data: ") + 6)) as { type: string; sequence_number: number },
+      );
+    const last = events.at(-1);
+    expect(last?.type).toBe("error");
+    expect(events.some((e) => e.type === "response.output_text.delta")).toBe(true);
+    expect(last?.sequence_number).toBe((events.at(-2)?.sequence_number ?? -2) + 1);
+    expect(events.some((e) => e.type === "response.completed")).toBe(false);
   });
 
   it("stores responses for their own key: retrieve, input items, delete", async () => {
