@@ -2,8 +2,8 @@
 // provider and stores what it produced, but only once it completed (every choice finished),
 // so an aborted or failed generation never becomes an answer. What an answer is, and how it
 // is recorded and replayed, is the operation's codec: a stream of chat events, or vectors.
-import { randomBytes } from "node:crypto";
 import type { ChatEvent, ChatStream, EmbeddingResult } from "../providers/provider.ts";
+import { newCallId } from "../providers/tool-calls.ts";
 import { type CachedCompletion, EventRecorder, replay } from "./entry.ts";
 import type { CacheDecision, CacheStatus } from "./policy.ts";
 import type { ResponseCache } from "./store.ts";
@@ -50,10 +50,6 @@ export function chatCodec(meta: { model: string; choices: number }): CacheCodec<
     record: (stream, store) => recording(stream, store, meta),
     replay: (entry) => ({ events: replay(entry.events, newCallId), usage: () => entry.usage }),
   };
-}
-
-function newCallId(): string {
-  return `call_${randomBytes(12).toString("hex")}`;
 }
 
 /** Embeddings: whole at once, stored as they are. */

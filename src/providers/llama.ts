@@ -1,9 +1,10 @@
 // Local GGUF models through node-llama-cpp: renders the prompt with the model's chat
 // template, sizes it against the context, and runs one Generation per choice on the
 // model's lock-step driver.
-import { createHash, randomBytes, randomInt } from "node:crypto";
+import { createHash, randomInt } from "node:crypto";
 import { statSync } from "node:fs";
 import type { Llama, LlamaContextSequence, LlamaGrammar, Token } from "node-llama-cpp";
+import { OPERATIONS } from "../config/schema.ts";
 import { embed, embeddingContext, evaluatedLength } from "../engine/embeddings.ts";
 import { type FinishReason as EngineFinish, Generation, type Sampling } from "../engine/generation.ts";
 import { GrammarCache, grammarStops, type OutputConstraint } from "../engine/grammar.ts";
@@ -23,11 +24,8 @@ import type {
   ChatStream,
   EmbeddingResult,
   ModelDescription,
-  Operation,
 } from "./provider.ts";
-import { parseToolReply, planTools, type ToolPlan } from "./tool-calls.ts";
-
-const ALL_OPERATIONS: readonly Operation[] = ["chat", "completions", "embeddings"];
+import { newCallId, parseToolReply, planTools, type ToolPlan } from "./tool-calls.ts";
 
 export class LlamaProvider implements ChatProvider {
   /** Asked on every request; a model's file is dated once (a fine-tuned one gets a new id). */
@@ -52,7 +50,7 @@ export class LlamaProvider implements ChatProvider {
           .digest("hex")
           .slice(0, 10)}`,
         defaultTemperature: spec?.sampling.temperature ?? 1,
-        operations: spec?.operations ?? ALL_OPERATIONS,
+        operations: spec?.operations ?? OPERATIONS,
       };
       if (spec) this.descriptions.set(modelId, description);
     }
@@ -73,13 +71,7 @@ export class LlamaProvider implements ChatProvider {
       }
       const inputs = embeddingInputs(req.input).map((input, index) => {
         if (typeof input === "string") return model.tokenize(input, false);
-        const outside = input.find((id) => id >= lease.loaded.vocabularySize);
-        if (outside !== undefined) {
-          throw invalidRequest(
-            `input[${index}]: token id ${outside} is outside the vocabulary of ${spec.id} (size ${lease.loaded.vocabularySize}).`,
-            "input",
-          );
-        }
+        checkTokenIds(lease.loaded, input, `input[${index}]`, "input");
         return input as Token[];
       });
       let promptTokens = 0;
@@ -128,7 +120,7 @@ export class LlamaProvider implements ChatProvider {
       lease.release();
       throw err;
     }
-    const stop = (typeof req.stop === "string" ? [req.stop] : (req.stop ?? [])).filter((s) => s.length > 0);
+    const stop = stopList(req.stop);
 
     const queue = new EventQueue<ChatEvent>();
     let promptTokens = 0;
@@ -184,13 +176,7 @@ export class LlamaProvider implements ChatProvider {
     let tokens: Token[];
     if (typeof prompt === "string") tokens = tokenized(prompt);
     else {
-      const outside = prompt.find((id) => id >= loaded.vocabularySize);
-      if (outside !== undefined) {
-        throw invalidRequest(
-          `prompt[${i}]: token id ${outside} is outside the vocabulary of ${spec.id} (size ${loaded.vocabularySize}).`,
-          "prompt",
-        );
-      }
+      checkTokenIds(loaded, prompt, `prompt[${i}]`, "prompt");
       tokens = prompt as Token[];
     }
     if (suffix !== undefined) {
@@ -278,7 +264,7 @@ export class LlamaProvider implements ChatProvider {
     buffered: string,
   ): ChatEvent[] {
     if (!tools) return [{ type: "finish", index, reason }];
-    const reply = parseToolReply(buffered.trim(), () => `call_${randomBytes(12).toString("hex")}`);
+    const reply = parseToolReply(buffered.trim(), newCallId);
     if (reply.kind === "calls") {
       return [
         { type: "tool_calls", index, calls: reply.calls },
@@ -326,11 +312,10 @@ export class LlamaProvider implements ChatProvider {
         throw unsupportedValue(constraint.param, `this JSON Schema cannot be enforced: ${(err as Error).message}`);
       }
     }
-    const stop = typeof req.stop === "string" ? [req.stop] : (req.stop ?? []);
     return {
       prompt,
       maxTokens,
-      stop: [...stop.filter((s) => s.length > 0), ...(grammar ? grammarStops(grammar) : [])],
+      stop: [...stopList(req.stop), ...(grammar ? grammarStops(grammar) : [])],
       grammar,
       sampling: samplingFor(req, loaded),
     };
@@ -349,15 +334,7 @@ interface SamplingRequest {
 
 function samplingFor(req: SamplingRequest, loaded: LoadedModel): Sampling {
   const { spec } = loaded;
-  for (const id of Object.keys(req.logit_bias ?? {})) {
-    // An id past the vocabulary would index outside llama.cpp's logits array.
-    if (Number(id) >= loaded.vocabularySize) {
-      throw invalidRequest(
-        `logit_bias: token id ${id} is outside the vocabulary of ${spec.id} (size ${loaded.vocabularySize}).`,
-        "logit_bias",
-      );
-    }
-  }
+  checkTokenIds(loaded, Object.keys(req.logit_bias ?? {}).map(Number), "logit_bias", "logit_bias");
   return {
     temperature: req.temperature ?? spec.sampling.temperature ?? 1,
     // OpenAI's defaults (no truncation) unless the model's config sets its own; this also
@@ -373,6 +350,22 @@ function samplingFor(req: SamplingRequest, loaded: LoadedModel): Sampling {
       ? Object.fromEntries(Object.entries(req.logit_bias).map(([k, v]) => [Number(k), v]))
       : undefined,
   };
+}
+
+/** Token ids a client sent: one past the vocabulary would index outside llama.cpp's arrays. */
+function checkTokenIds(loaded: LoadedModel, ids: readonly number[], where: string, param: string): void {
+  const outside = ids.find((id) => id >= loaded.vocabularySize);
+  if (outside !== undefined) {
+    throw invalidRequest(
+      `${where}: token id ${outside} is outside the vocabulary of ${loaded.spec.id} (size ${loaded.vocabularySize}).`,
+      param,
+    );
+  }
+}
+
+/** The stop strings a request gave, as a list without empty ones. */
+function stopList(stop: string | readonly string[] | null | undefined): string[] {
+  return (typeof stop === "string" ? [stop] : (stop ?? [])).filter((s) => s.length > 0);
 }
 
 /** Tokens a completion may take: what was asked, within the model's cap and what the context has left. */

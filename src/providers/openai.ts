@@ -9,6 +9,7 @@ import { createHash } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
 import type { Logger } from "pino";
 import { Agent, type Dispatcher } from "undici";
+import { OPERATIONS } from "../config/schema.ts";
 import { AbortedError } from "../engine/errors.ts";
 import type { ChatCompletionRequest } from "../openai/chat.ts";
 import type { EmbeddingRequest } from "../openai/embeddings.ts";
@@ -82,8 +83,6 @@ interface Upstream {
   description: ModelDescription;
 }
 
-const ALL_OPERATIONS: readonly Operation[] = ["chat", "completions", "embeddings"];
-
 export class OpenAIProvider implements ChatProvider {
   private readonly upstreams = new Map<string, Upstream>();
   private readonly agents = new Map<string, Agent>();
@@ -115,7 +114,7 @@ export class OpenAIProvider implements ChatProvider {
           digest: `${spec.baseUrl}|${spec.model}`,
           fingerprint: `fp_${createHash("sha256").update(`${spec.id}\0`).digest("hex").slice(0, 10)}`,
           defaultTemperature: 1,
-          operations: spec.operations ?? ALL_OPERATIONS,
+          operations: spec.operations ?? OPERATIONS,
         },
       });
     }
@@ -131,10 +130,7 @@ export class OpenAIProvider implements ChatProvider {
     const streamed = req.stream === true;
     const response = await this.send(upstream, upstream.endpoint, upstreamBody(req, spec.model), streamed, ctx.signal);
     const meter = new UsageMeter(this.options.tokens, spec.model, req.messages);
-    const stream = new UpstreamStream(spec, response, meter, ctx.signal, CHAT_READER);
-    // Until the first event has arrived the client has nothing: a failure now may still fall back.
-    await stream.open();
-    return { events: stream, usage: () => meter.usage(), ...(stream.whole ? { arrivedWhole: true } : {}) };
+    return opened(new UpstreamStream(spec, response, meter, ctx.signal, CHAT_READER), meter);
   }
 
   /** Legacy completions pass through as sent (streamed with usage when streamed), read back as events. */
@@ -142,21 +138,20 @@ export class OpenAIProvider implements ChatProvider {
     const upstream = this.upstream(modelId);
     const { spec } = upstream;
     const streamed = req.stream === true;
-    const body = JSON.stringify({
-      ...req,
-      model: spec.model,
-      ...(streamed ? { stream_options: { include_usage: true } } : {}),
-    });
-    const response = await this.send(upstream, upstream.completions, body, streamed, ctx.signal);
+    const response = await this.send(
+      upstream,
+      upstream.completions,
+      upstreamBody(req, spec.model),
+      streamed,
+      ctx.signal,
+    );
     // Without usage from the upstream, tiktoken estimates the prompts as one user turn each.
     const prompts = completionPrompts(req.prompt).map((p) => ({
       role: "user" as const,
       content: typeof p === "string" ? p : "",
     }));
     const meter = new UsageMeter(this.options.tokens, spec.model, prompts);
-    const stream = new UpstreamStream(spec, response, meter, ctx.signal, TEXT_READER);
-    await stream.open();
-    return { events: stream, usage: () => meter.usage(), ...(stream.whole ? { arrivedWhole: true } : {}) };
+    return opened(new UpstreamStream(spec, response, meter, ctx.signal, TEXT_READER), meter);
   }
 
   /** The request as the client sent it, under the upstream's model name; the vectors read back whatever their encoding. */
@@ -244,6 +239,15 @@ export class OpenAIProvider implements ChatProvider {
       }
     }
   }
+}
+
+/**
+ * The stream once its first event has arrived: until then the client has nothing, so a
+ * failure now may still fall back to another model.
+ */
+async function opened(stream: UpstreamStream, meter: UsageMeter): Promise<ChatStream> {
+  await stream.open();
+  return { events: stream, usage: () => meter.usage(), ...(stream.whole ? { arrivedWhole: true } : {}) };
 }
 
 /** How an endpoint's answers read: chat completions, or legacy text completions. */

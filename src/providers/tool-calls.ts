@@ -2,6 +2,7 @@
 // llama-server's "generic" scheme. The tools are described in a system message and
 // the reply is constrained by a JSON grammar to either {"tool_call": {name, arguments}}
 // or {"response": "..."}, so any model, however small, produces a call that parses.
+import { randomBytes } from "node:crypto";
 import type { ChatCompletionRequest, Tool, ToolCall } from "../openai/chat.ts";
 
 export interface ToolPlan {
@@ -94,4 +95,9 @@ function safeParse(text: string): unknown {
   } catch {
     return text;
   }
+}
+
+/** A tool call's id, OpenAI's shape: unique per response. */
+export function newCallId(): string {
+  return `call_${randomBytes(12).toString("hex")}`;
 }

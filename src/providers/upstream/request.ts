@@ -1,13 +1,16 @@
-// What Roundhouse sends an upstream for a chat request: the client's validated parameters as
-// they are (none dropped; the upstream judges what it supports), under the upstream's model
-// name. A stream is asked for only when the client asked for one, and then always with usage,
+// What Roundhouse sends an upstream for a chat or legacy completion request: the client's
+// validated parameters as they are (none dropped; the upstream judges what it supports), under
+// the upstream's model name. A stream is asked for only when the client asked for one, and then always with usage,
 // so every streamed request's tokens are known; a JSON answer carries its usage anyway. A JSON
 // client gets a JSON request because that is what it sent: some models stream only for
 // verified OpenAI organizations, and one JSON body costs the upstream and this proxy far less
 // than a few hundred events (issue #8's note has the figures).
 import type { ChatCompletionRequest } from "../../openai/chat.ts";
 
-export function upstreamBody(req: ChatCompletionRequest, upstreamModel: string): string {
+export function upstreamBody(
+  req: ChatCompletionRequest | { stream?: boolean | null | undefined },
+  upstreamModel: string,
+): string {
   // The parse already turned `null` into undefined, which JSON.stringify leaves out.
   if (req.stream !== true) return JSON.stringify({ ...req, model: upstreamModel });
   return JSON.stringify({
