@@ -50,41 +50,35 @@ export function cacheKey(target: KeyTarget, req: ChatCompletionRequest): string 
   const maxTokens = requestedMaxTokens(req);
   if (maxTokens !== undefined) shaping.max_completion_tokens = maxTokens;
   if (typeof shaping.stop === "string") shaping.stop = [shaping.stop];
-  // v: the format of keys and of the entries under them. 2: entries in plain JSON (store.ts),
-  // which replicas still running 1 (Keyv's colon-escaped JSON) must never read, nor they ours.
-  const canonical = canonicalJson({ v: 2, model: target.modelId, digest: target.modelDigest, request: shaping });
+  return digestKey(target, shaping);
+}
+
+/**
+ * `model:digest` of what shapes the answer on that model; other operations than chat name
+ * themselves, so no two kinds of request ever share a key. v: the format of keys and of the
+ * entries under them. 2: entries in plain JSON (store.ts), which replicas still running 1
+ * (Keyv's colon-escaped JSON) must never read, nor they ours.
+ */
+function digestKey(target: KeyTarget, request: unknown, operation?: "embeddings" | "completions"): string {
+  const canonical = canonicalJson({ v: 2, operation, model: target.modelId, digest: target.modelDigest, request });
   return `${target.modelId}:${hash("sha256", canonical, "base64url")}`;
 }
 
 /** Embeddings depend on the inputs and `dimensions` only; the encoding is applied when answering. */
 export function embeddingsCacheKey(target: KeyTarget, req: EmbeddingRequest): string {
-  const canonical = canonicalJson({
-    v: 2,
-    operation: "embeddings",
-    model: target.modelId,
-    digest: target.modelDigest,
-    input: req.input,
-    dimensions: req.dimensions ?? undefined,
-  });
-  return `${target.modelId}:${hash("sha256", canonical, "base64url")}`;
+  return digestKey(target, { input: req.input, dimensions: req.dimensions ?? undefined }, "embeddings");
 }
 
 /** Legacy completions: everything but `stream`, `stream_options` and `user`. */
 export function completionsCacheKey(target: KeyTarget, req: CompletionRequest): string {
   const { stream: _stream, stream_options: _options, user: _user, model: _model, ...shaping } = req;
-  const canonical = canonicalJson({
-    v: 2,
-    operation: "completions",
-    model: target.modelId,
-    digest: target.modelDigest,
-    // Absent and the default are the same request; `stop: "x"` and `["x"]` too.
-    request: {
-      ...shaping,
-      max_tokens: req.max_tokens ?? LEGACY_DEFAULT_MAX_TOKENS,
-      stop: typeof req.stop === "string" ? [req.stop] : req.stop,
-    },
-  });
-  return `${target.modelId}:${hash("sha256", canonical, "base64url")}`;
+  // Absent and the default are the same request; `stop: "x"` and `["x"]` too.
+  const request = {
+    ...shaping,
+    max_tokens: req.max_tokens ?? LEGACY_DEFAULT_MAX_TOKENS,
+    stop: typeof req.stop === "string" ? [req.stop] : req.stop,
+  };
+  return digestKey(target, request, "completions");
 }
 
 /** JSON with object keys sorted, so key order in the client's body does not matter. */
