@@ -27,8 +27,7 @@ export function requireKey(services: Services, area: Area): MiddlewareHandler<Ap
 export function requireMetricsKey(services: Services, auth: "api" | "admin"): MiddlewareHandler<AppEnv> {
   return async (c, next) => {
     const caller = services.keys.caller(requestHeader(c, "authorization"), clientAddress(c));
-    const credential = auth === "api" && caller.credential === "admin" ? "api" : caller.credential;
-    const refused = authorize(auth, credential, services.keys.configured);
+    const refused = authorize(auth, caller.credential, services.keys.configured);
     if (refused) return errorResponse(c, refused);
     return next();
   };

@@ -1,5 +1,5 @@
 // /v1/files: upload (multipart), list, retrieve, download and delete, in OpenAI's shapes.
-import { rm } from "node:fs/promises";
+import { rm, stat } from "node:fs/promises";
 import { create as contentDisposition } from "content-disposition";
 import { Hono } from "hono";
 import { type FilePurpose, InvalidFileError, UPLOAD_PURPOSES } from "../src/finetune/files.ts";
@@ -49,6 +49,7 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
           "invalid_value",
         );
       }
+      await services.fineTuning.checkStorage(caller.tenant, (await stat(file.path)).size);
       try {
         return c.json(
           await files.createFromFile({
@@ -77,7 +78,7 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
     const parsed = ListFilesQuery.safeParse(c.req.query(), { reportInput: true });
     if (!parsed.success) throw fromZodError(parsed.error);
     const { purpose, after, limit, order } = parsed.data;
-    const all = await files.list(purpose, c.get("caller").tenant);
+    const all = await files.list(purpose, c.get("caller").viewer);
     if (order === "desc") all.reverse();
     let start = 0;
     if (after !== undefined) {
@@ -96,15 +97,15 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
 
   app.get("/:id", async (c) => {
     const id = c.req.param("id");
-    const file = await files.get(id, c.get("caller").tenant);
+    const file = await files.get(id, c.get("caller").viewer);
     if (!file) throw missing(id);
     return c.json(file);
   });
 
   app.get("/:id/content", async (c) => {
     const id = c.req.param("id");
-    const tenant = c.get("caller").tenant;
-    const [file, bytes] = [await files.get(id, tenant), await files.content(id, tenant)];
+    const viewer = c.get("caller").viewer;
+    const [file, bytes] = [await files.get(id, viewer), await files.content(id, viewer)];
     if (!file || !bytes) throw missing(id);
     return c.body(new Uint8Array(bytes), 200, {
       "content-type": "application/octet-stream",
@@ -116,7 +117,7 @@ export function fileRoutes(services: Services): Hono<AppEnv> {
 
   app.delete("/:id", async (c) => {
     const id = c.req.param("id");
-    if (!(await services.fineTuning.deleteFile(id, c.get("caller").tenant))) throw missing(id);
+    if (!(await services.fineTuning.deleteFile(id, c.get("caller").viewer))) throw missing(id);
     return c.json({ id, object: "file", deleted: true });
   });
 

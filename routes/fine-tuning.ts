@@ -18,7 +18,7 @@ export function fineTuningRoutes(services: Services): Hono<AppEnv> {
   app.post("/jobs", async (c) => {
     const parsed = CreateFineTuningJobRequest.safeParse(await readJson(c), { reportInput: true });
     if (!parsed.success) throw fromZodError(parsed.error);
-    return c.json(await ft.createJob(parsed.data, c.get("caller").tenant));
+    return c.json(await ft.createJob(parsed.data, c.get("caller")));
   });
 
   app.get("/jobs", async (c) => {
@@ -31,24 +31,24 @@ export function fineTuningRoutes(services: Services): Hono<AppEnv> {
       return m?.[1] ? [[m[1], v]] : [];
     });
     const metadata = query.metadata === "null" ? null : pairs.length > 0 ? Object.fromEntries(pairs) : undefined;
-    const page = await ft.listJobs({ ...parsed.data, metadata }, c.get("caller").tenant);
+    const page = await ft.listJobs({ ...parsed.data, metadata }, c.get("caller").viewer);
     return c.json({ object: "list", ...page });
   });
 
-  app.get("/jobs/:id", async (c) => c.json(await ft.getJob(c.req.param("id"), c.get("caller").tenant)));
+  app.get("/jobs/:id", async (c) => c.json(await ft.getJob(c.req.param("id"), c.get("caller").viewer)));
 
-  app.post("/jobs/:id/cancel", async (c) => c.json(await ft.cancel(c.req.param("id"), c.get("caller").tenant)));
+  app.post("/jobs/:id/cancel", async (c) => c.json(await ft.cancel(c.req.param("id"), c.get("caller").viewer)));
 
   app.get("/jobs/:id/events", async (c) => {
     const parsed = ListEventsQuery.safeParse(c.req.query(), { reportInput: true });
     if (!parsed.success) throw fromZodError(parsed.error);
-    return c.json({ object: "list", ...(await ft.events(c.req.param("id"), parsed.data, c.get("caller").tenant)) });
+    return c.json({ object: "list", ...(await ft.events(c.req.param("id"), parsed.data, c.get("caller").viewer)) });
   });
 
   app.get("/jobs/:id/checkpoints", async (c) => {
     const parsed = ListCheckpointsQuery.safeParse(c.req.query(), { reportInput: true });
     if (!parsed.success) throw fromZodError(parsed.error);
-    const page = await ft.checkpoints(c.req.param("id"), parsed.data, c.get("caller").tenant);
+    const page = await ft.checkpoints(c.req.param("id"), parsed.data, c.get("caller").viewer);
     return c.json({
       object: "list",
       ...page,

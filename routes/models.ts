@@ -13,9 +13,9 @@ export function modelRoutes(services: Services): Hono<AppEnv> {
   app.get("/", async (c) => {
     // Picks up models that fine-tuning workers registered in a shared DATA_DIR.
     await services.fineTuning.models.sync();
-    const tenant = c.get("caller").tenant;
+    const viewer = c.get("caller").viewer;
     const all = services.catalog.list();
-    const visible = await Promise.all(all.map((m) => services.fineTuning.modelVisible(m.id, tenant)));
+    const visible = await Promise.all(all.map((m) => services.fineTuning.modelVisible(m.id, viewer)));
     return c.json(modelList(all.filter((_, i) => visible[i]).map(toModel)));
   });
   // Fine-tuned ids contain ':' (ft:base:suffix:id), so take the rest of the path.
@@ -24,13 +24,13 @@ export function modelRoutes(services: Services): Hono<AppEnv> {
     if (!services.catalog.find(id)) await services.fineTuning.ensureServed(id);
     const model = services.catalog.find(id);
     // Another tenant's fine-tuned model does not exist for this one.
-    if (!model || !(await services.fineTuning.modelVisible(model.id, c.get("caller").tenant))) throw modelNotFound(id);
+    if (!model || !(await services.fineTuning.modelVisible(model.id, c.get("caller").viewer))) throw modelNotFound(id);
     return c.json(toModel(model));
   });
   // Only fine-tuned models can be deleted; configured ones belong to models.yaml.
   app.delete("/:id{.+}", async (c) => {
     const id = c.req.param("id");
-    if (!(await services.fineTuning.modelVisible(id, c.get("caller").tenant))) throw modelNotFound(id);
+    if (!(await services.fineTuning.modelVisible(id, c.get("caller").viewer))) throw modelNotFound(id);
     if (await services.fineTuning.models.delete(id)) return c.json({ id, object: "model", deleted: true });
     if (services.catalog.find(id)) {
       throw permissionDenied(`Model ${id} is configured in models.yaml; only fine-tuned models can be deleted.`);

@@ -34,10 +34,10 @@ export function responseRoutes(services: Services): Hono<AppEnv> {
     const req = await parseRequest(c, services, ResponseRequest);
     checkResponseRequest(req);
     // A tenant (an API key; everyone without API_KEYS) sees its own responses only.
-    const owner = c.get("caller").tenant;
+    const { tenant: owner, viewer } = c.get("caller");
     let previous: StoredResponse | undefined;
     if (req.previous_response_id !== undefined) {
-      previous = await store.get(req.previous_response_id, owner);
+      previous = await store.get(req.previous_response_id, viewer);
       if (!previous) {
         throw notFound(`Previous response with id '${req.previous_response_id}' not found.`, "previous_response_id");
       }
@@ -99,19 +99,19 @@ export function responseRoutes(services: Services): Hono<AppEnv> {
   });
 
   app.get("/:id", async (c) => {
-    const stored = await store.get(c.req.param("id"), c.get("caller").tenant);
+    const stored = await store.get(c.req.param("id"), c.get("caller").viewer);
     if (!stored) throw responseNotFound(c.req.param("id"));
     return c.json(stored.response);
   });
 
   app.delete("/:id", async (c) => {
     const id = c.req.param("id");
-    if (!(await store.delete(id, c.get("caller").tenant))) throw responseNotFound(id);
+    if (!(await store.delete(id, c.get("caller").viewer))) throw responseNotFound(id);
     return c.json({ id, object: "response", deleted: true });
   });
 
   app.get("/:id/input_items", async (c) => {
-    const stored = await store.get(c.req.param("id"), c.get("caller").tenant);
+    const stored = await store.get(c.req.param("id"), c.get("caller").viewer);
     if (!stored) throw responseNotFound(c.req.param("id"));
     const order = c.req.query("order") ?? "desc";
     const limit = Number(c.req.query("limit") ?? 20);

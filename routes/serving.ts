@@ -52,7 +52,12 @@ export function servingContext(
     caller: c.get("caller"),
     cacheControl: requestHeader(c, "cache-control"),
     telemetry: c.get("telemetry"),
-    hooks: { requestId: c.get("requestId"), log: c.get("log"), owner: c.get("caller").tenant },
+    hooks: {
+      requestId: c.get("requestId"),
+      log: c.get("log"),
+      owner: c.get("caller").tenant,
+      viewer: c.get("caller").viewer,
+    },
     // Generation stops as soon as the client goes away, streaming or not.
     signal: () => {
       abort ??= providerAbort(c);

@@ -11,6 +11,7 @@ import { isLlamaModel, loadConfig } from "../src/config/load.ts";
 import { openRuntime } from "../src/engine/runtime.ts";
 import { startWorker } from "../src/finetune/queue.ts";
 import { FineTuning } from "../src/finetune/service.ts";
+import { Tenants } from "../src/security/tenants.ts";
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env.MODELS_CONFIG ?? "./models.yaml");
@@ -26,6 +27,7 @@ async function main(): Promise<void> {
     logger,
     threads: config.fine_tuning.threads,
     redisUrl: url,
+    tenants: new Tenants(config.tenants),
     trainable: (id) => {
       const m = models.get(id);
       return m?.finetune ? { id: m.id, path: m.path, chatTemplate: m.chat_template, finetune: m.finetune } : undefined;
@@ -38,6 +40,7 @@ async function main(): Promise<void> {
     url,
     train: (id, signal) => fineTuning.runner.train(id, signal),
     isCancelled: async (id) => (await fineTuning.jobs.get(id))?.status === "cancelled",
+    mayStart: (id) => fineTuning.mayStart(id),
     logger,
   });
   logger.info({ redis: url.replace(/\/\/[^@]*@/, "//***@") }, "fine-tuning worker ready");

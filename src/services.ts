@@ -18,6 +18,7 @@ import type { ChatProvider } from "./providers/provider.ts";
 import { ApiKeys } from "./security/api-keys.ts";
 import { ConcurrencyLimit } from "./security/concurrency.ts";
 import { RateLimiter } from "./security/rate-limiter.ts";
+import { Tenants } from "./security/tenants.ts";
 import { Pipeline } from "./serve/pipeline.ts";
 import { createExperimentStore } from "./storage/experiments.ts";
 import { MemoryRateCounters, RedisRateCounters } from "./storage/rate-counters.ts";
@@ -145,6 +146,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
   if (traffic.judgesRollbacks()) {
     telemetry.usage.follow?.((record) => traffic.completedElsewhere(record), config.experiment_state.pollMs);
   }
+  const tenants = new Tenants(config.tenants);
   const rateLimiter = createRateLimiter(config, logger);
   if (rateLimiter) {
     telemetry.onRecord((record) => {
@@ -162,6 +164,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     threads: config.fine_tuning.threads,
     redisUrl: config.fine_tuning.redisUrl,
     memoryLimitBytes: options.trainerMemoryBytes,
+    tenants,
     trainable: (id) => trainableModel(configured.get(id)),
     resolveModel: (name) => catalog.find(name)?.id,
     serving: {
@@ -198,7 +201,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     cacheScope: config.cache.scope,
     isServed: (name) => catalog.find(name) !== undefined,
     ensureServed: (name) => fineTuning.ensureServed(name),
-    visible: (id, tenant) => fineTuning.modelVisible(id, tenant),
+    visible: (id, viewer) => fineTuning.modelVisible(id, viewer),
   });
 
   return {
@@ -211,7 +214,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     logger,
     telemetry,
     cache,
-    keys: new ApiKeys(options.apiKeys ?? [], options.adminApiKey),
+    keys: new ApiKeys(options.apiKeys ?? [], options.adminApiKey, tenants),
     rateLimiter,
     bodyLimitBytes: options.bodyLimitBytes ?? config.limits.maxBodyBytes,
     uploadLimitBytes: options.uploadLimitBytes ?? config.limits.maxUploadBytes,

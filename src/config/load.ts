@@ -16,7 +16,13 @@ import { parseByteSize } from "./bytes.ts";
 import { parseDurationMs } from "./duration.ts";
 import { ConfigError, type ConfigProblem } from "./errors.ts";
 import { type ExperimentSpec, type ExperimentStateConfig, resolveExperiments } from "./experiments.ts";
-import { ConfigFile, type LlamaModelEntry, type OpenAIModelEntry, type PerMinute } from "./schema.ts";
+import {
+  ConfigFile,
+  type LlamaModelEntry,
+  type OpenAIModelEntry,
+  type PerMinute,
+  type TenantLimits,
+} from "./schema.ts";
 import { knownKeys, suggestKey } from "./suggest.ts";
 import { lineOfPath } from "./yaml-lines.ts";
 
@@ -72,6 +78,7 @@ export interface Config {
   usage_log: UsageLogConfig;
   limits: LimitsConfig;
   rate_limits: RateLimitsConfig;
+  tenants: TenantsConfig;
   responses: { ttlMs: number; store: "file" | "redis"; url: string };
   metrics: { auth: "none" | "api" | "admin" };
 }
@@ -81,6 +88,18 @@ export interface LimitsConfig {
   maxUploadBytes: number;
   maxConcurrentUploads: number;
   bodyTimeoutMs: number;
+}
+
+export interface TenantLimitsConfig {
+  storedBytes?: number | undefined;
+  queuedJobs?: number | undefined;
+  runningJobs?: number | undefined;
+}
+
+export interface TenantsConfig {
+  /** Project name → its keys' ids and its own limits (else `limits`). */
+  projects: Map<string, { keys: readonly string[]; limits: TenantLimitsConfig | undefined }>;
+  limits: TenantLimitsConfig;
 }
 
 export interface RateLimitsConfig extends RateLimitConfig {
@@ -261,7 +280,24 @@ function resolveConfig(file: ConfigFile, absFile: string, env: Env, place: (inde
       store: file.rate_limits.store ?? (file.cache.store === "redis" ? "redis" : "memory"),
       url: file.rate_limits.url ?? file.cache.url ?? "redis://127.0.0.1:6379",
     },
+    tenants: {
+      projects: new Map(
+        Object.entries(file.tenants.projects).map(([name, p]) => [
+          name,
+          { keys: p.keys, limits: p.limits && tenantLimits(p.limits) },
+        ]),
+      ),
+      limits: tenantLimits(file.tenants.limits),
+    },
     metrics: { auth: file.metrics.auth },
+  };
+}
+
+function tenantLimits(limits: z.output<typeof TenantLimits>): TenantLimitsConfig {
+  return {
+    storedBytes: limits.stored_bytes === undefined ? undefined : parseByteSize(limits.stored_bytes),
+    queuedJobs: limits.queued_jobs,
+    runningJobs: limits.running_jobs,
   };
 }
 

@@ -383,6 +383,9 @@ export const UsageLogSettings = z
   })
   .describe("The usage log: one record per request, read by /admin/usage and experiment results.");
 
+/** A key as logs and models.yaml name it: key_ + the first 12 hex digits of its sha256. */
+const KeyId = z.string().regex(/^key_[0-9a-f]{12}$/, { error: "expected a key id: key_ and 12 hex digits" });
+
 export const PerMinute = z
   .strictObject({
     requests_per_minute: z.int().min(1).optional().describe("Requests per minute, on every /v1 route."),
@@ -400,7 +403,7 @@ export const RateLimits = z
       "Limits of every key not listed under `keys` (and of all requests together when API_KEYS is unset).",
     ),
     keys: z
-      .record(z.string().regex(/^key_[0-9a-f]{12}$/, { error: "expected a key id: key_ and 12 hex digits" }), PerMinute)
+      .record(KeyId, PerMinute)
       .default({})
       .describe(
         'Limits by key id: key_ + the first 12 hex digits of the key\'s sha256 (printf %s "$KEY" | sha256sum | cut -c1-12), as /admin/usage?group_by=key shows them. Keys themselves stay in API_KEYS.',
@@ -418,6 +421,64 @@ export const RateLimits = z
       .describe("Redis URL; default the cache's url, else redis://127.0.0.1:6379."),
   })
   .describe("Per-key rate limits; none unless configured.");
+
+export const TenantLimits = z
+  .strictObject({
+    stored_bytes: ByteSize.optional().describe(
+      "Most bytes of files (uploads and job results) a tenant keeps; an upload past it gets 400 storage_limit_exceeded.",
+    ),
+    queued_jobs: z
+      .int()
+      .min(0)
+      .optional()
+      .describe(
+        "Most fine-tuning jobs a tenant may have waiting (validating_files or queued); a new one past it gets 429.",
+      ),
+    running_jobs: z
+      .int()
+      .min(1)
+      .optional()
+      .describe(
+        "Most fine-tuning jobs of one tenant training at once; its other jobs wait while others' train. In-process training runs one job at a time anyway: this bounds a tenant's share of BullMQ workers.",
+      ),
+  })
+  .describe("Limits of one tenant (a key, or a project of keys); none unless configured.");
+
+export const Tenants = z
+  .strictObject({
+    projects: z
+      .record(
+        z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, { error: "expected 1 to 64 letters, digits, '.', '_' or '-'" }),
+        z.strictObject({
+          keys: z.array(KeyId).min(1).describe("Key ids of the project's keys (as rate_limits.keys writes them)."),
+          limits: TenantLimits.optional().describe("The project's limits, instead of tenants.limits."),
+        }),
+      )
+      .default({})
+      .describe(
+        "Keys that share one tenant: each sees the files, jobs, fine-tuned models, stored responses and cache entries the others made.",
+      ),
+    limits: TenantLimits.prefault({}),
+  })
+  .superRefine((tenants, ctx) => {
+    const projectOf = new Map<string, string>();
+    for (const [name, project] of Object.entries(tenants.projects)) {
+      project.keys.forEach((key, i) => {
+        const first = projectOf.get(key);
+        if (first === undefined) projectOf.set(key, name);
+        else {
+          ctx.addIssue({
+            code: "custom",
+            path: ["projects", name, "keys", i],
+            message: `${key} is already a key of project "${first}"; a key belongs to one project`,
+          });
+        }
+      });
+    }
+  })
+  .describe(
+    "Who owns what: with API_KEYS each key is a tenant (or its project is); the admin key sees every tenant's objects.",
+  );
 
 export const Limits = z
   .strictObject({
@@ -454,6 +515,7 @@ export const ConfigFile = z
     usage_log: UsageLogSettings.prefault({}),
     limits: Limits.prefault({}),
     rate_limits: RateLimits.prefault({}),
+    tenants: Tenants.prefault({}),
     responses: z
       .strictObject({
         ttl: Duration.default("30d").describe(

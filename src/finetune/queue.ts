@@ -3,7 +3,7 @@
 // processes (which must share DATA_DIR with the server: files, jobs and models live
 // there); the server only adds to it.
 import { createClient } from "@keyv/redis";
-import { type ConnectionOptions, Queue, Worker } from "bullmq";
+import { type ConnectionOptions, DelayedError, Queue, Worker } from "bullmq";
 import type { Logger } from "pino";
 
 export const QUEUE_NAME = "roundhouse-fine-tuning";
@@ -118,14 +118,24 @@ export function startWorker(opts: {
   url: string;
   train: TrainFn;
   isCancelled: (jobId: string) => Promise<boolean>;
+  /** Whether a job may start training now (its tenant's running_jobs); false puts it back for a while. */
+  mayStart?: (jobId: string) => Promise<boolean>;
+  /** How long a job that may not start yet waits before a worker asks again. */
+  deferMs?: number;
   logger: Logger;
   pollMs?: number;
 }): { worker: Worker; close(): Promise<void> } {
   const redis = redisConnection(opts.url);
   const worker = new Worker(
     QUEUE_NAME,
-    async (job) => {
+    async (job, token) => {
       const jobId = (job.data as { jobId: string }).jobId;
+      if (opts.mayStart && token !== undefined && !(await opts.mayStart(jobId))) {
+        // BullMQ's way to put a job back without failing it: it waits, then any worker takes it.
+        opts.logger.info({ job: jobId }, "tenant at its running_jobs limit: training later");
+        await job.moveToDelayed(Date.now() + (opts.deferMs ?? 5000), token);
+        throw new DelayedError();
+      }
       const abort = new AbortController();
       const timer = setInterval(() => {
         opts.isCancelled(jobId).then(

@@ -4,6 +4,7 @@
 import { join } from "node:path";
 import type { Llama, LlamaModel } from "node-llama-cpp";
 import type { Logger } from "pino";
+import type { TenantLimitsConfig } from "../config/load.ts";
 import {
   ApiError,
   invalidRequest,
@@ -13,6 +14,7 @@ import {
   unsupportedValue,
 } from "../openai/errors.ts";
 import type { CreateFineTuningJobRequest, Hyperparameters as RequestedHyperparameters } from "../openai/fine-tuning.ts";
+import { mayStartTraining, queuedJobsRefusal, storageRefusal, type Tenants } from "../security/tenants.ts";
 import { describeMemory, formatBytes } from "./estimate.ts";
 import { FileStore } from "./files.ts";
 import { newId } from "./ids.ts";
@@ -30,7 +32,10 @@ import { trainerWindow } from "./prepare.ts";
 import { InProcessQueue, type JobQueue, RedisQueue } from "./queue.ts";
 import { FineTunedModels, type ServingHooks } from "./registry.ts";
 import { JobRunner, type TrainableModel } from "./runner.ts";
-import { isTerminal, JOB_STATUSES } from "./state.ts";
+import { isTerminal, JOB_STATUSES, type JobStatus } from "./state.ts";
+
+/** A job that waits to train: what tenants.limits.queued_jobs counts. */
+const WAITING: readonly JobStatus[] = ["validating_files", "queued"];
 
 /** n_epochs when the request says "auto". */
 export const AUTO_EPOCHS = 3;
@@ -53,6 +58,14 @@ export interface FineTuningOptions {
   gauge?(counts: Record<string, number>): void;
   /** Memory a trainer may use; the machine's (or its cgroup's) when unset. */
   memoryLimitBytes?: number | undefined;
+  /** Tenants' limits (tenants.limits in models.yaml); none when unset. */
+  tenants?: Tenants | undefined;
+}
+
+/** Who creates a job: the tenant that will own it, and whose files it may name. */
+export interface JobCreator {
+  tenant: string;
+  viewer: Viewer;
 }
 
 export interface Page<T> {
@@ -157,8 +170,9 @@ export class FineTuning {
     if (name.startsWith("ft:") && !this.models.isServed(name)) await this.models.sync();
   }
 
-  /** `tenant` owns the job; the files it names must be ones it can see. */
-  async createJob(req: CreateFineTuningJobRequest, tenant: string): Promise<FineTuningJob> {
+  /** `creator.tenant` owns the job; the files it names must be ones it can see. */
+  async createJob(req: CreateFineTuningJobRequest, creator: JobCreator): Promise<FineTuningJob> {
+    const { tenant, viewer } = creator;
     if (req.integrations && req.integrations.length > 0) {
       throw unsupportedParameter(
         "integrations",
@@ -185,8 +199,10 @@ export class FineTuning {
       );
     }
     await this.checkFits(req.model, trainable);
-    await this.checkFile(req.training_file, "training_file", tenant);
-    if (req.validation_file) await this.checkFile(req.validation_file, "validation_file", tenant);
+    await this.checkFile(req.training_file, "training_file", viewer);
+    if (req.validation_file) await this.checkFile(req.validation_file, "validation_file", viewer);
+    const refused = queuedJobsRefusal(this.limits(tenant), await this.countJobs(tenant, WAITING));
+    if (refused) throw refused;
     const hyperparameters = resolveHyperparameters(req.method?.supervised?.hyperparameters ?? req.hyperparameters);
     const job: FineTuningJob = {
       id: newId("job"),
@@ -238,12 +254,48 @@ export class FineTuning {
     );
   }
 
+  private limits(tenant: string): TenantLimitsConfig {
+    return this.opts.tenants?.limits(tenant) ?? {};
+  }
+
+  /** How many of `tenant`'s jobs are in one of `statuses` (`except` left out). */
+  private async countJobs(tenant: string, statuses: readonly JobStatus[], except?: string): Promise<number> {
+    const jobs = (await this.jobs.list()).filter((j) => statuses.includes(j.status) && j.id !== except);
+    const owners = await Promise.all(jobs.map((j) => this.owners.of(j.id)));
+    return owners.filter((owner) => owner === tenant).length;
+  }
+
+  /**
+   * Whether job `id` may start training now: its tenant's other jobs training stay under
+   * tenants.limits.running_jobs. BullMQ workers ask before they train (in-process training runs
+   * one job at a time, which no limit is below).
+   */
+  async mayStart(id: string): Promise<boolean> {
+    const tenant = await this.owners.of(id);
+    if (tenant === undefined) return true;
+    return mayStartTraining(this.limits(tenant), await this.countJobs(tenant, ["running"], id));
+  }
+
+  /**
+   * Refuses an upload of `adding` bytes that would bring its tenant's files past
+   * tenants.limits.stored_bytes. Checked once the upload is on disk, before it is stored, so its
+   * real size counts. Uploads in flight at once may each pass: the overshoot is bounded by
+   * limits.max_concurrent_uploads × limits.max_upload.
+   */
+  async checkStorage(tenant: string, adding: number): Promise<void> {
+    const limits = this.limits(tenant);
+    if (limits.storedBytes === undefined) return;
+    const stored = (await this.files.list(undefined, tenant)).reduce((sum, f) => sum + f.bytes, 0);
+    const refused = storageRefusal(limits, stored + adding);
+    if (refused) throw refused;
+  }
+
   private async validateAndQueue(id: string): Promise<void> {
     if (await this.runner.validate(id)) await this.queue.enqueue(id);
   }
 
-  private async checkFile(id: string, param: string, tenant: string): Promise<void> {
-    const file = await this.files.get(id, tenant);
+  private async checkFile(id: string, param: string, viewer: Viewer): Promise<void> {
+    const file = await this.files.get(id, viewer);
     if (!file) throw new ApiError(400, `Invalid file ID: ${id}. No such file.`, { param, code: "invalid_file_id" });
     if (file.purpose !== "fine-tune") {
       throw invalidRequest(

@@ -4,6 +4,7 @@
 // reveals neither a key's length nor how much of it a guess got right.
 import { createHash, timingSafeEqual } from "node:crypto";
 import { type ApiError, invalidApiKey, missingApiKey, permissionDenied } from "../openai/errors.ts";
+import { ADMIN_TENANT, Tenants } from "./tenants.ts";
 
 /** What a bearer token turned out to be. `none`: no bearer token at all. */
 export type Credential = "none" | "api" | "admin" | "unknown";
@@ -27,10 +28,13 @@ export interface Caller {
   /** `key_` + 12 hex digits of the token's sha256 (as in logs and the usage log); `anonymous` without a token. */
   keyId: string;
   /**
-   * Who owns what this request creates and may see: the key's id with API_KEYS set,
-   * OPEN_TENANT without (any bearer string is then the same caller).
+   * Who owns what this request creates: the key's id, or its project's tenant (tenants.projects),
+   * with API_KEYS set; ADMIN_TENANT for the admin key; OPEN_TENANT without API_KEYS (any bearer
+   * string is then the same caller).
    */
   tenant: string;
+  /** Whose objects it sees: its tenant's; undefined (everyone's) for the admin key. */
+  viewer: string | undefined;
   /**
    * What per-caller limits (rate limits, concurrent uploads) count against: the key's id with
    * API_KEYS set; without, the client's address, since any bearer string is then let in and a
@@ -46,7 +50,11 @@ export class ApiKeys {
   private readonly admin: Buffer | undefined;
   readonly configured: KeysConfigured;
 
-  constructor(apiKeys: readonly string[], adminKey: string | undefined) {
+  constructor(
+    apiKeys: readonly string[],
+    adminKey: string | undefined,
+    private readonly tenants: Tenants = new Tenants(),
+  ) {
     this.api = apiKeys.filter((k) => k !== "").map(digest);
     this.admin = adminKey === undefined || adminKey === "" ? undefined : digest(adminKey);
     this.configured = { api: this.api.length > 0, admin: this.admin !== undefined };
@@ -62,10 +70,13 @@ export class ApiKeys {
     const given = token === undefined ? undefined : digest(token);
     const keyId = given === undefined ? "anonymous" : `key_${given.toString("hex").slice(0, 12)}`;
     const open = !this.configured.api;
+    const credential = given === undefined ? "none" : this.credentialOf(given);
+    const tenant = open ? OPEN_TENANT : credential === "admin" ? ADMIN_TENANT : this.tenants.ofKey(keyId);
     return {
-      credential: given === undefined ? "none" : this.credentialOf(given),
+      credential,
       keyId,
-      tenant: open ? OPEN_TENANT : keyId,
+      tenant,
+      viewer: credential === "admin" ? undefined : tenant,
       limitKey: open ? addressId(address) : keyId,
       open,
     };
@@ -82,19 +93,16 @@ export class ApiKeys {
 
 /**
  * Whether `credential` may use `area`: undefined when it may, else the error to answer.
- * An area whose key is not configured is open, as without keys at all. The admin key opens
- * /admin only and API keys open /v1 only: an operator's key is not a client's, and a
- * client's key that reaches /admin gets 403 (it is a real key, just not for this).
+ * An area whose key is not configured is open, as without keys at all. API keys open /v1 only:
+ * a client's key that reaches /admin gets 403 (it is a real key, just not for this). The admin
+ * key opens both: on /v1 it sees every tenant's objects and may force any variant.
  */
 export function authorize(area: Area, credential: Credential, configured: KeysConfigured): ApiError | undefined {
   if (!configured[area]) return undefined;
-  if (credential === area) return undefined;
+  if (credential === area || credential === "admin") return undefined;
   if (credential === "none") return missingApiKey();
   if (area === "admin" && credential === "api") {
     return permissionDenied("This endpoint needs the admin API key (ADMIN_API_KEY); API keys cannot use it.");
-  }
-  if (area === "api" && credential === "admin") {
-    return invalidApiKey("The admin API key only opens /admin; send one of the API keys (API_KEYS) to /v1.");
   }
   return invalidApiKey();
 }

@@ -43,8 +43,8 @@ export interface PipelineDeps {
   /** Finds a fine-tuned model another process registered moments ago, before a 404. */
   ensureServed(name: string): Promise<void>;
   isServed(name: string): boolean;
-  /** Whether a tenant may use a model: a fine-tuned model is its job's tenant's alone. */
-  visible(modelId: string, tenant: string): Promise<boolean>;
+  /** Whether a viewer may use a model: a fine-tuned model is its job's tenant's alone (and the admin's). */
+  visible(modelId: string, viewer: string | undefined): Promise<boolean>;
 }
 
 /** What the route knows of the request beyond its body. */
@@ -90,7 +90,7 @@ export class Pipeline {
       route,
       async (target) => {
         // Another tenant's fine-tuned model does not exist for this one.
-        if (!(await this.deps.visible(target.id, ctx.hooks.owner))) throw modelNotFound(req.model);
+        if (!(await this.deps.visible(target.id, ctx.hooks.viewer))) throw modelNotFound(req.model);
         const description = this.describe(target);
         const needed = op.serves ?? (op.name as OperationName);
         if (!description.operations.includes(needed)) throw notServed(target.id, needed, description);

@@ -69,6 +69,8 @@ export interface ServeHooks {
   requestId: string;
   /** The tenant that made the request: only it may rate the answer (feedback). */
   owner: string;
+  /** Whose fine-tuned models it may use: its tenant's; undefined (all) for the admin key. */
+  viewer: string | undefined;
   log: Logger;
   /** Called once per fallback taken (telemetry's fellBack). */
   fellBack(): void;

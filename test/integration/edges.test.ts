@@ -432,11 +432,20 @@ describe("forced variants", () => {
     expect(error).toMatchObject({ type: "permission_error", param: "x-roundhouse-variant" });
   });
 
+  it("the admin key may force any variant through /v1", async () => {
+    const res = await force(ADMIN);
+    // Served by the forced variant (a model that cannot load), not refused at the door.
+    expect(res.status).toBe(503);
+    expect(res.headers.get("x-roundhouse-variant")).toBe("canary");
+    expect((await canaryResult())?.state).toBe("active");
+  });
+
   it("forced requests are served and counted as forced, never in the rollback window or the results", async () => {
+    const before = (await canaryResult())?.forced ?? 0;
     for (let i = 0; i < 6; i++) expect((await force(ALICE)).status).toBe(503);
     // Give the rollback rules time to judge (they run just after each record).
     await new Promise((r) => setTimeout(r, 500));
     const result = await canaryResult();
-    expect(result).toMatchObject({ state: "active", requests: 0, forced: 6 });
+    expect(result).toMatchObject({ state: "active", requests: 0, forced: before + 6 });
   });
 });
