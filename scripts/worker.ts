@@ -12,6 +12,7 @@ import { openRuntime } from "../src/engine/runtime.ts";
 import { startWorker } from "../src/finetune/queue.ts";
 import { FineTuning } from "../src/finetune/service.ts";
 import { Tenants } from "../src/security/tenants.ts";
+import { trainableModel } from "../src/services.ts";
 
 async function main(): Promise<void> {
   const config = loadConfig(process.env.MODELS_CONFIG ?? "./models.yaml");
@@ -28,10 +29,7 @@ async function main(): Promise<void> {
     threads: config.fine_tuning.threads,
     redisUrl: url,
     tenants: new Tenants(config.tenants),
-    trainable: (id) => {
-      const m = models.get(id);
-      return m?.finetune ? { id: m.id, path: m.path, chatTemplate: m.chat_template, finetune: m.finetune } : undefined;
-    },
+    trainable: (id) => trainableModel(models.get(id), config.file),
     resolveModel: (name) => (models.has(name) ? name : undefined),
     // The worker serves nothing: the registry record it writes is what the servers serve.
     serving: { serve: () => true, unserve: async () => {} },

@@ -1,7 +1,7 @@
 // Builds everything a Roundhouse app needs from a loaded config. No module-level
 // state: a test builds as many independent services as it likes.
 import { statSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import type { Llama } from "node-llama-cpp";
 import pino, { type Logger } from "pino";
 import { ResponseCache } from "./cache/store.ts";
@@ -165,7 +165,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
     redisUrl: config.fine_tuning.redisUrl,
     memoryLimitBytes: options.trainerMemoryBytes,
     tenants,
-    trainable: (id) => trainableModel(configured.get(id)),
+    trainable: (id) => trainableModel(configured.get(id), config.file),
     resolveModel: (name) => catalog.find(name)?.id,
     serving: {
       // A fine-tuned model is served like its base (context, threads, sampling), from its own file.
@@ -294,9 +294,19 @@ function createRateLimiter(config: Config, logger: Logger): RateLimiter | undefi
   return new RateLimiter(limits, counters);
 }
 
-function trainableModel(m: LlamaModelConfig | undefined): TrainableModel | undefined {
+/** What fine-tuning needs of a configured model; a command trainer runs in the folder of models.yaml. */
+export function trainableModel(m: LlamaModelConfig | undefined, configFile: string): TrainableModel | undefined {
   if (!m?.finetune) return undefined;
-  return { id: m.id, path: m.path, chatTemplate: m.chat_template, finetune: m.finetune };
+  const { trainer, ...finetune } = m.finetune;
+  return {
+    id: m.id,
+    path: m.path,
+    chatTemplate: m.chat_template,
+    finetune: {
+      ...finetune,
+      trainer: trainer === "llama-finetune" ? undefined : { command: trainer.command, cwd: dirname(configFile) },
+    },
+  };
 }
 
 function toSpec(m: LlamaModelConfig, contextSize: number): LocalModelSpec {

@@ -80,6 +80,20 @@ export const FineTune = z
       .describe(
         "Tokens per optimizer step. llama.cpp pads it to a multiple of 256 for the training window (windows step by half of that), and a dataset must hold at least 1.5 windows.",
       ),
+    trainer: z
+      .union([
+        z.literal("llama-finetune"),
+        z.strictObject({
+          command: z
+            .array(z.string().min(1))
+            .min(1)
+            .describe("The program and its arguments, run in the folder of this file once per epoch."),
+        }),
+      ])
+      .default("llama-finetune")
+      .describe(
+        "Who trains: llama.cpp's llama-finetune (built by npm run tools), or {command: [...]}, any program that follows the trainer contract (README: your own trainer), e.g. a TRL script on a GPU worker.",
+      ),
   })
   .describe("Fine-tuning jobs may train this model (POST /v1/fine_tuning/jobs).");
 

@@ -12,6 +12,7 @@ import type { Logger } from "pino";
 import { readGguf } from "../engine/gguf.ts";
 import { withoutPaths } from "../openai/redact.ts";
 import { writeFileAtomic } from "../storage/durable.ts";
+import { commandFinetune, type TrainerCommand } from "./command-trainer.ts";
 import {
   describeMemory,
   type EstimateFigures,
@@ -27,6 +28,7 @@ import type { FineTuningJob, JobStore, StoredCheckpoint } from "./jobs.ts";
 import { nowSeconds } from "./jobs.ts";
 import {
   type EpochResult,
+  type FinetuneOptions,
   finetune,
   type QuantType,
   quantize,
@@ -54,7 +56,14 @@ export interface TrainableModel {
   /** The served GGUF: its template, BOS and context length describe the text. */
   path: string;
   chatTemplate?: string | undefined;
-  finetune: { base?: string | undefined; quantize: QuantType; learning_rate: number; context: number };
+  finetune: {
+    base?: string | undefined;
+    quantize: QuantType;
+    learning_rate: number;
+    context: number;
+    /** A command trainer (finetune.trainer.command); llama-finetune when unset. */
+    trainer?: TrainerCommand | undefined;
+  };
 }
 
 export interface FineTunedModelRecord {
@@ -209,7 +218,9 @@ export class JobRunner {
       const out = join(work, `epoch-${epoch + 1}.gguf`);
       const started = performance.now();
       let previousMean = { loss: 0, accuracy: 0 };
-      const result = await finetune({
+      const train = model.finetune.trainer;
+      const run = train ? (o: FinetuneOptions) => commandFinetune(train, o, { epoch: epoch + 1, epochs }) : finetune;
+      const result = await run({
         model: input,
         textFile,
         out,
@@ -372,6 +383,8 @@ export class JobRunner {
   private async estimateEvent(jobId: string, prepared: Prepared): Promise<void> {
     const { plan } = prepared;
     // Unreadable weights are the training step's to report (invalid_model, without paths).
+    // The estimate describes llama-finetune on this machine's CPUs, not a command trainer.
+    if (prepared.model.finetune.trainer) return;
     const estimate = await this.estimate(prepared.model).catch(() => undefined);
     if (!estimate) return;
     const perEpoch = epochSeconds(estimate, plan.trainWindows, plan.valWindows);

@@ -242,6 +242,8 @@ export class FineTuning {
 
   /** Refuses a model whose training cannot fit in memory, before anything runs. */
   private async checkFits(name: string, model: TrainableModel): Promise<void> {
+    // A command trainer runs where its operator put it (a GPU worker): this machine's memory says nothing.
+    if (model.finetune.trainer) return;
     // An unreadable weights file is reported by the job itself (invalid_model), as before.
     const estimate = await this.runner.estimate(model).catch(() => undefined);
     if (!estimate) return;
