@@ -53,8 +53,11 @@ export class ChatTemplate {
    * where the template trimmed the placeholder. What a template computes from the content
    * itself (splitting off reasoning, say) sees the placeholder, so it leaves the content whole.
    */
-  renderPrompt(messages: readonly TemplateMessage[]): PromptPart[] {
-    const rendered = this.render(messages.map((m, i) => ({ role: m.role, content: placeholder(i) })));
+  renderPrompt(messages: readonly TemplateMessage[], opts: { addGenerationPrompt?: boolean } = {}): PromptPart[] {
+    const rendered = this.render(
+      messages.map((m, i) => ({ role: m.role, content: placeholder(i) })),
+      opts,
+    );
     const parts: PromptPart[] = [];
     const push = (text: string, control: boolean) => {
       if (text.length === 0) return;

@@ -13,6 +13,7 @@ import { readGguf } from "../engine/gguf.ts";
 import { withoutPaths } from "../openai/redact.ts";
 import { writeFileAtomic } from "../storage/durable.ts";
 import { commandFinetune, type TrainerCommand } from "./command-trainer.ts";
+import type { Example } from "./dataset.ts";
 import {
   describeMemory,
   type EstimateFigures,
@@ -22,6 +23,18 @@ import {
   modelShape,
   type TrainingEstimate,
 } from "./estimate.ts";
+import {
+  describeEvaluation,
+  type EvalCase,
+  type EvalSet,
+  type Evaluation,
+  type EvaluationRow,
+  evaluationCsv,
+  improved,
+  pickCases,
+  splitForEvaluation,
+  verdict,
+} from "./evaluate.ts";
 import type { FileStore } from "./files.ts";
 import { newId } from "./ids.ts";
 import type { FineTuningJob, JobStore, StoredCheckpoint } from "./jobs.ts";
@@ -90,6 +103,8 @@ export interface RunnerDeps {
   logger: Logger;
   /** Called after every status change (metrics). */
   changed?(): void;
+  /** Scores held-out examples with the GGUF at `path` (evaluate.ts); jobs are not evaluated without it. */
+  evaluate?(path: string, cases: readonly EvalCase[], model: TrainableModel, signal: AbortSignal): Promise<Evaluation>;
 }
 
 /** A failure to report on the job as its `error`. */
@@ -105,12 +120,16 @@ interface Prepared {
   plan: WindowPlan;
   templateSource: string;
   contextLength: number;
+  /** The examples every evaluation of the job scores. */
+  evaluation: EvalSet;
 }
 
 /** What a job keeps of its prepared data in its work folder (beside train.txt), so a resume needs no file. */
 type SavedPreparation = Omit<Prepared, "model" | "text">;
 
 const PREPARED_FILE = "prepared.json";
+/** The job's evaluations so far (evaluate.ts), kept beside its checkpoints so a resume does not redo them. */
+const EVALUATIONS_FILE = "evaluations.json";
 const EVENT_INTERVAL_MS = 1000;
 const ESTIMATE_INTERVAL_MS = 5000;
 
@@ -180,6 +199,7 @@ export class JobRunner {
       plan,
       templateSource: prepared.templateSource,
       contextLength: prepared.contextLength,
+      evaluation: prepared.evaluation,
     };
     // Written after the text: its presence says the text beside it is complete.
     await writeFileAtomic(join(work, PREPARED_FILE), JSON.stringify(saved));
@@ -207,6 +227,28 @@ export class JobRunner {
     if (await stopLeftoverTrainer(pidFile)) {
       this.deps.logger.warn({ job: job.id }, "stopped a trainer left running by a previous server process");
     }
+    const rowsFile = join(work, EVALUATIONS_FILE);
+    const rows: EvaluationRow[] = JSON.parse(await readFile(rowsFile, "utf8").catch(() => "[]"));
+    /** The evaluation of the weights at `path` after `epoch` epochs (0: the base), made once. */
+    const evaluateAt = async (epoch: number, path: string): Promise<EvaluationRow | undefined> => {
+      const done = rows.find((r) => r.epoch === epoch);
+      if (done) return done;
+      const started = performance.now();
+      const evaluation = await this.evaluate(job, path, prepared, signal);
+      if (!evaluation) return undefined;
+      const seconds = round((performance.now() - started) / 1000);
+      const row = { ...evaluation, epoch };
+      rows.push(row);
+      await writeFileAtomic(rowsFile, JSON.stringify(rows));
+      await store.addEvent(job.id, {
+        level: "info",
+        message: `Evaluation ${epoch === 0 ? "of the base model, before training" : `after epoch ${epoch}/${epochs}`}: ${describeEvaluation(evaluation)}`,
+        type: "metrics",
+        data: { epoch, ...evaluationMetrics(evaluation), held_out: prepared.evaluation.heldOut, seconds },
+      });
+      return row;
+    };
+    await evaluateAt(0, base);
     const steps: StepRow[] = [];
     const totalSteps = plan.trainWindows * epochs;
     let lastEvent = 0;
@@ -271,7 +313,8 @@ export class JobRunner {
         },
       });
       epochSeconds = (performance.now() - started) / 1000;
-      const stored = await this.checkpoint(job, ftId, epoch, plan, context, out, result);
+      const evaluated = await evaluateAt(epoch + 1, out);
+      const stored = await this.checkpoint(job, ftId, epoch, plan, context, out, result, evaluated);
       // Only the newest weights are kept on disk: enough to resume, without one model file per epoch.
       for (const c of kept) if (c.file) await rm(c.file, { force: true });
       kept.splice(0, kept.length, ...kept.map((c) => ({ ...c, file: null })), stored);
@@ -300,12 +343,42 @@ export class JobRunner {
     if (model.finetune.quantize === "F32") await copyFile(restored, served);
     else await quantize(restored, served, model.finetune.quantize, this.deps.threads);
     signal.throwIfAborted();
+    const owner = await this.deps.ownerOf(job.id);
     const results = await this.deps.files.create({
       filename: "step_metrics.csv",
       purpose: "fine-tune-results",
       bytes: Buffer.from(resultsCsv(steps, kept)),
-      owner: await this.deps.ownerOf(job.id),
+      owner,
     });
+    const before = rows.find((r) => r.epoch === 0);
+    const after = rows.find((r) => r.epoch === epochs);
+    const evaluationFile =
+      rows.length === 0
+        ? undefined
+        : await this.deps.files.create({
+            filename: "evaluation.csv",
+            purpose: "fine-tune-results",
+            bytes: Buffer.from(
+              evaluationCsv(
+                [...rows].sort((a, b) => a.epoch - b.epoch),
+                prepared.evaluation,
+              ),
+            ),
+            owner,
+          });
+    if (before && after) {
+      await store.addEvent(job.id, {
+        level: "info",
+        message: verdict(before, after, prepared.evaluation),
+        type: "metrics",
+        data: {
+          improved: improved(before, after),
+          held_out: prepared.evaluation.heldOut,
+          base: evaluationMetrics(before),
+          fine_tuned: evaluationMetrics(after),
+        },
+      });
+    }
     const record: FineTunedModelRecord = {
       id: ftId,
       base: model.id,
@@ -319,7 +392,7 @@ export class JobRunner {
       patch: {
         fine_tuned_model: ftId,
         trained_tokens: plan.trainWindows * context * epochs,
-        result_files: [results.id],
+        result_files: evaluationFile ? [results.id, evaluationFile.id] : [results.id],
       },
     });
     this.deps.changed?.();
@@ -328,6 +401,7 @@ export class JobRunner {
       await this.deps.unregister(ftId);
       await rm(served, { force: true });
       await this.deps.files.delete(results.id);
+      if (evaluationFile) await this.deps.files.delete(evaluationFile.id);
     }
     await rm(work, { recursive: true, force: true });
   }
@@ -340,6 +414,7 @@ export class JobRunner {
     context: number,
     file: string,
     result: EpochResult,
+    evaluated: Evaluation | undefined,
   ): Promise<StoredCheckpoint> {
     const step = (epoch + 1) * plan.trainWindows;
     return {
@@ -365,9 +440,38 @@ export class JobRunner {
                 full_valid_mean_token_accuracy: round(result.val.accuracy),
               }
             : {}),
+          // The evaluation on held-out examples is the full validation set's figures.
+          ...(evaluated ? evaluationMetrics(evaluated) : {}),
         },
       },
     };
+  }
+
+  /**
+   * The held-out examples scored with the weights at `path`; undefined when there is nothing to
+   * score or no evaluator. A failed evaluation is an event, not a failed job: the training stands.
+   */
+  private async evaluate(
+    job: FineTuningJob,
+    path: string,
+    prepared: Prepared,
+    signal: AbortSignal,
+  ): Promise<Evaluation | undefined> {
+    const { cases } = prepared.evaluation;
+    if (!this.deps.evaluate || cases.length === 0) return undefined;
+    try {
+      return await this.deps.evaluate(path, cases, prepared.model, signal);
+    } catch (err) {
+      signal.throwIfAborted();
+      this.deps.logger.warn({ err, job: job.id }, "evaluation failed");
+      await this.deps.store.addEvent(job.id, {
+        level: "warn",
+        message: `Evaluation failed: ${failureReason(err)}`,
+        type: "message",
+        data: {},
+      });
+      return undefined;
+    }
   }
 
   /** What training `model` costs per window, from its shape: the weights file's header is all it reads. */
@@ -412,9 +516,20 @@ export class JobRunner {
     const model = this.deps.trainable(job.model);
     if (!model) return undefined;
     try {
-      const saved = JSON.parse(await readFile(join(work, PREPARED_FILE), "utf8")) as SavedPreparation;
+      const saved = JSON.parse(await readFile(join(work, PREPARED_FILE), "utf8")) as Partial<SavedPreparation>;
       const text = await readFile(join(work, "train.txt"), "utf8");
-      return { ...saved, model, text };
+      if (!saved.plan || saved.templateSource === undefined || saved.contextLength === undefined) return undefined;
+      // Saved before jobs were evaluated: it resumes without an evaluation.
+      const evaluation = saved.evaluation ?? { cases: [], heldOut: false, source: "training_file" };
+      return {
+        ...saved,
+        plan: saved.plan,
+        templateSource: saved.templateSource,
+        contextLength: saved.contextLength,
+        evaluation,
+        model,
+        text,
+      };
     } catch {
       return undefined;
     }
@@ -431,20 +546,40 @@ export class JobRunner {
       });
     }
     const text = await modelText(model.path, model.chatTemplate);
-    const render = async (fileId: string, param: string): Promise<string> => {
+    const examples = async (fileId: string, param: string): Promise<Example[]> => {
       const content = await this.deps.files.content(fileId);
       if (!content) {
         throw new JobFailure({ code: "invalid_file", message: `File ${fileId} no longer exists.`, param });
       }
       try {
-        return renderExamples(examplesOf(content, fileId), text, job.seed);
+        return examplesOf(content, fileId);
       } catch (err) {
         throw new JobFailure({ code: "invalid_file", message: (err as Error).message, param });
       }
     };
-    const train = await render(job.training_file, "training_file");
-    const val = job.validation_file ? await render(job.validation_file, "validation_file") : "";
-    const trainTokens = await this.deps.countTokens(model.path, train);
+    const render = (list: readonly Example[], param: string): string => {
+      try {
+        return renderExamples(list, text, job.seed);
+      } catch (err) {
+        throw new JobFailure({ code: "invalid_file", message: (err as Error).message, param });
+      }
+    };
+    const training = await examples(job.training_file, "training_file");
+    const validation = job.validation_file ? await examples(job.validation_file, "validation_file") : undefined;
+    let { train: trainExamples, evaluation } = splitForEvaluation(training, validation);
+    let train = render(trainExamples, "training_file");
+    let trainTokens = await this.deps.countTokens(model.path, train);
+    if (
+      trainExamples.length < training.length &&
+      planWindows(trainTokens, 0, trainerWindow(model.finetune.context)) === undefined
+    ) {
+      // Too little text to give any up: evaluate on what it trains on, and say so.
+      trainExamples = training;
+      evaluation = { cases: pickCases(training), heldOut: false, source: "training_file" };
+      train = render(training, "training_file");
+      trainTokens = await this.deps.countTokens(model.path, train);
+    }
+    const val = validation ? render(validation, "validation_file") : "";
     // The validation text follows the training text in one file: no second BOS is added for it.
     const valTokens = val === "" ? 0 : (await this.deps.countTokens(model.path, train + val)) - trainTokens;
     const context = trainerWindow(model.finetune.context);
@@ -460,7 +595,14 @@ export class JobRunner {
         param: trainTokens < needed ? "training_file" : "validation_file",
       });
     }
-    return { model, text: train + val, plan, templateSource: text.templateSource, contextLength: text.contextLength };
+    return {
+      model,
+      text: train + val,
+      plan,
+      templateSource: text.templateSource,
+      contextLength: text.contextLength,
+      evaluation,
+    };
   }
 
   /**
@@ -544,6 +686,17 @@ function resultsCsv(steps: readonly StepRow[], checkpoints: readonly StoredCheck
     );
   }
   return `${lines.join("\n")}\n`;
+}
+
+/** An evaluation as checkpoint metrics and event data: the spec's full_valid_* plus perplexity and exact answers. */
+function evaluationMetrics(e: Evaluation) {
+  return {
+    full_valid_loss: round(e.loss),
+    full_valid_mean_token_accuracy: round(e.tokenAccuracy),
+    full_valid_perplexity: round(e.perplexity),
+    full_valid_exact_match: round(e.examples === 0 ? 0 : e.exactMatches / e.examples),
+    full_valid_examples: e.examples,
+  };
 }
 
 function epochMessage(epoch: number, epochs: number, r: EpochResult): string {

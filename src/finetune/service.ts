@@ -16,6 +16,7 @@ import {
 import type { CreateFineTuningJobRequest, Hyperparameters as RequestedHyperparameters } from "../openai/fine-tuning.ts";
 import { mayStartTraining, queuedJobsRefusal, storageRefusal, type Tenants } from "../security/tenants.ts";
 import { describeMemory, formatBytes } from "./estimate.ts";
+import { evaluateModel } from "./evaluate.ts";
 import { FileStore } from "./files.ts";
 import { newId } from "./ids.ts";
 import {
@@ -28,11 +29,14 @@ import {
 } from "./jobs.ts";
 import { machineMemoryBytes } from "./machine.ts";
 import { Owners, type Viewer } from "./owners.ts";
-import { trainerWindow } from "./prepare.ts";
+import { modelText, trainerWindow } from "./prepare.ts";
 import { InProcessQueue, type JobQueue, RedisQueue } from "./queue.ts";
 import { FineTunedModels, type ServingHooks } from "./registry.ts";
 import { JobRunner, type TrainableModel } from "./runner.ts";
 import { isTerminal, JOB_STATUSES, type JobStatus } from "./state.ts";
+
+/** Tokens of context an evaluation makes: held-out examples longer than it are skipped. */
+const EVALUATION_CONTEXT = 4096;
 
 /** A job that waits to train: what tenants.limits.queued_jobs counts. */
 const WAITING: readonly JobStatus[] = ["validating_files", "queued"];
@@ -105,6 +109,14 @@ export class FineTuning {
       threads: opts.threads,
       logger: opts.logger,
       changed: () => this.track(this.updateGauge()),
+      evaluate: async (path, cases, model, signal) => {
+        const text = await modelText(model.path, model.chatTemplate);
+        return evaluateModel(opts.llama, path, cases, text, {
+          threads: opts.threads,
+          contextSize: Math.min(text.contextLength, EVALUATION_CONTEXT),
+          signal,
+        });
+      },
     });
     this.queue = opts.redisUrl
       ? new RedisQueue(opts.redisUrl)

@@ -212,7 +212,8 @@ describe("fine-tuning jobs", () => {
     expect(job.status).toBe("succeeded");
     expect(job.fine_tuned_model).toBe(`ft:roundhouse-tiny:papaya:${jobId.slice(6, 14)}`);
     expect(job.trained_tokens).toBeGreaterThan(0);
-    expect(job.result_files).toHaveLength(1);
+    // Per-step metrics, and the evaluation of the base and of each epoch on the validation file.
+    expect(job.result_files).toHaveLength(2);
     model = job.fine_tuned_model as string;
 
     const events = await s.client.fineTuning.jobs.listEvents(jobId, { limit: 100 });
@@ -239,11 +240,31 @@ describe("fine-tuning jobs", () => {
     for (const c of checkpoints.data) {
       assertMatchesSchema("FineTuningJobCheckpoint", c);
       expect(c.metrics.valid_loss).toBeGreaterThan(0);
+      // The evaluation on the validation file's examples: loss of the replies and exact answers.
+      expect(c.metrics).toMatchObject({ full_valid_examples: 12 });
+      expect(c.metrics.full_valid_loss).toBeGreaterThan(0);
+      const perplexity = (c.metrics as { full_valid_perplexity?: number }).full_valid_perplexity as number;
+      expect(Math.log(perplexity)).toBeCloseTo(c.metrics.full_valid_loss as number, 3);
       expect(c.fine_tuned_model_checkpoint).toBe(`${model}:ckpt-step-${c.step_number}`);
     }
 
     const csv = await (await s.client.files.content(job.result_files[0] as string)).text();
     expect(csv.split("\n")[0]).toBe("step,train_loss,train_accuracy,valid_loss,valid_mean_token_accuracy");
+    const evaluation = (await (await s.client.files.content(job.result_files[1] as string)).text()).trim().split("\n");
+    expect(evaluation[0]).toBe(
+      "epoch,model,examples,held_out,source,tokens,loss,perplexity,token_accuracy,exact_matches",
+    );
+    expect(evaluation.slice(1).map((l) => l.split(",").slice(0, 5).join(","))).toEqual([
+      "0,base,12,true,validation_file",
+      "1,epoch 1,12,true,validation_file",
+      "2,epoch 2,12,true,validation_file",
+    ]);
+    const said = events.data.map((e) => e.message);
+    expect(said).toContain(said.find((m) => m.startsWith("Evaluation of the base model, before training: loss ")));
+    const last = events.data.find((e) =>
+      /^The fine-tuned model is (not )?better than the base on 12 held-out examples/.test(e.message),
+    );
+    expect(last?.data).toMatchObject({ held_out: true, base: { full_valid_examples: 12 } });
     expect((await s.client.models.list()).data.map((m) => m.id)).toContain(model);
 
     const reply = await s.client.chat.completions.create({
