@@ -250,7 +250,10 @@ export class JobRunner {
     };
     await evaluateAt(0, base);
     const steps: StepRow[] = [];
-    const totalSteps = plan.trainWindows * epochs;
+    // Optimizer steps per epoch, as the trainer's progress bar counts them: a window when the
+    // batch is the whole window, more when llama.cpp pads the context past the batch. Windows
+    // until the bar says.
+    let stepsPerEpoch = plan.trainWindows;
     let lastEvent = 0;
     let lastEstimate = 0;
     let epochSeconds = 0;
@@ -281,7 +284,9 @@ export class JobRunner {
           const stepLoss = p.step * p.loss - (p.step - 1) * previousMean.loss;
           const stepAccuracy = Math.min(1, Math.max(0, p.step * p.accuracy - (p.step - 1) * previousMean.accuracy));
           previousMean = { loss: p.loss, accuracy: p.accuracy };
-          const step = epoch * plan.trainWindows + p.step;
+          stepsPerEpoch = p.steps;
+          const totalSteps = stepsPerEpoch * epochs;
+          const step = epoch * stepsPerEpoch + p.step;
           steps.push({ step, loss: stepLoss, accuracy: stepAccuracy });
           const now = performance.now();
           const perEpoch = epochSeconds || p.elapsedSeconds + p.etaSeconds;
@@ -314,7 +319,7 @@ export class JobRunner {
       });
       epochSeconds = (performance.now() - started) / 1000;
       const evaluated = await evaluateAt(epoch + 1, out);
-      const stored = await this.checkpoint(job, ftId, epoch, plan, context, out, result, evaluated);
+      const stored = await this.checkpoint(job, ftId, epoch, { plan, stepsPerEpoch }, context, out, result, evaluated);
       // Only the newest weights are kept on disk: enough to resume, without one model file per epoch.
       for (const c of kept) if (c.file) await rm(c.file, { force: true });
       kept.splice(0, kept.length, ...kept.map((c) => ({ ...c, file: null })), stored);
@@ -410,17 +415,17 @@ export class JobRunner {
     job: FineTuningJob,
     ftId: string,
     epoch: number,
-    plan: WindowPlan,
+    at: { plan: WindowPlan; stepsPerEpoch: number },
     context: number,
     file: string,
     result: EpochResult,
     evaluated: Evaluation | undefined,
   ): Promise<StoredCheckpoint> {
-    const step = (epoch + 1) * plan.trainWindows;
+    const step = (epoch + 1) * at.stepsPerEpoch;
     return {
       epoch,
       file,
-      trained_tokens: step * context,
+      trained_tokens: (epoch + 1) * at.plan.trainWindows * context,
       checkpoint: {
         id: newId("checkpoint"),
         object: "fine_tuning.job.checkpoint",

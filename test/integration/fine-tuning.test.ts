@@ -259,6 +259,12 @@ describe("fine-tuning jobs", () => {
       "1,epoch 1,12,true,validation_file",
       "2,epoch 2,12,true,validation_file",
     ]);
+    // Steps count the trainer's optimizer steps, and the last checkpoint is at the last of them.
+    const stepEvents = events.data.flatMap((e) => /^Step (\d+)\/(\d+):/.exec(e.message)?.slice(1).map(Number) ?? []);
+    expect(stepEvents.length).toBeGreaterThan(0);
+    const total = stepEvents[1] as number;
+    for (let i = 0; i < stepEvents.length; i += 2) expect(stepEvents[i]).toBeLessThanOrEqual(total);
+    expect(checkpoints.data[0]?.step_number).toBe(total);
     const said = events.data.map((e) => e.message);
     expect(said).toContain(said.find((m) => m.startsWith("Evaluation of the base model, before training: loss ")));
     const last = events.data.find((e) =>
