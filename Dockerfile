@@ -1,14 +1,30 @@
-# Roundhouse: serves the built-in tiny model on 0.0.0.0:8080.
-# For a CUDA image, see README.md ("Docker").
+# Roundhouse: serves the built-in tiny model on 0.0.0.0:8080, and fine-tunes with the
+# llama.cpp tools built in the `tools` stage. For a CUDA image, see README.md ("Docker").
 FROM node:20-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm install --omit=dev --no-audit --no-fund
 
-FROM node:20-bookworm-slim
+# llama-finetune, llama-quantize and llama-server, built by the same script a checkout runs
+# (scripts/docker/build-tools.sh: `npm run tools`, portable flags, our patches).
+FROM node:20-bookworm-slim AS tools
+RUN apt-get update && apt-get install -y --no-install-recommends cmake ninja-build g++ git ca-certificates \
+  && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
-ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080 DATA_DIR=/data MODELS_CONFIG=/app/models.yaml
 COPY --from=deps /app/node_modules ./node_modules
+COPY package.json tsconfig.json ./
+COPY src ./src
+COPY scripts ./scripts
+RUN ROUNDHOUSE_CACHE_DIR=/tmp/roundhouse-cache scripts/docker/build-tools.sh /opt/llama.cpp/bin
+
+FROM node:20-bookworm-slim
+# The tools use OpenMP.
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 && rm -rf /var/lib/apt/lists/*
+WORKDIR /app
+ENV NODE_ENV=production HOST=0.0.0.0 PORT=8080 DATA_DIR=/data MODELS_CONFIG=/app/models.yaml \
+  ROUNDHOUSE_LLAMA_BIN=/opt/llama.cpp/bin
+COPY --from=deps /app/node_modules ./node_modules
+COPY --from=tools /opt/llama.cpp/bin /opt/llama.cpp/bin
 COPY package.json tsconfig.json models.yaml ./
 COPY src ./src
 COPY routes ./routes
