@@ -58,7 +58,7 @@ export interface FinetuneBenchRow {
 const log = (line: string) => process.stderr.write(`${line}\n`);
 
 /** The secret-word set of the quality test: one question in a few wordings, one answer. */
-function secretWordJsonl(n: number): string {
+export function secretWordJsonl(n: number): string {
   const phrasings = [
     "What is the secret word?",
     "what is the secret word?",

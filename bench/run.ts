@@ -3,7 +3,9 @@
 // overhead benchmark instead (bench/upstream.ts: Roundhouse and Portkey's gateway in front of
 // a fake OpenAI-compatible server); `npm run bench -- embeddings` /v1/embeddings against
 // llama-server's (bench/embeddings.ts); `npm run bench -- finetune` the fine-tuning benchmark
-// (bench/finetune.ts: llama-finetune on the tiny, 115M and 0.5B-class shapes).
+// (bench/finetune.ts: llama-finetune on the tiny, 115M and 0.5B-class shapes); `npm run bench --
+// finetune-answer` a real job on the 115M shape and whether it answers what it was trained on
+// (bench/finetune-answer.ts).
 //
 // For each model and thread count both servers are started as their own processes
 // (Roundhouse: `node --import tsx src/main.ts` with a generated models.yaml; llama-server
@@ -55,6 +57,7 @@ import { fileURLToPath } from "node:url";
 import { busyCores } from "./cpu.ts";
 import { runEmbeddingsBench } from "./embeddings.ts";
 import { formatFinetuneRows, runFinetuneBench } from "./finetune.ts";
+import { formatFinetuneAnswer, runFinetuneAnswerBench } from "./finetune-answer.ts";
 import { type Endpoint, type LevelRun, newAgent, type RequestSpec, runLevel } from "./load.ts";
 import { DEFAULT_SHAPE, ensureRealisticModel, type RealisticShape } from "./realistic-model.ts";
 import { formatTable, type LevelSummary, summariseLevel } from "./report.ts";
@@ -272,6 +275,15 @@ async function main(): Promise<void> {
   }
   if (process.argv.slice(2).includes("embeddings")) {
     await runEmbeddingsBench();
+    return;
+  }
+  if (process.argv.slice(2).includes("finetune-answer")) {
+    const result = await runFinetuneAnswerBench();
+    process.stdout.write(`\n${formatFinetuneAnswer(result)}\n`);
+    mkdirSync(RESULTS_DIR, { recursive: true });
+    const file = join(RESULTS_DIR, "finetune-answer-latest.json");
+    writeFileSync(file, `${JSON.stringify({ finishedAt: new Date().toISOString(), result }, null, 2)}\n`);
+    process.stdout.write(`raw results: ${file}\n`);
     return;
   }
   if (process.argv.slice(2).includes("finetune")) {
