@@ -4,9 +4,10 @@
 // carry a conversation on through previous_response_id, and belong to the key that made them.
 import { Hono } from "hono";
 import { ChatCompletionRequest } from "../src/openai/chat.ts";
-import { fromZodError, invalidRequest, notFound } from "../src/openai/errors.ts";
+import { type ApiError, fromZodError, invalidRequest, notFound } from "../src/openai/errors.ts";
 import {
-  checkResponseRequest,
+  checkStateRequest,
+  checkTranslatable,
   type InputItem,
   inputItems,
   listedItem,
@@ -18,7 +19,7 @@ import {
   responseShell,
   toChatRequest,
 } from "../src/openai/responses.ts";
-import { responsesOperation } from "../src/serve/operations.ts";
+import { type ResponsesServeRequest, responsesOperation } from "../src/serve/operations.ts";
 import type { Services } from "../src/services.ts";
 import { newItemId, newResponseId, type StoredResponse } from "../src/storage/responses.ts";
 import type { AppEnv } from "./env.ts";
@@ -32,8 +33,8 @@ export function responseRoutes(services: Services): Hono<AppEnv> {
 
   app.post("/", async (c) => {
     const req = await parseRequest(c, services, ResponseRequest);
-    checkResponseRequest(req);
-    // A tenant (an API key; everyone without API_KEYS) sees its own responses only.
+    checkStateRequest(req);
+    // A tenant (an API key, a project; everyone without API_KEYS) sees its own responses only.
     const { tenant: owner, viewer } = c.get("caller");
     let previous: StoredResponse | undefined;
     if (req.previous_response_id !== undefined) {
@@ -51,40 +52,44 @@ export function responseRoutes(services: Services): Hono<AppEnv> {
       ...((previous?.response.output ?? []) as InputItem[]),
       ...input,
     ];
-    const chat = ChatCompletionRequest.safeParse(toChatRequest(req, conversation));
-    if (!chat.success) throw fromZodError(chat.error);
+    let chat: ChatCompletionRequest | undefined;
+    const request: ResponsesServeRequest = {
+      model: req.model,
+      temperature: req.temperature,
+      chat: () => {
+        if (chat) return chat;
+        checkTranslatable(req);
+        const parsed = ChatCompletionRequest.safeParse(toChatRequest(req, conversation));
+        if (!parsed.success) throw fromZodError(parsed.error);
+        chat = parsed.data;
+        return chat;
+      },
+      native: (targetId) => nativeBody(req, previous, conversation, targetId),
+    };
 
     const serving = servingContext(c, req);
-    const served = await services.pipeline.serve(responsesOperation, chat.data, serving);
+    const served = await services.pipeline.serve(responsesOperation, request, serving);
     servedHeaders(c, served);
-    const meta: ResponseMeta = {
-      id: newResponseId(),
-      createdAt: Math.floor(Date.now() / 1000),
-      model: served.model.id,
-      newItemId,
-    };
-    const shell = responseShell(req, meta, served.description.defaultTemperature);
-    const events = responseEvents(served.answer.events, shell, meta, served.answer.usage);
-    const keep = async (response: ResponseObject) => {
+    const keep = async (response: ResponseObject, native?: string) => {
       if (req.store === false) return;
       // The answer is the client's either way: a store that is down costs the continuation
       // (previous_response_id then finds nothing), not the response.
       await store
-        .put({ response, input, conversation, owner, expiresAt: Date.now() + store.ttlMs })
+        .put({
+          response,
+          input,
+          conversation,
+          owner,
+          expiresAt: Date.now() + store.ttlMs,
+          ...(native ? { native } : {}),
+        })
         .catch((err: unknown) => c.get("log").warn({ err, response: response.id }, "storing the response failed"));
     };
-
-    if (!req.stream) {
-      const response = await collectAnswer(serving, () => finalResponse(events));
-      await keep(response);
-      return c.json(response);
-    }
-    const lastSent: { sequence?: number } = {};
-    return streamAnswer(c, serving, storing(events, keep, lastSent), {
+    const framing = (lastSent: { sequence?: number }) => ({
       // OpenAI names each event; its Responses streams end without [DONE].
-      frame: (event) => `event: ${(event as ResponseStreamEvent).type}\ndata: ${JSON.stringify(event)}\n\n`,
+      frame: (event: object) => `event: ${(event as { type: string }).type}\ndata: ${JSON.stringify(event)}\n\n`,
       done: "",
-      failure: (err) => {
+      failure: (err: ApiError) => {
         // Numbered after the last event that went out, as OpenAI numbers its error events.
         const event = {
           type: "error",
@@ -96,6 +101,41 @@ export function responseRoutes(services: Services): Hono<AppEnv> {
         return `event: error\ndata: ${JSON.stringify(event)}\n\n`;
       },
     });
+
+    const { answer } = served;
+    if (answer.kind === "native") {
+      // The upstream's own answer, as it sent it; stored here too, so GET, input_items and
+      // previous_response_id work as for any response.
+      const servedBy = served.model.id;
+      if (answer.native.kind === "json") {
+        const response = answer.native.response as unknown as ResponseObject;
+        await keep(response, servedBy);
+        return c.json(response);
+      }
+      const lastSent: { sequence?: number } = {};
+      return streamAnswer(
+        c,
+        serving,
+        storingNative(answer.native.events, (r) => keep(r, servedBy), lastSent),
+        framing(lastSent),
+      );
+    }
+
+    const meta: ResponseMeta = {
+      id: newResponseId(),
+      createdAt: Math.floor(Date.now() / 1000),
+      model: served.model.id,
+      newItemId,
+    };
+    const shell = responseShell(req, meta, served.description.defaultTemperature);
+    const events = responseEvents(answer.stream.events, shell, meta, answer.stream.usage);
+    if (!req.stream) {
+      const response = await collectAnswer(serving, () => finalResponse(events));
+      await keep(response);
+      return c.json(response);
+    }
+    const lastSent: { sequence?: number } = {};
+    return streamAnswer(c, serving, storing(events, keep, lastSent), framing(lastSent));
   });
 
   app.get("/:id", async (c) => {
@@ -150,6 +190,38 @@ async function finalResponse(events: AsyncGenerator<ResponseStreamEvent, Respons
     const next = await events.next();
     if (next.done) return next.value;
   }
+}
+
+/** A passed-through stream's events as they go out; its final response is stored before that event leaves. */
+async function* storingNative(
+  events: AsyncIterable<Record<string, unknown>>,
+  keep: (response: ResponseObject) => Promise<void>,
+  lastSent: { sequence?: number },
+): AsyncGenerator<Record<string, unknown>> {
+  for await (const event of events) {
+    if (event.type === "response.completed" || event.type === "response.incomplete") {
+      await keep(event.response as ResponseObject);
+    }
+    if (typeof event.sequence_number === "number") lastSent.sequence = event.sequence_number;
+    yield event;
+  }
+}
+
+/**
+ * The body for a model's own /v1/responses: the request as sent, when it starts a conversation
+ * or continues one that model itself answered (it holds the previous response); otherwise the
+ * stored conversation is sent whole as the input, since that model never saw it.
+ */
+function nativeBody(
+  req: ResponseRequest,
+  previous: StoredResponse | undefined,
+  conversation: readonly InputItem[],
+  targetId: string,
+): Record<string, unknown> {
+  if (previous === undefined || previous.native === targetId) return req;
+  const { previous_response_id: _, ...rest } = req;
+  // Our item ids mean nothing to it (and an id it does not know is an error there).
+  return { ...rest, input: conversation.map(({ id: _id, ...item }) => item) };
 }
 
 /** The events as they go out; the finished response is stored before the last one leaves. */

@@ -370,6 +370,7 @@ function upstreamModels(config: Config): UpstreamModelSpec[] {
       retries: m.retries,
       retryBackoffMs: m.retry_backoff_ms,
       operations: m.operations,
+      responses: m.responses,
     });
   });
   if (missing.length > 0) {

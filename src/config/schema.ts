@@ -213,6 +213,12 @@ export const OpenAIModel = z
     aliases: z.array(ModelId).default([]).describe("Other names that resolve to this model."),
     owned_by: z.string().min(1).optional().describe("`owned_by` in /v1/models; default: the upstream's host name."),
     operations: Operations,
+    responses: z
+      .enum(["auto", "native", "chat"])
+      .default("auto")
+      .describe(
+        "How /v1/responses reaches it: native passes the request through to the upstream's own /v1/responses, as sent; chat translates it to chat completions and the answer back; auto tries native once and keeps to chat if the upstream has no /v1/responses (404, 405 or 501).",
+      ),
   })
   .superRefine((model, ctx) => {
     for (const name of Object.keys(model.headers)) {

@@ -114,7 +114,9 @@ export async function evaluateModel(
 ): Promise<Evaluation> {
   const model = await llama.loadModel({ modelPath: path, gpuLayers: 0 });
   try {
-    const context = await model.createContext({ contextSize: opts.contextSize, sequences: 1, threads: opts.threads });
+    // An epoch's file says the trainer's window is its context: no longer one than that.
+    const contextSize = Math.min(opts.contextSize, model.trainContextSize);
+    const context = await model.createContext({ contextSize, sequences: 1, threads: opts.threads });
     try {
       const sequence = context.getSequence();
       let nll = 0;

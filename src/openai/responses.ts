@@ -106,12 +106,16 @@ export const ResponseRequest = z.strictObject({
 });
 export type ResponseRequest = z.output<typeof ResponseRequest>;
 
-/** What the server cannot honour, named, before anything runs. */
-export function checkResponseRequest(req: ResponseRequest): void {
+/** What this server cannot hold whoever answers (it keeps the state): a 400 naming it, before anything runs. */
+export function checkStateRequest(req: ResponseRequest): void {
   if (req.background)
     throw unsupportedParameter("background", "is not supported: responses run while the request waits");
   if (req.conversation !== undefined)
     throw unsupportedParameter("conversation", "is not supported; use previous_response_id");
+}
+
+/** What translation onto chat cannot carry: a 400 naming it (a model serving the Responses API itself may take it). */
+export function checkTranslatable(req: ResponseRequest): void {
   if (req.prompt !== undefined) throw unsupportedParameter("prompt", "(stored prompt templates) is not supported");
   if (req.truncation === "auto")
     throw unsupportedParameter("truncation", "`auto` is not supported; a too-long input is a 400");

@@ -21,6 +21,7 @@ import type {
   ChatStream,
   EmbeddingResult,
   ModelDescription,
+  NativeResponses,
   Operation,
 } from "./provider.ts";
 import { type ChunkEvents, type Invalid, parseChunk, parseCompletion } from "./upstream/chunks.ts";
@@ -35,6 +36,7 @@ import {
   UpstreamError,
 } from "./upstream/errors.ts";
 import { chatEndpoint, type UpstreamEndpoint, upstreamBody, upstreamEndpoint } from "./upstream/request.ts";
+import { NOT_SERVED_STATUSES, openResponseEvents, parseResponseJson, responseUsage } from "./upstream/responses.ts";
 import { retryDelayMs } from "./upstream/retry.ts";
 import { SseParser } from "./upstream/sse.ts";
 import { parseTextChunk, parseTextCompletion } from "./upstream/text-chunks.ts";
@@ -57,6 +59,8 @@ export interface UpstreamModelSpec {
   retryBackoffMs: number;
   /** What clients may ask of it; default: everything (the upstream judges). */
   operations?: readonly Operation[] | undefined;
+  /** How /v1/responses reaches it (models.yaml `responses`); default auto. */
+  responses?: "auto" | "native" | "chat" | undefined;
 }
 
 export interface OpenAIProviderOptions {
@@ -79,6 +83,7 @@ interface Upstream {
   endpoint: UpstreamEndpoint;
   embeddings: UpstreamEndpoint;
   completions: UpstreamEndpoint;
+  responsesEndpoint: UpstreamEndpoint;
   agent: Agent;
   description: ModelDescription;
 }
@@ -115,7 +120,9 @@ export class OpenAIProvider implements ChatProvider {
           fingerprint: `fp_${createHash("sha256").update(`${spec.id}\0`).digest("hex").slice(0, 10)}`,
           defaultTemperature: 1,
           operations: spec.operations ?? OPERATIONS,
+          responses: spec.responses ?? "auto",
         },
+        responsesEndpoint: upstreamEndpoint(spec, "/responses"),
       });
     }
   }
@@ -170,6 +177,58 @@ export class OpenAIProvider implements ChatProvider {
     const parsed = parseEmbeddings(text);
     if (parsed.kind === "invalid") throw protocolFailure(spec.id, `it sent ${parsed.problem}`);
     return { vectors: parsed.vectors, usage: { promptTokens: parsed.promptTokens, completionTokens: 0 } };
+  }
+
+  /**
+   * The client's Responses request, under the upstream's model name, to its own /v1/responses.
+   * With `responses: auto` the first answer tells whether it has one: a 404, 405 or 501 turns
+   * this model to translation (chat) for good, and this call answers undefined.
+   */
+  async responses(
+    modelId: string,
+    body: Record<string, unknown>,
+    ctx: ChatContext,
+  ): Promise<NativeResponses | undefined> {
+    const upstream = this.upstream(modelId);
+    const { spec, description } = upstream;
+    if (description.responses === "chat") return undefined;
+    const streamed = body.stream === true;
+    let response: Dispatcher.ResponseData;
+    try {
+      response = await this.send(
+        upstream,
+        upstream.responsesEndpoint,
+        JSON.stringify({ ...body, model: spec.model }),
+        streamed,
+        ctx.signal,
+      );
+    } catch (err) {
+      if (
+        description.responses === "auto" &&
+        err instanceof UpstreamError &&
+        NOT_SERVED_STATUSES.includes(err.upstreamStatus ?? 0)
+      ) {
+        this.options.logger.info(
+          { model: spec.id, status: err.status },
+          "upstream has no /v1/responses: translating onto chat",
+        );
+        description.responses = "chat";
+        return undefined;
+      }
+      throw err;
+    }
+    description.responses = "native";
+    const json = /^application\/json/i.test(header(response.headers, "content-type") ?? "");
+    if (streamed && !json) return openResponseEvents(spec.id, response, ctx.signal, spec.timeoutMs);
+    let text: string;
+    try {
+      text = await readCapped(response.body, MAX_JSON_BODY, true);
+    } catch (err) {
+      if (ctx.signal.aborted) throw new AbortedError();
+      throw protocolFailure(spec.id, `the connection failed mid-response (${String(err)})`);
+    }
+    const parsed = parseResponseJson(spec.id, text);
+    return { kind: "json", response: parsed, usage: () => responseUsage(parsed) };
   }
 
   private upstream(modelId: string): Upstream {

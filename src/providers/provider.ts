@@ -48,6 +48,11 @@ export interface ModelDescription {
   /** The temperature a request gets when it sets none (the model's sampling default, else OpenAI's 1). */
   defaultTemperature: number;
   operations: readonly Operation[];
+  /**
+   * How /v1/responses reaches it: passed through (native), translated onto chat, or not known
+   * until tried (auto: an upstream not yet asked). Chat when unset (local models).
+   */
+  responses?: "native" | "chat" | "auto";
 }
 
 /** Vectors of one embeddings request, in input order. */
@@ -65,4 +70,15 @@ export interface ChatProvider {
   embeddings(modelId: string, request: EmbeddingRequest, ctx: ChatContext): Promise<EmbeddingResult>;
   /** Legacy completions: the prompt as it is, no chat template; choice i·n + j is prompt i's j-th. */
   complete(modelId: string, request: CompletionRequest, ctx: ChatContext): Promise<ChatStream>;
+  /**
+   * The Responses API passed through to a model that serves it itself (an upstream's own
+   * /v1/responses): `body` as the client sent it. Undefined when the model turned out not to
+   * serve it (the caller translates onto chat instead). Providers without it translate always.
+   */
+  responses?(modelId: string, body: Record<string, unknown>, ctx: ChatContext): Promise<NativeResponses | undefined>;
 }
+
+/** A Responses API answer as the model that served it sent it: one response object, or its events. */
+export type NativeResponses =
+  | { kind: "json"; response: Record<string, unknown>; usage(): TokenUsage }
+  | { kind: "events"; events: AsyncIterable<Record<string, unknown>>; usage(): TokenUsage };

@@ -6,7 +6,7 @@ import { type ChatCompletionRequest, checkSupported } from "../openai/chat.ts";
 import type { EmbeddingRequest } from "../openai/embeddings.ts";
 import { invalidRequest } from "../openai/errors.ts";
 import { type CompletionRequest, completionPrompts } from "../openai/text-completions.ts";
-import type { ChatStream, EmbeddingResult } from "../providers/provider.ts";
+import type { ChatStream, EmbeddingResult, ModelDescription, NativeResponses } from "../providers/provider.ts";
 import type { Operation } from "./pipeline.ts";
 
 /** A hit generated nothing: telemetry counts 0 engine tokens, the client still gets the original usage. */
@@ -62,9 +62,61 @@ export const completionsOperation: Operation<CompletionRequest, ChatStream> = {
   watch: chatOperation.watch,
 };
 
-/** The Responses API: a chat under another name (translated at the edge, routes/responses.ts). */
-export const responsesOperation: Operation<ChatCompletionRequest, ChatStream> = {
-  ...chatOperation,
+/**
+ * A Responses API request as the pipeline serves it: passed through to a model that serves the
+ * Responses API itself (an upstream's own /v1/responses), translated onto chat for any other.
+ * Which one is known only once the target is chosen, so both forms are made on demand.
+ */
+export interface ResponsesServeRequest {
+  model: string;
+  temperature?: number | null | undefined;
+  /** The chat request it translates to (made once); throws a 400 for what translation cannot carry. */
+  chat(): ChatCompletionRequest;
+  /** The body for the target's own /v1/responses. */
+  native(targetId: string): Record<string, unknown>;
+}
+
+export type ResponsesAnswer = { kind: "chat"; stream: ChatStream } | { kind: "native"; native: NativeResponses };
+
+/** Whether the model answers the Responses API by translation onto chat (known to; auto is not yet). */
+const translates = (description: ModelDescription) => (description.responses ?? "chat") === "chat";
+
+export const responsesOperation: Operation<ResponsesServeRequest, ResponsesAnswer> = {
   name: "responses",
   serves: "chat",
+  // A model that serves the Responses API itself judges the request; one that may (auto) is
+  // judged once it turned out not to (run, below).
+  check(req, model, description) {
+    if (translates(description)) chatOperation.check?.(req.chat(), model, description);
+  },
+  // A passed-through answer is the upstream's own events, which the cache does not record.
+  cacheable: (_req, _model, description) => translates(description),
+  sampling: (req) => ({ temperature: req.temperature }),
+  key: (req, model, description) => chatOperation.key(req.chat(), model, description),
+  codec(req, model) {
+    let chat: ReturnType<typeof chatOperation.codec> | undefined;
+    const codec = () => {
+      chat ??= chatOperation.codec(req.chat(), model);
+      return chat;
+    };
+    return {
+      record: (answer, store) =>
+        answer.kind === "chat" ? { kind: "chat", stream: codec().record(answer.stream, store) } : answer,
+      replay: (entry) => ({ kind: "chat", stream: codec().replay(entry) }),
+    };
+  },
+  async run(provider, modelId, req, ctx) {
+    if (provider.responses && !translates(provider.describe(modelId))) {
+      const native = await provider.responses(modelId, req.native(modelId), ctx);
+      if (native) return { kind: "native", native };
+      // It has no /v1/responses after all: translated from now on, and refused as translation refuses.
+      const refused = checkSupported(req.chat(), "upstream");
+      if (refused) throw refused;
+    }
+    return { kind: "chat", stream: await provider.chat(modelId, req.chat(), ctx) };
+  },
+  watch(telemetry, answer, hit) {
+    if (answer.kind === "native") return { kind: "native", native: telemetry.watchNative(answer.native) };
+    return { kind: "chat", stream: chatOperation.watch(telemetry, answer.stream, hit) };
+  },
 };

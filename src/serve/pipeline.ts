@@ -23,6 +23,8 @@ export interface Operation<Req, Answer> {
   serves?: OperationName;
   /** Refusals that depend on the model, thrown before the cache: a hit never answers what the model would refuse. */
   check?(req: Req, model: ServedModel, description: ModelDescription): void;
+  /** Whether answers of this model may be cached at all (default: yes); no: the cache is bypassed. */
+  cacheable?(req: Req, model: ServedModel, description: ModelDescription): boolean;
   /** Temperature and seed, for the caching decision; none: the answer does not vary (embeddings). */
   sampling?(req: Req): { temperature?: number | null | undefined; seed?: number | null | undefined };
   /** The cache key of the request on this model. */
@@ -96,7 +98,10 @@ export class Pipeline {
         if (!description.operations.includes(needed)) throw notServed(target.id, needed, description);
         op.check?.(req, target, description);
         telemetry?.routedTo(target);
-        const decision = this.caching(op, req, description, ctx.cacheControl);
+        const decision =
+          op.cacheable?.(req, target, description) === false
+            ? { read: false, write: false }
+            : this.caching(op, req, description, ctx.cacheControl);
         return serveWithCache(
           this.deps.cache,
           () => this.scoped(op.key(req, target, description), ctx.hooks.owner),

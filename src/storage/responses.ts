@@ -19,6 +19,8 @@ export interface StoredResponse {
   conversation: InputItem[];
   /** The key (tenant) that created it. */
   owner: string;
+  /** The model that answered it through its own Responses API (an upstream's), which holds it too. */
+  native?: string;
   /** Epoch milliseconds. */
   expiresAt: number;
 }

@@ -1,7 +1,7 @@
 // The telemetry of one chat request in flight: the route and the middleware tell it what
 // happened as it happens; at the end it hands a RequestFacts to its sink. Holds no text.
 import type { ApiError } from "../openai/errors.ts";
-import type { ChatEvent, ChatStream, TokenUsage } from "../providers/provider.ts";
+import type { ChatEvent, ChatStream, NativeResponses, TokenUsage } from "../providers/provider.ts";
 import type { CacheResult, RequestFacts } from "./record.ts";
 
 /** Public model names are client input: capped so a huge one cannot bloat the log. */
@@ -115,7 +115,20 @@ export class RequestTelemetry {
     this.estimated = estimated;
     this.streaming = true;
     this.timed = chat.arrivedWhole !== true;
-    return { ...chat, events: new TappedEvents(chat.events[Symbol.asyncIterator](), this) };
+    return { ...chat, events: new TappedEvents(chat.events[Symbol.asyncIterator](), this, isChatDelta) };
+  }
+
+  /**
+   * Observes a Responses API answer passed through from the model that served it: its events
+   * timed as chat deltas are (output text, refusal and function-call argument deltas), its usage
+   * from its final response; a JSON answer only for its usage.
+   */
+  watchNative(answer: NativeResponses): NativeResponses {
+    this.usage = answer.usage;
+    if (answer.kind === "json") return answer;
+    this.streaming = true;
+    this.timed = true;
+    return { ...answer, events: new TappedEvents(answer.events[Symbol.asyncIterator](), this, isResponsesDelta) };
   }
 
   /** The route answers with a stream and calls end() itself when the stream is over. */
@@ -202,23 +215,24 @@ export class RequestTelemetry {
  * step), and a class rather than closures: one is made per request, and under tsx every
  * closure made is also named at run time.
  */
-class TappedEvents implements AsyncIterableIterator<ChatEvent> {
-  private readonly seen: (next: IteratorResult<ChatEvent>) => IteratorResult<ChatEvent>;
+class TappedEvents<E> implements AsyncIterableIterator<E> {
+  private readonly seen: (next: IteratorResult<E>) => IteratorResult<E>;
   private readonly failed: (err: unknown) => never;
 
   constructor(
-    private readonly source: AsyncIterator<ChatEvent>,
+    private readonly source: AsyncIterator<E>,
     private readonly telemetry: RequestTelemetry,
+    private readonly isDelta: (event: E) => boolean,
   ) {
     this.seen = this.onSeen.bind(this);
     this.failed = this.onFailed.bind(this);
   }
 
-  [Symbol.asyncIterator](): AsyncIterableIterator<ChatEvent> {
+  [Symbol.asyncIterator](): AsyncIterableIterator<E> {
     return this;
   }
 
-  next(): Promise<IteratorResult<ChatEvent>> {
+  next(): Promise<IteratorResult<E>> {
     this.telemetry.readingStarted();
     return this.source.next().then(this.seen, this.failed);
   }
@@ -227,16 +241,16 @@ class TappedEvents implements AsyncIterableIterator<ChatEvent> {
    * The consumer stopped early (client gone): it must not wait for the provider, but the usage
    * is only final once the provider has stopped, so drain it in the background.
    */
-  return(value?: unknown): Promise<IteratorResult<ChatEvent>> {
+  return(value?: unknown): Promise<IteratorResult<E>> {
     this.telemetry.readingStarted();
     const telemetry = this.telemetry;
     void drain(this.source, DRAIN_LIMIT_MS).finally(() => telemetry.streamOver());
-    return Promise.resolve({ done: true, value: value as ChatEvent });
+    return Promise.resolve({ done: true, value: value as E });
   }
 
-  private onSeen(next: IteratorResult<ChatEvent>): IteratorResult<ChatEvent> {
+  private onSeen(next: IteratorResult<E>): IteratorResult<E> {
     if (next.done) this.telemetry.streamOver();
-    else if (next.value.type !== "finish") this.telemetry.delta();
+    else if (this.isDelta(next.value)) this.telemetry.delta();
     return next;
   }
 
@@ -246,8 +260,23 @@ class TappedEvents implements AsyncIterableIterator<ChatEvent> {
   }
 }
 
+function isChatDelta(event: ChatEvent): boolean {
+  return event.type !== "finish";
+}
+
+/** The Responses events that carry generated output, as chat's content and tool-call deltas do. */
+const RESPONSES_DELTAS = new Set([
+  "response.output_text.delta",
+  "response.refusal.delta",
+  "response.function_call_arguments.delta",
+]);
+
+function isResponsesDelta(event: Record<string, unknown>): boolean {
+  return RESPONSES_DELTAS.has(event.type as string);
+}
+
 /** Consumes what is left of an abandoned stream; gives up after `limitMs` so a stuck provider cannot hold the record back forever. */
-async function drain(source: AsyncIterator<ChatEvent>, limitMs: number): Promise<void> {
+async function drain<E>(source: AsyncIterator<E>, limitMs: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
   const limit = new Promise<void>((resolve) => {
     timer = setTimeout(resolve, limitMs);

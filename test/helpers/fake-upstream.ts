@@ -145,8 +145,82 @@ export function sseHeaders(res: ServerResponse): void {
   res.flushHeaders();
 }
 
-export async function startFakeUpstream(): Promise<FakeUpstream> {
+/** The text an upstream's own Responses API answers with, one delta per piece. */
+export const RESPONSES_PIECES = ["Hello", " from", " upstream", " responses"];
+
+/**
+ * An upstream's own Responses API answer to `req` (OpenAI's shapes and event order): the
+ * response object, and the events of the same answer streamed. `n` makes the response's id.
+ */
+export function nativeResponse(
+  req: ReceivedRequest,
+  n: number,
+): { response: Record<string, unknown>; events: Record<string, unknown>[] } {
+  const id = `resp_${n.toString(16).padStart(32, "0")}`;
+  const itemId = `msg_${n.toString(16).padStart(32, "0")}`;
+  const text = RESPONSES_PIECES.join("");
+  const base = {
+    id,
+    object: "response",
+    created_at: 1_700_000_000,
+    model: String(req.body.model),
+    error: null,
+    incomplete_details: null,
+    instructions: req.body.instructions ?? null,
+    metadata: req.body.metadata ?? {},
+    parallel_tool_calls: true,
+    temperature: req.body.temperature ?? 1,
+    tool_choice: "auto",
+    tools: req.body.tools ?? [],
+    top_p: 1,
+    previous_response_id: req.body.previous_response_id ?? null,
+  };
+  const part = { type: "output_text", text, annotations: [] };
+  const item = { id: itemId, type: "message", status: "completed", role: "assistant", content: [part] };
+  const usage = {
+    input_tokens: 13,
+    input_tokens_details: { cached_tokens: 0 },
+    output_tokens: RESPONSES_PIECES.length,
+    output_tokens_details: { reasoning_tokens: 0 },
+    total_tokens: 13 + RESPONSES_PIECES.length,
+  };
+  const response = { ...base, status: "completed", output: [item], usage };
+  const started = { ...base, status: "in_progress", output: [], usage: null };
+  const shapes: Record<string, unknown>[] = [
+    { type: "response.created", response: started },
+    { type: "response.in_progress", response: started },
+    { type: "response.output_item.added", output_index: 0, item: { ...item, status: "in_progress", content: [] } },
+    {
+      type: "response.content_part.added",
+      item_id: itemId,
+      output_index: 0,
+      content_index: 0,
+      part: { ...part, text: "" },
+    },
+    ...RESPONSES_PIECES.map((delta) => ({
+      type: "response.output_text.delta",
+      item_id: itemId,
+      output_index: 0,
+      content_index: 0,
+      delta,
+      logprobs: [],
+    })),
+    { type: "response.output_text.done", item_id: itemId, output_index: 0, content_index: 0, text, logprobs: [] },
+    { type: "response.content_part.done", item_id: itemId, output_index: 0, content_index: 0, part },
+    { type: "response.output_item.done", output_index: 0, item },
+    { type: "response.completed", response },
+  ];
+  return { response, events: shapes.map((e, i) => ({ ...e, sequence_number: i })) };
+}
+
+export interface FakeUpstreamOptions {
+  /** It serves /v1/responses itself; without, that path is a 404 (it is a chat-only server). */
+  responses?: boolean;
+}
+
+export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Promise<FakeUpstream> {
   const requests: ReceivedRequest[] = [];
+  let responsesServed = 0;
   const queue: Behaviour[] = [];
   const sockets = new Set<Socket>();
   let accepted = 0;
@@ -169,6 +243,31 @@ export async function startFakeUpstream(): Promise<FakeUpstream> {
         body,
       };
       requests.push(req);
+      if (req.path.endsWith("/responses")) {
+        if (!options.responses) {
+          // A chat-only server: scripted behaviours are for the requests it does serve.
+          res.writeHead(404, { "content-type": "application/json" });
+          res.end(
+            JSON.stringify({ error: { message: "Not Found", type: "invalid_request_error", param: null, code: null } }),
+          );
+          return;
+        }
+        const behaviour = queue.shift() ?? { kind: "reply" };
+        if (behaviour.kind === "reply") {
+          const { response, events } = nativeResponse(req, ++responsesServed);
+          if (req.body.stream !== true) {
+            res.writeHead(200, { "content-type": "application/json" });
+            res.end(JSON.stringify(response));
+            return;
+          }
+          sseHeaders(res);
+          for (const event of events) res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
+          res.end();
+          return;
+        }
+        answer(behaviour, req, res);
+        return;
+      }
       answer(queue.shift() ?? { kind: "reply" }, req, res);
     });
   });

@@ -34,6 +34,8 @@ export interface UpstreamVerdict {
   fallsBack: boolean;
   /** The upstream's Retry-After, when it sent one. */
   retryAfter?: string | undefined;
+  /** The HTTP status the upstream answered (a `status` failure), whatever status the client gets. */
+  upstreamStatus?: number | undefined;
 }
 
 /**
@@ -45,6 +47,7 @@ export class UpstreamError extends ApiError {
   readonly retryable: boolean;
   readonly fallsBack: boolean;
   readonly retryAfter: string | undefined;
+  readonly upstreamStatus: number | undefined;
 
   constructor(
     api: { status: number; message: string; type?: string; param?: string | null; code?: string | null },
@@ -62,6 +65,7 @@ export class UpstreamError extends ApiError {
     this.retryable = verdict.retryable;
     this.fallsBack = verdict.fallsBack;
     this.retryAfter = verdict.retryAfter;
+    this.upstreamStatus = verdict.upstreamStatus;
   }
 }
 
@@ -184,7 +188,7 @@ export function statusFailure(model: string, status: number, body: string, retry
         message: `The upstream server of model ${model} failed with HTTP ${status}${said ? `: ${said}` : "."}`,
         code: "upstream_error",
       },
-      { kind: "status", retryable, fallsBack: true, retryAfter },
+      { kind: "status", retryable, fallsBack: true, retryAfter, upstreamStatus: status },
     );
   }
   // A 401 is about Roundhouse's key for the upstream, not the client's key: passing it through
@@ -196,7 +200,7 @@ export function statusFailure(model: string, status: number, body: string, retry
         message: `The upstream server of model ${model} refused Roundhouse's credentials (HTTP 401${said ? `: ${said}` : ""}); check the model's api_key_env.`,
         code: "upstream_auth_failed",
       },
-      { kind: "status", retryable: false, fallsBack: true },
+      { kind: "status", retryable: false, fallsBack: true, upstreamStatus: status },
     );
   }
   // Any other 4xx is the upstream's verdict on the request: the client gets it as it was sent.
@@ -211,7 +215,7 @@ export function statusFailure(model: string, status: number, body: string, retry
       param: envelope?.param ?? null,
       code: envelope?.code ?? (status === 429 ? "rate_limit_exceeded" : null),
     },
-    { kind: "status", retryable, fallsBack: status === 429, retryAfter },
+    { kind: "status", retryable, fallsBack: status === 429, retryAfter, upstreamStatus: status },
   );
 }
 
