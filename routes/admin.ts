@@ -4,9 +4,10 @@
 // GET /admin/experiments[/NAME][?since=…&until=…]: per-variant results and tests against control.
 // POST /admin/experiments/NAME/variants/VARIANT/restore: undoes a rollback.
 // PUT|POST /admin/experiments/NAME/weights {"weights": {"VARIANT": 50}}: run-time weights.
+// POST /admin/models/ID/load, /admin/models/ID/unload: a local model loaded now, or freed (409 while busy).
 import { Hono } from "hono";
 import { z } from "zod";
-import { fromZodError, invalidRequest, modelNotFound } from "../src/openai/errors.ts";
+import { ApiError, fromZodError, invalidRequest, modelNotFound } from "../src/openai/errors.ts";
 import type { Services } from "../src/services.ts";
 import { GROUP_BY, UsageSummary } from "../src/telemetry/summary.ts";
 import { parseInstant, usageRange } from "../src/telemetry/time-range.ts";
@@ -82,7 +83,47 @@ export function adminRoutes(services: Services): Hono<AppEnv> {
     return c.json({ object: "experiment.variants", experiment: name, data: variants });
   });
 
+  app.post("/models/:id/load", async (c) => {
+    const id = localModel(services, c.req.param("id"));
+    const started = performance.now();
+    const wasLoaded = services.pool.isLoaded(id);
+    await services.pool.load(id);
+    return c.json({
+      id,
+      object: "model.load",
+      loaded: true,
+      already_loaded: wasLoaded,
+      seconds: Math.round((performance.now() - started) / 10) / 100,
+    });
+  });
+
+  app.post("/models/:id/unload", async (c) => {
+    const id = localModel(services, c.req.param("id"));
+    if (!(await services.pool.unloadIdle(id))) {
+      const busy = services.pool.get(id)?.inFlight ?? 0;
+      throw new ApiError(
+        409,
+        `Model ${id} has ${busy} request${busy === 1 ? "" : "s"} in flight or waiting; a busy model is not unloaded. Try again when it is idle.`,
+        { code: "model_busy" },
+      );
+    }
+    return c.json({ id, object: "model.unload", loaded: false });
+  });
+
   return app;
+}
+
+/** The id of a local model named by id or alias; a 404 for anything else, a 400 for an upstream one. */
+function localModel(services: Services, name: string): string {
+  const model = services.catalog.find(name);
+  if (!model) throw modelNotFound(name);
+  if (model.provider !== "llama" || !services.pool.spec(model.id)) {
+    throw invalidRequest(
+      `Model ${model.id} is served by an upstream server; only local models load and unload here.`,
+      "model",
+    );
+  }
+  return model.id;
 }
 
 /** `since`/`until` of experiment results: both optional (since: the experiment's start; until: now). */

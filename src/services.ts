@@ -125,7 +125,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
           logger.info({ model: id, seconds }, "model loaded");
           telemetry.modelLoaded(id, seconds, (text) => pool.get(id)?.model.tokenize(text).length ?? 0);
         },
-        unloaded: (id) => logger.info({ model: id }, "model unloaded"),
+        unloaded: (id, reason) => logger.info({ model: id, reason }, "model unloaded"),
       },
     },
   );
@@ -330,6 +330,7 @@ function toSpec(m: LlamaModelConfig, contextSize: number): LocalModelSpec {
     },
     maxTokens: m.max_tokens,
     operations: m.operations,
+    keepAliveMs: m.keep_alive_ms,
   };
 }
 

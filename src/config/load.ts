@@ -26,7 +26,9 @@ import {
 import { knownKeys, suggestKey } from "./suggest.ts";
 import { lineOfPath } from "./yaml-lines.ts";
 
-export interface LlamaModelConfig extends Omit<LlamaModelEntry, "threads" | "sha256"> {
+export interface LlamaModelConfig extends Omit<LlamaModelEntry, "threads" | "sha256" | "keep_alive"> {
+  /** keep_alive in milliseconds; undefined: stays loaded until evicted. */
+  keep_alive_ms: number | undefined;
   /** Absolute file path, or an `hf:` URI left for the model loader to resolve. */
   path: string;
   threads: number;
@@ -243,6 +245,7 @@ function resolveConfig(file: ConfigFile, absFile: string, env: Env, place: (inde
         },
         threads: model.threads ?? threads,
         sha256: model.sha256?.toLowerCase(),
+        keep_alive_ms: model.keep_alive === undefined ? undefined : parseDurationMs(model.keep_alive),
       };
     }),
     experiments: resolveExperiments(file.experiments, (name) => modelIdOf(file, name)),

@@ -109,6 +109,11 @@ const Operations = z
     "What the model serves: chat (/v1/chat/completions), completions (/v1/completions), embeddings (/v1/embeddings). Default: all three; an embedding model lists only embeddings, and asking it for a chat is a 400.",
   );
 
+export const Duration = z.union([
+  z.number().min(0),
+  z.string().regex(DURATION_PATTERN, { error: 'expected a duration such as "90s", "5m", "1h" or a number of seconds' }),
+]);
+
 export const LlamaModel = z
   .strictObject({
     id: ConfiguredModelId.describe("The public model name clients send as `model`."),
@@ -144,6 +149,9 @@ export const LlamaModel = z
       .default("auto")
       .describe('Layers to offload to the GPU: "auto", "max" or a count.'),
     preload: z.boolean().default(false).describe("Load at start instead of on first use."),
+    keep_alive: Duration.optional().describe(
+      'How long the model stays loaded after its last request ("5m", "1h"; 0: unloaded as soon as it is idle), as Ollama\'s keep_alive; unset: until evicted for another model or the server stops. A model with requests in flight is never unloaded.',
+    ),
     sha256: z
       .string()
       .regex(/^[0-9a-fA-F]{64}$/, { error: "expected 64 hexadecimal digits" })
@@ -159,11 +167,6 @@ export const LlamaModel = z
     operations: Operations,
   })
   .describe("A local GGUF model.");
-
-export const Duration = z.union([
-  z.number().min(0),
-  z.string().regex(DURATION_PATTERN, { error: 'expected a duration such as "90s", "5m", "1h" or a number of seconds' }),
-]);
 
 /** Headers Roundhouse sets itself on upstream requests; a configured one would break the request. */
 export const RESERVED_UPSTREAM_HEADERS = ["host", "content-length", "content-type", "transfer-encoding", "connection"];

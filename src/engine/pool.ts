@@ -37,6 +37,8 @@ export interface LocalModelSpec {
   maxTokens?: number | undefined;
   /** What clients may ask of it; default: everything. */
   operations?: readonly ("chat" | "completions" | "embeddings")[] | undefined;
+  /** Unloaded this long after its last request ends (keep_alive); undefined: until evicted. */
+  keepAliveMs?: number | undefined;
 }
 
 export interface LoadedModel {
@@ -67,12 +69,17 @@ export interface ModelLease {
 
 export interface PoolEvents {
   loaded?(id: string, seconds: number): void;
-  unloaded?(id: string): void;
+  /** `reason`: evicted for another model, idle past keep_alive, asked (admin), or shutting down / removed. */
+  unloaded?(id: string, reason: UnloadReason): void;
 }
+
+export type UnloadReason = "evicted" | "keep_alive" | "requested" | "removed" | "shutdown";
 
 export class ModelPool {
   private readonly loaded = new Map<string, LoadedModel>();
   private readonly loading = new Map<string, Promise<LoadedModel>>();
+  /** keep_alive timers of idle models. */
+  private readonly idle = new Map<string, NodeJS.Timeout>();
   private clock = 0;
   /** Aborted when shutting down: a load in progress (which can take minutes) stops at once. */
   private readonly stopping = new AbortController();
@@ -102,7 +109,7 @@ export class ModelPool {
     this.specs.delete(id);
     await this.loading.get(id)?.catch(() => {});
     const loaded = this.loaded.get(id);
-    if (loaded && loaded.inFlight === 0) await this.unload(id);
+    if (loaded && loaded.inFlight === 0) await this.unload(id, "removed");
   }
 
   get loadedIds(): string[] {
@@ -122,6 +129,7 @@ export class ModelPool {
     const loaded = await this.load(id);
     loaded.inFlight++;
     loaded.lastUsed = ++this.clock;
+    this.stopIdling(id);
     let ids: number[];
     try {
       ids = await loaded.slots.acquire(count, signal);
@@ -139,7 +147,9 @@ export class ModelPool {
         loaded.inFlight--;
         loaded.lastUsed = ++this.clock;
         loaded.slots.release(ids);
-        if (loaded.inFlight === 0 && !this.specs.has(id)) void this.unload(id);
+        if (loaded.inFlight > 0) return;
+        if (!this.specs.has(id)) void this.unload(id, "removed");
+        else this.idleFrom(loaded);
       },
     };
   }
@@ -235,6 +245,8 @@ export class ModelPool {
       };
       this.loaded.set(id, loaded);
       this.options.events?.loaded?.(id, (performance.now() - started) / 1000);
+      // Loaded ahead of its requests (preload, the admin route): idle from now.
+      this.idleFrom(loaded);
       return loaded;
     } catch (err) {
       if (err instanceof ModelLoadError) throw err;
@@ -265,17 +277,50 @@ export class ModelPool {
     }));
     const plan = planEviction({ id, bytes }, states, this.limits);
     if (!plan.ok) throw new ModelLoadError(id, plan.reason);
-    for (const victim of plan.evict) await this.unload(victim);
+    for (const victim of plan.evict) await this.unload(victim, "evicted");
   }
 
-  async unload(id: string): Promise<void> {
+  /**
+   * Unloads a model on request (POST /admin/models/{id}/unload): false when it has requests in
+   * flight or waiting, which it keeps serving.
+   */
+  async unloadIdle(id: string): Promise<boolean> {
+    const m = this.loaded.get(id);
+    if (!m) return true;
+    if (m.inFlight > 0) return false;
+    await this.unload(id, "requested");
+    return true;
+  }
+
+  /** An idle model with a keep_alive goes that long after its last request, unless one comes first. */
+  private idleFrom(loaded: LoadedModel): void {
+    const ms = loaded.spec.keepAliveMs;
+    const id = loaded.spec.id;
+    if (ms === undefined || loaded.inFlight > 0) return;
+    this.stopIdling(id);
+    const timer = setTimeout(() => {
+      this.idle.delete(id);
+      // Still the same load, and still idle.
+      if (this.loaded.get(id) === loaded && loaded.inFlight === 0) void this.unload(id, "keep_alive");
+    }, ms);
+    timer.unref();
+    this.idle.set(id, timer);
+  }
+
+  private stopIdling(id: string): void {
+    clearTimeout(this.idle.get(id));
+    this.idle.delete(id);
+  }
+
+  async unload(id: string, reason: UnloadReason = "requested"): Promise<void> {
     const m = this.loaded.get(id);
     if (!m) return;
+    this.stopIdling(id);
     this.loaded.delete(id);
     await (await m.embedding?.catch(() => undefined))?.dispose();
     await m.context.dispose();
     await m.model.dispose();
-    this.options.events?.unloaded?.(id);
+    this.options.events?.unloaded?.(id, reason);
   }
 
   /** Shutting down: loads in progress stop, and no new one starts. */
@@ -286,7 +331,7 @@ export class ModelPool {
   /** Unloads every model; a load still in progress is not waited for (unlessStopping). */
   async close(): Promise<void> {
     this.stopLoading();
-    for (const id of [...this.loaded.keys()]) await this.unload(id);
+    for (const id of [...this.loaded.keys()]) await this.unload(id, "shutdown");
   }
 }
 
