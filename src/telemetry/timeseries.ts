@@ -143,7 +143,9 @@ export class TimeSeriesBuilder {
       group,
       requests: buckets.map((b) => b.requests),
       requests_per_second: buckets.map((b) => round(b.requests / this.step, 4)),
-      error_rate: buckets.map((b) => (b.requests - b.excluded === 0 ? null : round(b.failed / (b.requests - b.excluded), 4))),
+      error_rate: buckets.map((b) =>
+        b.requests - b.excluded === 0 ? null : round(b.failed / (b.requests - b.excluded), 4),
+      ),
       ttft_ms: {
         p50: sorted.map((s) => percentile(s.ttfts, 50)),
         p95: sorted.map((s) => percentile(s.ttfts, 95)),

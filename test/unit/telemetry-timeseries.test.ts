@@ -53,9 +53,17 @@ describe("TimeSeriesBuilder", () => {
   it("counts failures as /admin/usage does, and leaves client errors out of the rate and the timings", () => {
     const b = new TimeSeriesBuilder("model", since, until, 10);
     b.add(usageRecord({ started_at: at(1), served_model: "a", latency_ms: 10 }));
-    b.add(usageRecord({ started_at: at(1), served_model: "a", status: 503, error_type: "server_error", latency_ms: 1 }));
     b.add(
-      usageRecord({ started_at: at(1), served_model: "a", status: 400, error_type: "invalid_request_error", latency_ms: 1 }),
+      usageRecord({ started_at: at(1), served_model: "a", status: 503, error_type: "server_error", latency_ms: 1 }),
+    );
+    b.add(
+      usageRecord({
+        started_at: at(1),
+        served_model: "a",
+        status: 400,
+        error_type: "invalid_request_error",
+        latency_ms: 1,
+      }),
     );
     b.add(usageRecord({ started_at: at(1), served_model: "a", client_disconnected: true, latency_ms: 999 }));
     const a = b.result().groups[1];
