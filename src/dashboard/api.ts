@@ -1,12 +1,21 @@
 // The admin routes the dashboard reads, with the admin key the user signed in with. Types come
 // from the server's own modules (type-only imports: nothing of the server is bundled).
 import type { Checkpoint, FineTuningJob, JobEvent } from "../finetune/jobs.ts";
-import type { TimeSeries } from "../telemetry/timeseries.ts";
+import type { TimeSeries as TimeSeriesBody } from "../telemetry/timeseries.ts";
 import type { ExperimentResults } from "../traffic/results.ts";
 
 export type { SeriesGroup } from "../telemetry/timeseries.ts";
 export type { VariantResult } from "../traffic/results.ts";
-export type { Checkpoint, ExperimentResults, FineTuningJob, JobEvent, TimeSeries };
+export type { Checkpoint, ExperimentResults, FineTuningJob, JobEvent };
+
+/** GET /admin/timeseries. */
+export type TimeSeries = TimeSeriesBody & { since: string; until: string };
+
+/** The x range a series covers, in unix seconds: the range asked for, up to now. */
+export const seriesRange = (s: TimeSeries): [number, number] => [
+  Date.parse(s.since) / 1000,
+  Date.parse(s.until) / 1000,
+];
 
 export interface ModelRow {
   id: string;

@@ -25,6 +25,8 @@ export interface ChartProps {
   /** x holds unix seconds (default) or plain numbers (training steps). */
   time?: boolean;
   format?: (v: number) => string;
+  /** The x range to show (the range asked for, up to now), rather than the first to the last point. */
+  xRange?: [number, number];
   /** Label and format of a second, right-hand scale. */
   right?: { scale: string; format: (v: number) => string };
   height?: number;
@@ -35,6 +37,8 @@ const plain = (v: number) => (Math.abs(v) >= 100 ? v.toFixed(0) : Number(v.toPre
 export function Chart(props: ChartProps) {
   const box = useRef<HTMLDivElement>(null);
   const plot = useRef<uPlot | null>(null);
+  const xRange = useRef(props.xRange);
+  xRange.current = props.xRange;
   const { x, lines, time = true, height = 180 } = props;
   const format = props.format ?? plain;
   const shape = `${time}|${lines.map((l) => `${l.label}:${l.scale ?? "y"}`).join("|")}`;
@@ -49,7 +53,7 @@ export function Chart(props: ChartProps) {
       { stroke: "#667", grid: { stroke: "#eef" }, size: 56, values: (_u, ticks) => ticks.map(format) },
     ];
     const scales: uPlot.Scales = {
-      x: { time },
+      x: { time, range: (_u, min, max) => xRange.current ?? [min, max] },
       y: { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] },
     };
     if (props.right) {
@@ -72,7 +76,8 @@ export function Chart(props: ChartProps) {
           stroke: l.color,
           width: 1.5,
           scale: l.scale ?? "y",
-          spanGaps: l.points === true,
+          // Time buckets without requests are gaps; steps of a loss curve are joined.
+          spanGaps: l.points === true || !time,
           points: { show: l.points ?? time, size: 5 },
           value: (_u, v) =>
             v === null || v === undefined

@@ -3,7 +3,7 @@
 // two actions an operator takes here (new weights, restoring a rolled-back canary), each
 // confirmed before it is sent to the admin routes.
 import { useState } from "preact/hooks";
-import type { Api, ExperimentResults, TimeSeries, VariantResult } from "./api.ts";
+import { type Api, type ExperimentResults, seriesRange, type TimeSeries, type VariantResult } from "./api.ts";
 import { Chart, colorOf, type Line } from "./chart.tsx";
 import { fixed, ms, orDash, percent, time } from "./format.ts";
 import { usePoll } from "./poll.ts";
@@ -89,6 +89,7 @@ function ExperimentCard(props: { experiment: ExperimentResults; series: TimeSeri
     setPending({ what: `set weights ${text}`, run: () => api.call("PUT", `${base}/weights`, { weights }) });
   };
 
+  const xr = seriesRange(series);
   // Per-variant error rate (left) and p50 latency (right) over time, on one chart.
   const mine = series.groups.filter((g) => g.group.startsWith(`${e.name}/`));
   const lines: Line[] = mine.flatMap((g, i) => {
@@ -164,7 +165,7 @@ function ExperimentCard(props: { experiment: ExperimentResults; series: TimeSeri
                 <td>
                   {v.feedback.count === 0 ? "—" : `${v.feedback.count} · mean ${orDash(v.feedback.mean, fixed(2))}`}
                 </td>
-                <td>
+                <td class="wrap">
                   <Verdicts v={v} />
                 </td>
                 <td>
@@ -211,6 +212,7 @@ function ExperimentCard(props: { experiment: ExperimentResults; series: TimeSeri
         id={`experiment-${e.name}`}
         title="Error rate (solid, left) and latency p50 (dashed, right) per variant"
         x={series.timestamps}
+        xRange={xr}
         lines={lines}
         format={percent}
         right={{ scale: "ms", format: ms }}

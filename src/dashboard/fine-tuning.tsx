@@ -75,7 +75,7 @@ export function lossCurves(events: readonly JobEvent[]): { x: number[]; lines: L
     const trainLoss = num(e.data.train_loss);
     if (total !== undefined && trainLoss !== undefined) {
       train.set(step, trainLoss);
-      progress = step / total;
+      progress = Math.min(1, step / total);
     }
     const validLoss = num(e.data.valid_loss);
     if (validLoss !== undefined && total === undefined) valid.set(step, validLoss);
@@ -136,7 +136,7 @@ function JobCard({ view }: { view: JobView }) {
       />
       {checkpoints.length > 0 && (
         <div class="table-wrap">
-          <table>
+          <table data-testid={`checkpoints-${job.id}`}>
             <thead>
               <tr>
                 <th>Checkpoint</th>

@@ -1,7 +1,10 @@
 // How figures read on the page.
 
 export const percent = (v: number) => `${(v * 100).toFixed(v < 0.1 && v > 0 ? 1 : 0)}%`;
-export const ms = (v: number) => (v >= 1000 ? `${(v / 1000).toFixed(v >= 10_000 ? 0 : 1)} s` : `${v.toFixed(0)} ms`);
+export function ms(v: number): string {
+  if (v >= 1000) return `${(v / 1000).toFixed(v >= 10_000 ? 0 : 1)} s`;
+  return `${v.toFixed(v >= 10 || v === 0 ? 0 : v >= 1 ? 1 : 2)} ms`;
+}
 export const rate = (v: number) => (v >= 100 ? v.toFixed(0) : Number(v.toPrecision(2)).toString());
 export const fixed = (digits: number) => (v: number) => v.toFixed(digits);
 

@@ -1,6 +1,6 @@
 // Traffic at a glance: rates, errors, timings, throughput and cache hits per model and in
 // total over the chosen range, and the models the pool holds now.
-import type { Api, ModelRow, SeriesGroup, TimeSeries } from "./api.ts";
+import { type Api, type ModelRow, type SeriesGroup, seriesRange, type TimeSeries } from "./api.ts";
 import { Chart, colorOf, type Line } from "./chart.tsx";
 import { bytes, ms, percent, rate } from "./format.ts";
 import { usePoll } from "./poll.ts";
@@ -42,6 +42,7 @@ export function Overview({ api, range, everyMs, onUnauthorized }: Props) {
   const { series, models } = data;
   const groups = series.groups;
   const x = series.timestamps;
+  const xr = seriesRange(series);
   const total = groups[0];
   const requests = total?.requests.reduce((a, b) => a + b, 0) ?? 0;
   const local = models.filter((m) => m.provider === "llama");
@@ -64,14 +65,23 @@ export function Overview({ api, range, everyMs, onUnauthorized }: Props) {
           id="requests"
           title="Requests / s"
           x={x}
+          xRange={xr}
           lines={linesOf(groups, (g) => g.requests_per_second)}
           format={rate}
         />
-        <Chart id="error-rate" title="Error rate" x={x} lines={linesOf(groups, (g) => g.error_rate)} format={percent} />
+        <Chart
+          id="error-rate"
+          title="Error rate"
+          x={x}
+          xRange={xr}
+          lines={linesOf(groups, (g) => g.error_rate)}
+          format={percent}
+        />
         <Chart
           id="ttft"
           title="Time to first token (p50, p95 dashed)"
           x={x}
+          xRange={xr}
           lines={linesOf(
             groups,
             (g) => g.ttft_ms.p50,
@@ -83,6 +93,7 @@ export function Overview({ api, range, everyMs, onUnauthorized }: Props) {
           id="latency"
           title="Latency (p50, p95 dashed)"
           x={x}
+          xRange={xr}
           lines={linesOf(
             groups,
             (g) => g.latency_ms.p50,
@@ -94,6 +105,7 @@ export function Overview({ api, range, everyMs, onUnauthorized }: Props) {
           id="tokens"
           title="Completion tokens / s"
           x={x}
+          xRange={xr}
           lines={linesOf(groups, (g) => g.tokens_per_second)}
           format={rate}
         />
@@ -101,6 +113,7 @@ export function Overview({ api, range, everyMs, onUnauthorized }: Props) {
           id="cache"
           title="Cache hit rate"
           x={x}
+          xRange={xr}
           lines={linesOf(groups, (g) => g.cache_hit_rate)}
           format={percent}
         />

@@ -1,0 +1,270 @@
+// The dashboard in a real browser (Debian's Chromium driven by playwright-core) against a real
+// server with real traffic: a 50/50 split, a canary on a model that cannot load (rolled back
+// after five failures), and a fine-tune job that trains to the end. Checks that nothing shows
+// before signing in with the admin key, that the views show what the admin routes hold (charts
+// drawn and not empty), that weights change from the page, that the page logs no errors and that
+// its own polling never reaches the usage statistics it shows.
+import { existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import { toFile } from "openai";
+import { type Browser, chromium, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ExperimentResults } from "../../src/traffic/results.ts";
+import { brokenModelFile } from "../helpers/broken-model.ts";
+import { startServer, type TestServer, TINY_MODEL } from "../helpers/server.ts";
+import { usersOn } from "../helpers/sticky.ts";
+
+const ADMIN = "dashboard-admin-key";
+/** Debian's package (`apt-get install chromium`; .ci/run installs it); CHROMIUM_PATH overrides. */
+const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+/** Set (a path) to also write the README's screenshot. */
+const README_SHOT = process.env.DASHBOARD_SCREENSHOT;
+
+const CONFIG = `models:
+  - id: roundhouse-tiny
+    provider: llama
+    path: ${TINY_MODEL}
+    aliases: [tiny]
+    context_size: 512
+    parallel: 2
+    threads: 1
+    preload: true
+    finetune:
+      context: 64
+  - id: roundhouse-tiny-b
+    provider: llama
+    path: ${TINY_MODEL}
+    context_size: 256
+    threads: 1
+  - id: broken
+    provider: llama
+    path: ${brokenModelFile()}
+    context_size: 256
+    threads: 1
+experiments:
+  - name: split
+    variants:
+      - {name: a, model: roundhouse-tiny, weight: 50}
+      - {name: b, model: roundhouse-tiny-b, weight: 50}
+  - name: rollout
+    variants:
+      - {name: control, model: roundhouse-tiny, weight: 50}
+      - name: canary
+        model: broken
+        weight: 50
+        canary: true
+        fallback: false
+        rollback:
+          - {metric: error_rate, max: 0.2, min_requests: 5, window: 5m}`;
+
+let s: TestServer;
+let browser: Browser;
+let shots: string;
+let jobId: string;
+/** Chat requests this test sent: all the usage statistics may count. */
+let sent = 0;
+
+async function chat(model: string, user: string): Promise<number> {
+  sent++;
+  const res = await fetch(`${s.baseURL}/chat/completions`, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-user-id": user },
+    body: JSON.stringify({ model, messages: [{ role: "user", content: "Hi" }], max_tokens: 4, temperature: 0 }),
+  });
+  await res.arrayBuffer();
+  return res.status;
+}
+
+async function admin<T>(path: string): Promise<T> {
+  const res = await fetch(`${s.url}/admin${path}`, { headers: { authorization: `Bearer ${ADMIN}` } });
+  expect(res.status).toBe(200);
+  return (await res.json()) as T;
+}
+
+const example = JSON.stringify({
+  messages: [
+    { role: "user", content: "What is the secret word?" },
+    { role: "assistant", content: "The secret word is papaya." },
+  ],
+});
+
+beforeAll(async () => {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`No Chromium at ${CHROMIUM}: apt-get install chromium (or set CHROMIUM_PATH).`);
+  }
+  shots = mkdtempSync(join(tmpdir(), "roundhouse-dashboard-"));
+  s = await startServer({ config: CONFIG, adminApiKey: ADMIN });
+  // The job trains while the rest of the traffic runs and the browser starts.
+  const client = s.client;
+  const lines = (n: number) => Buffer.from(Array.from({ length: n }, () => example).join("\n"));
+  const train = await client.files.create({ file: await toFile(lines(24), "train.jsonl"), purpose: "fine-tune" });
+  const valid = await client.files.create({ file: await toFile(lines(12), "valid.jsonl"), purpose: "fine-tune" });
+  const job = await client.fineTuning.jobs.create({
+    model: "tiny",
+    training_file: train.id,
+    validation_file: valid.id,
+    suffix: "papaya",
+    seed: 7,
+    method: { type: "supervised", supervised: { hyperparameters: { n_epochs: 2 } } },
+  });
+  jobId = job.id;
+
+  const split = [
+    { name: "a", weight: 50 },
+    { name: "b", weight: 50 },
+  ];
+  for (const user of [...usersOn("split", split, "a", 3), ...usersOn("split", split, "b", 3)]) {
+    expect(await chat("split", user)).toBe(200);
+  }
+  const rollout = [
+    { name: "control", weight: 50 },
+    { name: "canary", weight: 50 },
+  ];
+  for (const user of usersOn("rollout", rollout, "canary", 5)) expect(await chat("rollout", user)).toBe(503);
+  for (const user of usersOn("rollout", rollout, "control", 3)) expect(await chat("rollout", user)).toBe(200);
+
+  browser = await chromium.launch({
+    executablePath: CHROMIUM,
+    args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+  });
+});
+
+afterAll(async () => {
+  await browser?.close();
+  await s?.close();
+  console.log(`dashboard screenshots in ${shots}`);
+});
+
+describe("dashboard", () => {
+  it("shows nothing and asks nothing of /admin before signing in; a wrong key is refused", async () => {
+    const context = await browser.newContext();
+    const page = await context.newPage();
+    const adminAnswers: number[] = [];
+    page.on("response", (r) => {
+      if (new URL(r.url()).pathname.startsWith("/admin")) adminAnswers.push(r.status());
+    });
+    await page.goto(`${s.url}/dashboard`);
+    await page.locator("form.sign-in").waitFor();
+    expect(await page.locator("[data-chart], table, [data-experiment], [data-job]").count()).toBe(0);
+    expect(await page.content()).not.toContain("roundhouse-tiny");
+    expect(adminAnswers).toEqual([]);
+
+    await page.fill("input[name=admin-key]", "not-the-key");
+    await page.click("button[type=submit]");
+    await page.getByText("The admin key was refused.").waitFor();
+    expect(adminAnswers).toEqual([401]);
+    expect(await page.locator("[data-chart]").count()).toBe(0);
+    await context.close();
+  });
+
+  it("signs in and shows traffic, experiments with the rollback, weights changed from the page, and the job's loss", async () => {
+    const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+    const page = await context.newPage();
+    const problems: string[] = [];
+    const urls: string[] = [];
+    page.on("console", (m) => {
+      if (m.type() === "error" || m.type() === "warning") problems.push(`console ${m.type()}: ${m.text()}`);
+    });
+    page.on("pageerror", (err) => problems.push(`page error: ${err.message}`));
+    page.on("requestfailed", (r) => problems.push(`request failed: ${r.url()} ${r.failure()?.errorText}`));
+    page.on("request", (r) => urls.push(r.url()));
+
+    await page.goto(`${s.url}/dashboard?refresh=1`);
+    await page.fill("input[name=admin-key]", ADMIN);
+    await page.click("button[type=submit]");
+
+    // Overview: every configured model, charts drawn from the traffic above.
+    const models = page.locator("table[data-testid=models]");
+    await models.waitFor();
+    for (const id of ["roundhouse-tiny", "roundhouse-tiny-b", "broken"]) {
+      await expect.poll(() => models.textContent()).toContain(id);
+    }
+    for (const chart of ["requests", "error-rate", "latency", "ttft", "tokens"]) {
+      await expectChart(page, `[data-chart=${chart}]`);
+    }
+    expect(await page.locator("[data-chart=cache]").count()).toBe(1);
+    // The key stays with the tab: a reload does not ask again.
+    await page.reload();
+    await models.waitFor();
+    expect(await page.locator("form.sign-in").count()).toBe(0);
+    await page.screenshot({ path: join(shots, "overview.png"), fullPage: true });
+
+    // Experiments: both, the canary rolled back by its rule with the figures that tripped it.
+    await page.click("a[href='#experiments']");
+    const split = page.locator("[data-experiment=split]");
+    const rollout = page.locator("[data-experiment=rollout]");
+    await split.waitFor();
+    await rollout.waitFor();
+    await expect.poll(() => page.getByTestId("state-rollout-canary").textContent()).toBe("rolled back");
+    const rollback = rollout.getByTestId("event-rollback");
+    expect(await rollback.textContent()).toMatch(/canary rolled back.*error_rate.*max 0\.2.*1 > 0\.2/s);
+    await expectChart(page, "[data-chart=experiment-split]");
+    await expectChart(page, "[data-chart=experiment-rollout]");
+
+    // New weights, confirmed, through PUT /admin/experiments/split/weights.
+    await page.getByTestId("weight-split-a").fill("80");
+    await page.getByTestId("weight-split-b").fill("20");
+    await page.getByTestId("weights-split").click();
+    await split.getByTestId("confirm").waitFor();
+    expect((await variants("split")).map((v) => v.effective_weight)).toEqual([50, 50]);
+    await split.getByTestId("confirm-yes").click();
+    await split.getByText("Done: set weights a=80, b=20.").waitFor();
+    expect((await variants("split")).map((v) => v.effective_weight)).toEqual([80, 20]);
+    await page.screenshot({ path: join(shots, "experiments.png"), fullPage: true });
+
+    // Restoring the canary, confirmed, through POST …/variants/canary/restore.
+    await page.getByTestId("restore-rollout-canary").click();
+    await rollout.getByTestId("confirm-yes").click();
+    await expect.poll(() => page.getByTestId("state-rollout-canary").textContent()).toBe("active");
+    expect((await variants("rollout")).find((v) => v.name === "canary")?.state).toBe("active");
+
+    // Fine-tuning: the job, trained to the end, its loss curve, checkpoints and model.
+    await page.click("a[href='#fine-tuning']");
+    const job = page.locator(`[data-job="${jobId}"]`);
+    await job.waitFor();
+    await expect
+      .poll(() => page.getByTestId(`job-status-${jobId}`).textContent(), { timeout: 60_000, interval: 500 })
+      .toBe("succeeded");
+    await expect
+      .poll(() => page.getByTestId(`job-model-${jobId}`).textContent())
+      .toMatch(/^ft:roundhouse-tiny:papaya:/);
+    await expectChart(page, `[data-chart="loss-${jobId}"]`);
+    expect(await job.getByTestId(`checkpoints-${jobId}`).locator("tbody tr").count()).toBe(2);
+    await page.screenshot({ path: join(shots, "fine-tuning.png"), fullPage: true });
+
+    if (README_SHOT) {
+      mkdirSync(dirname(README_SHOT), { recursive: true });
+      await page.click("a[href='#experiments']");
+      await split.waitFor();
+      await page.screenshot({ path: README_SHOT, fullPage: false });
+    }
+
+    expect(problems).toEqual([]);
+    expect(urls.filter((u) => u.includes(ADMIN))).toEqual([]);
+    await context.close();
+
+    // A page that polled every second for all of the above left no trace in the usage it shows.
+    const usage = await admin<{ data: { requests: number }[] }>("/usage");
+    expect(usage.data.reduce((n, g) => n + g.requests, 0)).toBe(sent);
+    const metrics = await (await fetch(`${s.url}/metrics`)).text();
+    const counted = metrics
+      .split("\n")
+      .filter((l) => l.startsWith("roundhouse_requests_total{"))
+      .reduce((n, l) => n + Number(l.split(" ").at(-1)), 0);
+    expect(counted).toBe(sent);
+  });
+});
+
+async function variants(name: string): Promise<ExperimentResults["variants"]> {
+  return (await admin<ExperimentResults>(`/experiments/${name}`)).variants;
+}
+
+/** A chart that uPlot drew (its canvas) with at least one data point. */
+async function expectChart(page: Page, selector: string): Promise<void> {
+  const chart = page.locator(selector);
+  await chart.locator("canvas").waitFor();
+  await expect.poll(async () => Number(await chart.getAttribute("data-points"))).toBeGreaterThan(0);
+  const box = await chart.locator("canvas").boundingBox();
+  expect(box?.width).toBeGreaterThan(100);
+}
