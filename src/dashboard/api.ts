@@ -72,7 +72,8 @@ export class Api {
       headers,
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
-    if (res.status === 401) throw new Unauthorized("The admin key was refused.");
+    // 401: no key or a wrong one; 403: a key of the API, not the admin key.
+    if (res.status === 401 || res.status === 403) throw new Unauthorized("The admin key was refused.");
     const json = (await res.json().catch(() => null)) as { error?: { message?: string } } | null;
     if (!res.ok) throw new Error(json?.error?.message ?? `${method} ${path}: HTTP ${res.status}`);
     return json as T;

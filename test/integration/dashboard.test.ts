@@ -184,6 +184,14 @@ describe("dashboard", () => {
       await expectChart(page, `[data-chart=${chart}]`);
     }
     expect(await page.locator("[data-chart=cache]").count()).toBe(1);
+    // Another range: the charts are asked for it (6 hours in 10-minute buckets).
+    const answer = page.waitForResponse(
+      (r) => r.url().includes("/admin/timeseries") && r.url().includes("group_by=model"),
+    );
+    await page.selectOption("header select", "21600");
+    expect(((await (await answer).json()) as { step_seconds: number }).step_seconds).toBe(600);
+    await expectChart(page, "[data-chart=requests]");
+    await expectFits(page);
     // The key stays with the tab: a reload does not ask again.
     await page.reload();
     await models.waitFor();
@@ -201,6 +209,7 @@ describe("dashboard", () => {
     expect(await rollback.textContent()).toMatch(/canary rolled back.*error_rate.*max 0\.2.*1 > 0\.2/s);
     await expectChart(page, "[data-chart=experiment-split]");
     await expectChart(page, "[data-chart=experiment-rollout]");
+    await expectFits(page);
 
     // New weights, confirmed, through PUT /admin/experiments/split/weights.
     await page.getByTestId("weight-split-a").fill("80");
@@ -258,6 +267,15 @@ describe("dashboard", () => {
 
 async function variants(name: string): Promise<ExperimentResults["variants"]> {
   return (await admin<ExperimentResults>(`/experiments/${name}`)).variants;
+}
+
+/** Nothing sticks out sideways at a laptop's width: wide tables scroll in their own box. */
+async function expectFits(page: Page): Promise<void> {
+  // A string: the test's own types have no DOM.
+  const [scroll, client] = (await page.evaluate(
+    "[document.documentElement.scrollWidth, document.documentElement.clientWidth]",
+  )) as [number, number];
+  expect(scroll).toBeLessThanOrEqual(client);
 }
 
 /** A chart that uPlot drew (its canvas) with at least one data point. */
