@@ -63,7 +63,7 @@ export function Chart(props: ChartProps) {
         side: 1,
         stroke: "#667",
         grid: { show: false },
-        size: 60,
+        size: 72,
         values: (_u, ticks) => ticks.map(right.format),
       });
       scales[right.scale] = { range: (_u, _min, max) => [0, max > 0 ? max * 1.1 : 1] };

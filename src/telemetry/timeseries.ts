@@ -21,7 +21,7 @@ export interface SeriesGroup {
   requests_per_second: number[];
   /** Failures over the requests the server answered or failed (as /admin/usage counts it); null with none. */
   error_rate: (number | null)[];
-  /** Nearest-rank, over requests that succeeded; null with none. */
+  /** Nearest-rank, over requests that succeeded (by variant: not from the cache); null with none. */
   ttft_ms: { p50: (number | null)[]; p95: (number | null)[] };
   latency_ms: { p50: (number | null)[]; p95: (number | null)[] };
   /** Completion tokens generated per second of the bucket (throughput). */
@@ -128,7 +128,8 @@ export class TimeSeriesBuilder {
     const outcome = outcomeOf(r);
     if (outcome === "failed") b.failed++;
     else if (outcome === "client_error" || outcome === "disconnected") b.excluded++;
-    else {
+    // By variant, timings are the model's, as the experiment results take them: no cache hits.
+    else if (!(this.by === "variant" && r.cache === "hit")) {
       b.latencies.push(r.latency_ms);
       if (r.ttft_ms !== undefined) b.ttfts.push(r.ttft_ms);
     }

@@ -210,6 +210,10 @@ describe("dashboard", () => {
     await expectChart(page, "[data-chart=experiment-split]");
     await expectChart(page, "[data-chart=experiment-rollout]");
     await expectFits(page);
+    if (README_SHOT) {
+      mkdirSync(dirname(README_SHOT), { recursive: true });
+      await page.screenshot({ path: README_SHOT, fullPage: true });
+    }
 
     // New weights, confirmed, through PUT /admin/experiments/split/weights.
     await page.getByTestId("weight-split-a").fill("80");
@@ -241,13 +245,6 @@ describe("dashboard", () => {
     await expectChart(page, `[data-chart="loss-${jobId}"]`);
     expect(await job.getByTestId(`checkpoints-${jobId}`).locator("tbody tr").count()).toBe(2);
     await page.screenshot({ path: join(shots, "fine-tuning.png"), fullPage: true });
-
-    if (README_SHOT) {
-      mkdirSync(dirname(README_SHOT), { recursive: true });
-      await page.click("a[href='#experiments']");
-      await split.waitFor();
-      await page.screenshot({ path: README_SHOT, fullPage: false });
-    }
 
     expect(problems).toEqual([]);
     expect(urls.filter((u) => u.includes(ADMIN))).toEqual([]);

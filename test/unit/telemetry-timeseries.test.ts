@@ -81,6 +81,20 @@ describe("TimeSeriesBuilder", () => {
     expect(b.result().groups[0]?.cache_hit_rate).toEqual([0.5, null, null]);
   });
 
+  it("times a variant's model, not its cache hits, as the experiment results do", () => {
+    const byVariant = new TimeSeriesBuilder("variant", since, until, 10);
+    const byModel = new TimeSeriesBuilder("model", since, until, 10);
+    for (const b of [byVariant, byModel]) {
+      b.add(usageRecord({ started_at: at(1), experiment: "chat", variant: "a", latency_ms: 40, ttft_ms: 20 }));
+      b.add(
+        usageRecord({ started_at: at(1), experiment: "chat", variant: "a", latency_ms: 1, ttft_ms: 1, cache: "hit" }),
+      );
+    }
+    expect(byVariant.result().groups[1]?.latency_ms.p50[0]).toBe(40);
+    expect(byVariant.result().groups[1]?.ttft_ms.p50[0]).toBe(20);
+    expect(byModel.result().groups[0]?.latency_ms.p50[0]).toBe(1);
+  });
+
   it("groups by experiment/variant, leaving forced requests to the total only", () => {
     const b = new TimeSeriesBuilder("variant", since, until, 10);
     b.add(usageRecord({ started_at: at(1), experiment: "chat", variant: "control" }));
