@@ -50,7 +50,7 @@ export function Chart(props: ChartProps) {
     const width = () => Math.max(280, el.clientWidth);
     const axes: uPlot.Axis[] = [
       { stroke: "#667", grid: { stroke: "#eef" } },
-      { stroke: "#667", grid: { stroke: "#eef" }, size: 56, values: (_u, ticks) => ticks.map(format) },
+      { stroke: "#667", grid: { stroke: "#eef" }, size: 66, values: (_u, ticks) => ticks.map(format) },
     ];
     const scales: uPlot.Scales = {
       x: { time, range: (_u, min, max) => xRange.current ?? [min, max] },

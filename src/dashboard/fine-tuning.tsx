@@ -20,13 +20,15 @@ interface JobView {
 }
 
 const TERMINAL = new Set(["succeeded", "failed", "cancelled"]);
+const JOBS_SHOWN = 20;
 
 export function FineTuning({ api, everyMs, onUnauthorized }: Props) {
   // A finished job's events and checkpoints do not change: fetched once.
   const done = useRef(new Map<string, JobView>());
   const polled = usePoll(
     async () => {
-      const jobs = await api.get<Page<FineTuningJob>>("/admin/fine_tuning/jobs?limit=100");
+      // The newest jobs, each with its events and checkpoints (one request each while it runs).
+      const jobs = await api.get<Page<FineTuningJob>>(`/admin/fine_tuning/jobs?limit=${JOBS_SHOWN}`);
       return Promise.all(
         jobs.data.map(async (job): Promise<JobView> => {
           const kept = done.current.get(job.id);
@@ -55,6 +57,9 @@ export function FineTuning({ api, everyMs, onUnauthorized }: Props) {
       {data.map((v) => (
         <JobCard key={v.job.id} view={v} />
       ))}
+      {data.length === JOBS_SHOWN && (
+        <p class="muted">The {JOBS_SHOWN} newest jobs; GET /admin/fine_tuning/jobs lists the others.</p>
+      )}
     </section>
   );
 }

@@ -159,7 +159,8 @@ describe("dashboard", () => {
   });
 
   it("signs in and shows traffic, experiments with the rollback, weights changed from the page, and the job's loss", async () => {
-    const context = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+    // A small laptop's screen.
+    const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     const page = await context.newPage();
     const problems: string[] = [];
     const urls: string[] = [];
