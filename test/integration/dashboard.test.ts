@@ -247,8 +247,36 @@ describe("dashboard", () => {
     expect(await job.getByTestId(`checkpoints-${jobId}`).locator("tbody tr").count()).toBe(2);
     await page.screenshot({ path: join(shots, "fine-tuning.png"), fullPage: true });
 
+    // While a job trains, its curve grows without a reload. The trainer above may finish between
+    // two polls, so this job is staged in the real job store: it runs until the test ends it.
+    const jobs = s.services.fineTuning.jobs;
+    const trained = await jobs.get(jobId);
+    if (!trained) throw new Error("the job is gone");
+    const live = `ftjob-${"L".repeat(24)}`;
+    await jobs.create({ ...trained, id: live, status: "running", fine_tuned_model: null, finished_at: null });
+    const step = (n: number) =>
+      jobs.addEvent(live, {
+        level: "info",
+        message: `Step ${n}/4`,
+        type: "metrics",
+        data: { step: n, total_steps: 4, train_loss: 5 - n },
+      });
+    await step(1);
+    const liveChart = `[data-chart="loss-${live}"]`;
+    await expect.poll(() => page.locator(liveChart).getAttribute("data-points"), { timeout: 10_000 }).toBe("1");
+    expect(await page.getByTestId(`job-status-${live}`).textContent()).toBe("running");
+    await step(2);
+    await step(3);
+    await expect.poll(() => page.locator(liveChart).getAttribute("data-points"), { timeout: 10_000 }).toBe("3");
+    expect(await page.locator(`[data-job="${live}"] progress`).getAttribute("value")).toBe("0.75");
+    await jobs.transition(live, "cancelled");
+    await expect.poll(() => page.getByTestId(`job-status-${live}`).textContent()).toBe("cancelled");
+
     expect(problems).toEqual([]);
     expect(urls.filter((u) => u.includes(ADMIN))).toEqual([]);
+    // Nothing but the server: no CDN, no fonts, no beacons.
+    expect(urls.filter((u) => !u.startsWith(`${s.url}/`) && !u.startsWith("data:"))).toEqual([]);
+    expect(urls.length).toBeGreaterThan(20);
     await context.close();
 
     // A page that polled every second for all of the above left no trace in the usage it shows.
