@@ -6,7 +6,7 @@
 // PUT|POST /admin/experiments/NAME/weights {"weights": {"VARIANT": 50}}: run-time weights.
 // GET /admin/timeseries?group_by=model|variant&since=…&until=…&step=SECONDS: usage over time.
 // GET /admin/models: served models; local ones with their memory, busy sequences and queue.
-// GET /admin/fine_tuning/jobs[/ID/events|/ID/checkpoints]: every tenant's jobs (the dashboard's view).
+// GET /admin/fine_tuning/jobs[/ID/events|/ID/checkpoints]: every tenant's jobs, with their tenant.
 import { Hono } from "hono";
 import { z } from "zod";
 import { fromZodError, invalidRequest, modelNotFound } from "../src/openai/errors.ts";
@@ -104,11 +104,16 @@ export function adminRoutes(services: Services): Hono<AppEnv> {
     return c.json({ object: "list", data });
   });
 
-  // The admin sees every tenant's jobs: no viewer.
+  // The admin sees every tenant's jobs (no viewer), each with the tenant that owns it. Here rather
+  // than only on /v1 (which the admin key also opens) so that the admin routes stay one area:
+  // open or closed by ADMIN_API_KEY alone, and outside /v1's rate limits.
   app.get("/fine_tuning/jobs", async (c) => {
     const parsed = ListJobsQuery.safeParse(c.req.query(), { reportInput: true });
     if (!parsed.success) throw fromZodError(parsed.error);
-    return c.json({ object: "list", ...(await services.fineTuning.listJobs(parsed.data, undefined)) });
+    const ft = services.fineTuning;
+    const page = await ft.listJobs(parsed.data, undefined);
+    const data = await Promise.all(page.data.map(async (j) => ({ ...j, tenant: (await ft.owners.of(j.id)) ?? null })));
+    return c.json({ object: "list", ...page, data });
   });
 
   app.get("/fine_tuning/jobs/:id/events", async (c) => {

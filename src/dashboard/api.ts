@@ -17,6 +17,9 @@ export const seriesRange = (s: TimeSeries): [number, number] => [
   Date.parse(s.until) / 1000,
 ];
 
+/** A job as GET /admin/fine_tuning/jobs lists it: with the tenant that owns it (null: made before ownership). */
+export type AdminJob = FineTuningJob & { tenant: string | null };
+
 export interface ModelRow {
   id: string;
   provider: string;

@@ -2,7 +2,7 @@
 // validation loss by step from its events (refreshed while it trains), its checkpoints and
 // the ft: model it made.
 import { useRef } from "preact/hooks";
-import type { Api, Checkpoint, FineTuningJob, JobEvent, Page } from "./api.ts";
+import type { AdminJob, Api, Checkpoint, JobEvent, Page } from "./api.ts";
 import { Chart, type Line } from "./chart.tsx";
 import { fixed, orDash, time } from "./format.ts";
 import { usePoll } from "./poll.ts";
@@ -14,7 +14,7 @@ interface Props {
 }
 
 interface JobView {
-  job: FineTuningJob;
+  job: AdminJob;
   events: JobEvent[];
   checkpoints: Checkpoint[];
 }
@@ -28,7 +28,7 @@ export function FineTuning({ api, everyMs, onUnauthorized }: Props) {
   const polled = usePoll(
     async () => {
       // The newest jobs, each with its events and checkpoints (one request each while it runs).
-      const jobs = await api.get<Page<FineTuningJob>>(`/admin/fine_tuning/jobs?limit=${JOBS_SHOWN}`);
+      const jobs = await api.get<Page<AdminJob>>(`/admin/fine_tuning/jobs?limit=${JOBS_SHOWN}`);
       return Promise.all(
         jobs.data.map(async (job): Promise<JobView> => {
           const kept = done.current.get(job.id);
@@ -113,6 +113,8 @@ function JobCard({ view }: { view: JobView }) {
         </span>
       </header>
       <dl class="facts">
+        <dt>Tenant</dt>
+        <dd>{job.tenant ?? "—"}</dd>
         <dt>Base model</dt>
         <dd>
           <code>{job.model}</code>

@@ -152,8 +152,12 @@ describe("/admin/fine_tuning/jobs", () => {
     expect((await client(ALICE).fineTuning.jobs.list()).data.map((j) => j.id)).toEqual([jobs[0]]);
     const res = await admin("/fine_tuning/jobs");
     expect(res.status).toBe(200);
-    const listed = (await res.json()) as { data: { id: string }[]; has_more: boolean };
+    const listed = (await res.json()) as { data: { id: string; tenant: string | null }[]; has_more: boolean };
     expect(listed.data.map((j) => j.id)).toEqual([...jobs].reverse());
+    const tenants = listed.data.map((j) => j.tenant);
+    expect(tenants[0]).toMatch(/^key_[0-9a-f]{12}$/);
+    expect(tenants[1]).toMatch(/^key_[0-9a-f]{12}$/);
+    expect(tenants[0]).not.toBe(tenants[1]);
     for (const id of jobs) {
       const events = (await (await admin(`/fine_tuning/jobs/${id}/events?limit=100`)).json()) as {
         data: { message: string }[];
