@@ -115,7 +115,7 @@ function ExperimentCard(props: { experiment: ExperimentResults; series: TimeSeri
             <tr>
               <th>Variant</th>
               <th>Models</th>
-              <th>Weight (configured → effective)</th>
+              <th>Weight (config → effective)</th>
               <th>State</th>
               <th>Requests</th>
               <th>Error rate</th>
@@ -225,21 +225,16 @@ function ExperimentCard(props: { experiment: ExperimentResults; series: TimeSeri
 function Verdicts({ v }: { v: VariantResult }) {
   const c = v.vs_control;
   if (!c) return <span class="muted">—</span>;
+  const p = (x: number) => x.toPrecision(2);
   return (
     <span class="verdicts">
       <span class={`verdict ${c.verdict}`}>{c.verdict}</span>
-      {c.error_rate && (
-        <span class="muted">
-          {" "}
-          errors {c.error_rate.verdict} (p={c.error_rate.p_value.toPrecision(2)})
-        </span>
-      )}
-      {c.latency && (
-        <span class="muted">
-          {" "}
-          latency {c.latency.verdict} (p={c.latency.p_value.toPrecision(2)})
-        </span>
-      )}
+      <br />
+      <span class="muted">
+        {c.error_rate && `errors ${c.error_rate.verdict} p=${p(c.error_rate.p_value)}`}
+        {c.error_rate && c.latency && " · "}
+        {c.latency && `latency ${c.latency.verdict} p=${p(c.latency.p_value)}`}
+      </span>
     </span>
   );
 }
