@@ -125,7 +125,7 @@ function SignIn({ onSignedIn }: { onSignedIn: (api: Api) => void }) {
       <input
         type="password"
         name="admin-key"
-        autocomplete="current-password"
+        autocomplete="off"
         aria-label="Admin key"
         placeholder="Admin key"
         value={key}
