@@ -133,14 +133,7 @@ function JobCard({ view }: { view: JobView }) {
         </dd>
       </dl>
       {job.error && <p class="error">{job.error.message}</p>}
-      <Chart
-        id={`loss-${job.id}`}
-        title="Loss by step"
-        x={curves.x}
-        lines={curves.lines}
-        time={false}
-        format={fixed(3)}
-      />
+      <Chart id={`loss-${job.id}`} title="Loss by step" x={curves.x} lines={curves.lines} time={false} />
       {checkpoints.length > 0 && (
         <div class="table-wrap">
           <table data-testid={`checkpoints-${job.id}`}>
