@@ -4,6 +4,11 @@ FROM node:20-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
 RUN npm install --omit=dev --no-audit --no-fund
+# The dashboard's files (dist/dashboard), built as `npm start` builds them.
+COPY tsconfig.json ./
+COPY scripts/build-dashboard.ts ./scripts/
+COPY src/dashboard ./src/dashboard
+RUN npx tsx scripts/build-dashboard.ts
 
 # llama-finetune, llama-quantize and llama-server, built by the same script a checkout runs
 # (scripts/docker/build-tools.sh: `npm run tools`, portable flags, our patches).
@@ -28,6 +33,7 @@ COPY --from=tools /opt/llama.cpp/bin /opt/llama.cpp/bin
 COPY package.json tsconfig.json models.yaml ./
 COPY src ./src
 COPY routes ./routes
+COPY --from=deps /app/dist ./dist
 COPY models ./models
 RUN mkdir -p /data && chown node:node /data
 USER node

@@ -4,13 +4,18 @@
 // GET /admin/experiments[/NAME][?since=…&until=…]: per-variant results and tests against control.
 // POST /admin/experiments/NAME/variants/VARIANT/restore: undoes a rollback.
 // PUT|POST /admin/experiments/NAME/weights {"weights": {"VARIANT": 50}}: run-time weights.
+// GET /admin/timeseries?group_by=model|variant&since=…&until=…&step=SECONDS: usage over time.
+// GET /admin/models: served models; local ones with their memory, busy sequences and queue.
 // POST /admin/models/ID/load, /admin/models/ID/unload: a local model loaded now, or freed (409 while busy).
+// GET /admin/fine_tuning/jobs[/ID/events|/ID/checkpoints]: every tenant's jobs, with their tenant.
 import { Hono } from "hono";
 import { z } from "zod";
 import { ApiError, fromZodError, invalidRequest, modelNotFound } from "../src/openai/errors.ts";
+import { ListCheckpointsQuery, ListEventsQuery, ListJobsQuery } from "../src/openai/fine-tuning.ts";
 import type { Services } from "../src/services.ts";
 import { GROUP_BY, UsageSummary } from "../src/telemetry/summary.ts";
 import { parseInstant, usageRange } from "../src/telemetry/time-range.ts";
+import { defaultStep, MAX_BUCKETS, SERIES_GROUP_BY, TimeSeriesBuilder } from "../src/telemetry/timeseries.ts";
 import type { AppEnv } from "./env.ts";
 import { readJson } from "./json.ts";
 
@@ -31,6 +36,13 @@ const UsageQuery = z.strictObject({
   until: z.string().optional(),
 });
 
+const SeriesQuery = z.strictObject({
+  group_by: z.enum(SERIES_GROUP_BY).default("model"),
+  since: z.string().optional(),
+  until: z.string().optional(),
+  step: z.coerce.number().int().min(1).max(86_400).optional(),
+});
+
 export function adminRoutes(services: Services): Hono<AppEnv> {
   const app = new Hono<AppEnv>();
 
@@ -49,6 +61,73 @@ export function adminRoutes(services: Services): Hono<AppEnv> {
       until: range.until.toISOString(),
       data: summary.result(),
     });
+  });
+
+  app.get("/timeseries", async (c) => {
+    const parsed = SeriesQuery.safeParse(c.req.query(), { reportInput: true });
+    if (!parsed.success) throw fromZodError(parsed.error);
+    const { group_by, since, until } = parsed.data;
+    const range = usageRange(since, until, new Date());
+    if (!range.ok) throw invalidRequest(range.message, range.param);
+    const seconds = (range.until.getTime() - range.since.getTime()) / 1000;
+    const step = parsed.data.step ?? defaultStep(seconds);
+    if (seconds / step > MAX_BUCKETS) {
+      throw invalidRequest(
+        `step ${step} s gives more than ${MAX_BUCKETS} buckets over this range; make it larger.`,
+        "step",
+      );
+    }
+    const series = new TimeSeriesBuilder(group_by, range.since, range.until, step);
+    for await (const record of services.telemetry.usage.query(range.since, range.until)) series.add(record);
+    return c.json({
+      object: "timeseries",
+      since: range.since.toISOString(),
+      until: range.until.toISOString(),
+      ...series.result(),
+    });
+  });
+
+  app.get("/models", (c) => {
+    const data = services.catalog.list().map((m) => {
+      const spec = services.pool.spec(m.id);
+      const loaded = services.pool.get(m.id);
+      return {
+        id: m.id,
+        provider: m.provider,
+        aliases: m.aliases,
+        loaded: loaded !== undefined,
+        memory_bytes: loaded?.bytes ?? null,
+        parallel: spec?.parallel ?? null,
+        busy_sequences: loaded?.slots.busy ?? 0,
+        queue_depth: loaded?.slots.waiting ?? 0,
+      };
+    });
+    return c.json({ object: "list", data });
+  });
+
+  // The admin sees every tenant's jobs (no viewer), each with the tenant that owns it. Here rather
+  // than only on /v1 (which the admin key also opens) so that the admin routes stay one area:
+  // open or closed by ADMIN_API_KEY alone, and outside /v1's rate limits.
+  app.get("/fine_tuning/jobs", async (c) => {
+    const parsed = ListJobsQuery.safeParse(c.req.query(), { reportInput: true });
+    if (!parsed.success) throw fromZodError(parsed.error);
+    const ft = services.fineTuning;
+    const page = await ft.listJobs(parsed.data, undefined);
+    const data = await Promise.all(page.data.map(async (j) => ({ ...j, tenant: (await ft.owners.of(j.id)) ?? null })));
+    return c.json({ object: "list", ...page, data });
+  });
+
+  app.get("/fine_tuning/jobs/:id/events", async (c) => {
+    const parsed = ListEventsQuery.safeParse(c.req.query(), { reportInput: true });
+    if (!parsed.success) throw fromZodError(parsed.error);
+    return c.json({ object: "list", ...(await services.fineTuning.events(c.req.param("id"), parsed.data, undefined)) });
+  });
+
+  app.get("/fine_tuning/jobs/:id/checkpoints", async (c) => {
+    const parsed = ListCheckpointsQuery.safeParse(c.req.query(), { reportInput: true });
+    if (!parsed.success) throw fromZodError(parsed.error);
+    const page = await services.fineTuning.checkpoints(c.req.param("id"), parsed.data, undefined);
+    return c.json({ object: "list", ...page });
   });
 
   app.delete("/cache", async (c) => {

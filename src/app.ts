@@ -7,6 +7,7 @@ import { adminRoutes } from "../routes/admin.ts";
 import { limitBody, rateLimit, requireKey, requireMetricsKey } from "../routes/auth.ts";
 import { chatRoutes } from "../routes/chat.ts";
 import { completionRoutes } from "../routes/completions.ts";
+import { dashboardRoutes } from "../routes/dashboard.ts";
 import { embeddingRoutes } from "../routes/embeddings.ts";
 import type { AppEnv } from "../routes/env.ts";
 import { errorResponse, isExpected } from "../routes/errors.ts";
@@ -71,6 +72,7 @@ export function createApp(services: Services): Hono<AppEnv> {
   app.route("/v1/fine_tuning", fineTuningRoutes(services));
   app.route("/", metricsRoutes(services));
   app.route("/admin", adminRoutes(services));
+  app.route("/dashboard", dashboardRoutes(services));
 
   app.notFound((c) => errorResponse(c, routeNotFound(c.req.method, c.req.path)));
   // The one error handler: sub-apps have none of their own (Hono would send their errors there

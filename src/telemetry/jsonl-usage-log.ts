@@ -87,7 +87,7 @@ export class JsonlUsageLog implements UsageLog {
     const lastDay = until.toISOString().slice(0, 10);
     for (const day of await this.days()) {
       if (day < firstDay || day > lastDay) continue;
-      for await (const record of readDay(join(this.dir, `${day}.jsonl`))) {
+      for await (const record of readDay(join(this.dir, `${day}.jsonl`), from, to)) {
         const at = Date.parse(record.started_at);
         if (at >= from && at < to) yield record;
       }
@@ -151,11 +151,23 @@ export class JsonlUsageLog implements UsageLog {
   }
 }
 
-/** The records of one day file; a torn or foreign line (crash mid-write) is skipped. */
-async function* readDay(file: string): AsyncGenerator<UsageRecord> {
+/** Where a line's start time begins: records are written with it second, after a request id that holds no quote. */
+const STARTED_AT = '"started_at":"';
+
+/**
+ * The records of one day file; a torn or foreign line (crash mid-write) is skipped. A line
+ * whose start time is outside [from, to) is skipped before it is parsed: a dashboard asking
+ * for the last hour every few seconds reads the day's file without parsing all of it.
+ */
+async function* readDay(file: string, from: number, to: number): AsyncGenerator<UsageRecord> {
   const lines = createInterface({ input: createReadStream(file, "utf8"), crlfDelay: Number.POSITIVE_INFINITY });
   for await (const line of lines) {
     if (line.trim() === "") continue;
+    const i = line.indexOf(STARTED_AT);
+    if (i >= 0) {
+      const at = Date.parse(line.slice(i + STARTED_AT.length, i + STARTED_AT.length + 24));
+      if (at < from || at >= to) continue;
+    }
     let json: unknown;
     try {
       json = JSON.parse(line);

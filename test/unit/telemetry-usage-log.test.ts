@@ -33,6 +33,21 @@ describe("JsonlUsageLog", () => {
     await log.close();
   });
 
+  it("reads a range of a day to the millisecond, since included, until not, out of order as written", async () => {
+    const log = new JsonlUsageLog(dir, { flushMs: 60_000 });
+    for (const [id, at] of [
+      ["late", "2025-06-12T10:00:00.000Z"],
+      ["first", "2025-06-12T09:00:00.000Z"],
+      ["before", "2025-06-12T08:59:59.999Z"],
+      ["last", "2025-06-12T09:59:59.999Z"],
+      ["mid", "2025-06-12T09:30:00.000Z"],
+    ] as const) {
+      log.append(record(id, at));
+    }
+    await log.close();
+    expect(await ids(log, "2025-06-12T09:00:00Z", "2025-06-12T10:00:00Z")).toEqual(["first", "last", "mid"]);
+  });
+
   it("writes on its timer without anyone asking", async () => {
     const log = new JsonlUsageLog(dir, { flushMs: 20 });
     log.append(record("a", "2025-06-12T08:00:00.000Z"));
