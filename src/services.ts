@@ -8,7 +8,7 @@ import { ResponseCache } from "./cache/store.ts";
 import { ConfigError } from "./config/errors.ts";
 import { type Config, isLlamaModel, type LlamaModelConfig, type ModelConfig } from "./config/load.ts";
 import { checkLocalModels } from "./engine/model-check.ts";
-import { type LocalModelSpec, ModelPool } from "./engine/pool.ts";
+import { type LoadedModel, type LocalModelSpec, ModelPool } from "./engine/pool.ts";
 import { openRuntime } from "./engine/runtime.ts";
 import type { TrainableModel } from "./finetune/runner.ts";
 import { FineTuning } from "./finetune/service.ts";
@@ -126,6 +126,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
           telemetry.modelLoaded(id, seconds, (text) => pool.get(id)?.model.tokenize(text).length ?? 0);
         },
         unloaded: (id, reason) => logger.info({ model: id, reason }, "model unloaded"),
+        queued: (id, seconds, deferred) => telemetry.metrics.queued(id, seconds, deferred),
       },
     },
   );
@@ -349,8 +350,15 @@ function poolGauges(pool: ModelPool, models: readonly LlamaModelConfig[]): Model
       loaded: loaded !== undefined,
       busy: loaded?.slots.busy ?? 0,
       waiting: loaded?.slots.waiting ?? 0,
+      kvCacheUsage: loaded ? kvCacheUsage(loaded) : 0,
     };
   });
+}
+
+/** Tokens the model's sequences hold now, over what their context can hold (llama-server's kv_cache_usage_ratio). */
+function kvCacheUsage(loaded: LoadedModel): number {
+  const held = loaded.sequences.reduce((sum, s) => sum + s.nextTokenIndex, 0);
+  return held / (loaded.contextSize * loaded.sequences.length);
 }
 
 /** The upstream models, each with its API key; a key named but missing from the environment is refused. */

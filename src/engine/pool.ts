@@ -69,6 +69,8 @@ export interface ModelLease {
 
 export interface PoolEvents {
   loaded?(id: string, seconds: number): void;
+  /** A request got its sequences after `seconds` in the queue; `deferred`: it had to wait for them. */
+  queued?(id: string, seconds: number, deferred: boolean): void;
   /** `reason`: evicted for another model, idle past keep_alive, asked (admin), or shutting down / removed. */
   unloaded?(id: string, reason: UnloadReason): void;
 }
@@ -131,12 +133,15 @@ export class ModelPool {
     loaded.lastUsed = ++this.clock;
     this.stopIdling(id);
     let ids: number[];
+    const deferred = loaded.slots.wouldWait(count);
+    const waitStarted = performance.now();
     try {
       ids = await loaded.slots.acquire(count, signal);
     } catch (err) {
       loaded.inFlight--;
       throw err;
     }
+    this.options.events?.queued?.(id, (performance.now() - waitStarted) / 1000, deferred);
     let released = false;
     return {
       loaded,

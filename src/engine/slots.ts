@@ -35,6 +35,11 @@ export class SequenceSlots {
     return this.waiters.length;
   }
 
+  /** Whether a request for `count` sequences would wait now (behind others, or for free ones). */
+  wouldWait(count: number): boolean {
+    return this.waiters.length > 0 || this.free.length < count;
+  }
+
   /** Resolves with `count` sequence ids; rejects when the queue is full, the wait times out or `signal` aborts. */
   acquire(count: number, signal?: AbortSignal): Promise<number[]> {
     if (count > this.size) throw new RangeError(`asked for ${count} sequences, model ${this.model} has ${this.size}`);

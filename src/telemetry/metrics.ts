@@ -12,6 +12,8 @@ export interface ModelGaugeSample {
   busy: number;
   /** Requests waiting for a sequence. */
   waiting: number;
+  /** Tokens held in the model's KV cache over its capacity, 0..1. */
+  kvCacheUsage: number;
 }
 
 const PREFIX = "roundhouse_";
@@ -24,6 +26,9 @@ export class Metrics {
   private readonly tokensPerSecond: Histogram<"model" | "variant">;
   private readonly cache: Counter<"result">;
   private readonly loadSeconds: Histogram<"model">;
+  private readonly queueTime: Histogram<"model">;
+  private readonly deferred: Counter<"model">;
+  private readonly timePerOutputToken: Histogram<"model" | "variant">;
   /** Set by the fine-tuning jobs (later issue). */
   readonly fineTuneJobs: Gauge<"status">;
   /** Incremented by the rollback rules (later issue). */
@@ -82,6 +87,37 @@ export class Metrics {
       labelNames: ["model"],
       buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
       registers,
+    });
+    // Names as vLLM's (request_queue_time_seconds, time_per_output_token_seconds), llama-server's
+    // (requests_deferred, kv_cache_usage_ratio) and OpenTelemetry GenAI's server metrics.
+    this.queueTime = new Histogram({
+      name: `${PREFIX}request_queue_time_seconds`,
+      help: "Time a request waited for a free sequence of a local model (0 when one was free).",
+      labelNames: ["model"],
+      buckets: [0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.deferred = new Counter({
+      name: `${PREFIX}requests_deferred_total`,
+      help: "Requests that found every sequence of the model busy (or others waiting) and had to queue.",
+      labelNames: ["model"],
+      registers,
+    });
+    this.timePerOutputToken = new Histogram({
+      name: `${PREFIX}time_per_output_token_seconds`,
+      help: "Decode time per generated token after the first, per request (inverse of generation_tokens_per_second).",
+      labelNames: ["model", "variant"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1],
+      registers,
+    });
+    new Gauge({
+      name: `${PREFIX}kv_cache_usage_ratio`,
+      help: "Tokens held in the model's KV cache (all its sequences) over what they can hold, 0..1.",
+      labelNames: ["model"],
+      registers,
+      collect() {
+        for (const m of models()) this.set({ model: m.model }, m.kvCacheUsage);
+      },
     });
     new Gauge({
       name: `${PREFIX}models_loaded`,
@@ -142,8 +178,17 @@ export class Metrics {
       this.duration.observe({ model, variant, operation, stream }, r.latency_ms / 1000);
     }
     if (r.ttft_ms !== undefined) this.ttft.observe({ model, variant, stream }, r.ttft_ms / 1000);
-    if (r.tokens_per_second !== undefined) this.tokensPerSecond.observe({ model, variant }, r.tokens_per_second);
+    if (r.tokens_per_second !== undefined) {
+      this.tokensPerSecond.observe({ model, variant }, r.tokens_per_second);
+      if (r.tokens_per_second > 0) this.timePerOutputToken.observe({ model, variant }, 1 / r.tokens_per_second);
+    }
     if (r.cache !== undefined) this.cache.inc({ result: r.cache });
+  }
+
+  queued(model: string, seconds: number, deferred: boolean): void {
+    const label = modelLabel(model);
+    this.queueTime.observe({ model: label }, seconds);
+    if (deferred) this.deferred.inc({ model: label });
   }
 
   modelLoaded(model: string, seconds: number): void {

@@ -29,7 +29,9 @@ async function values(registry: Registry, name: string) {
 describe("Metrics", () => {
   it("turns records into counters and histograms with bounded labels", async () => {
     const registry = new Registry();
-    const metrics = new Metrics(registry, () => [{ model: "tiny", loaded: true, busy: 2, waiting: 3 }]);
+    const metrics = new Metrics(registry, () => [
+      { model: "tiny", loaded: true, busy: 2, waiting: 3, kvCacheUsage: 0.4 },
+    ]);
     metrics.observe(record());
     metrics.observe(
       record({
@@ -45,6 +47,8 @@ describe("Metrics", () => {
     );
     metrics.observe(record({ variant: "canary", experiment: "chat", cache: "hit" }));
     metrics.modelLoaded("tiny", 1.25);
+    metrics.queued("tiny", 0, false);
+    metrics.queued("tiny", 0.75, true);
 
     const requests = await values(registry, "roundhouse_requests_total");
     expect(requests.map((v) => [v.labels, v.value])).toEqual([
@@ -69,10 +73,21 @@ describe("Metrics", () => {
     expect(await values(registry, "roundhouse_queue_depth")).toEqual([{ labels: { model: "tiny" }, value: 3 }]);
     expect(await values(registry, "roundhouse_busy_sequences")).toEqual([{ labels: { model: "tiny" }, value: 2 }]);
     expect(await values(registry, "roundhouse_models_loaded")).toEqual([{ labels: {}, value: 1 }]);
+    expect(await values(registry, "roundhouse_kv_cache_usage_ratio")).toEqual([
+      { labels: { model: "tiny" }, value: 0.4 },
+    ]);
+    expect(await values(registry, "roundhouse_requests_deferred_total")).toEqual([
+      { labels: { model: "tiny" }, value: 1 },
+    ]);
     const text = await registry.metrics();
     expect(text).not.toContain("whatever-the-client-sent");
     expect(text).not.toContain("key_aaaaaaaaaaaa");
     expect(text).toContain('roundhouse_model_load_seconds_sum{model="tiny"} 1.25');
+    expect(text).toContain('roundhouse_request_queue_time_seconds_sum{model="tiny"} 0.75');
+    expect(text).toContain('roundhouse_request_queue_time_seconds_count{model="tiny"} 2');
+    // Time per output token is the inverse of each request's decode speed (42 tokens/s here).
+    expect(text).toContain('roundhouse_time_per_output_token_seconds_count{model="tiny",variant="none"} 1');
+    expect(text).toContain(`roundhouse_time_per_output_token_seconds_sum{model="tiny",variant="none"} ${1 / 42}`);
     expect(text).toContain("nodejs_heap_size_total_bytes");
   });
 
