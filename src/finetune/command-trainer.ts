@@ -17,11 +17,10 @@
 // - It exits 0 once ROUNDHOUSE_OUTPUT is written. Any other ending fails the job with the last
 //   meaningful lines of its stderr, as llama-finetune's failures do. Safetensors are the
 //   script's to convert (llama.cpp's convert_hf_to_gguf.py) before it exits.
-import { spawn } from "node:child_process";
 import { existsSync, rmSync } from "node:fs";
 import type { EpochResult, Figures, FinetuneOptions, FinetuneResult, StepProgress } from "./llama-finetune.ts";
 import { TrainerAbortedError } from "./llama-finetune.ts";
-import { explainToolFailure, oomKillCount, type ToolExit, ToolFailedError } from "./trainer-failure.ts";
+import { runTrainer, trainerFailed } from "./trainer-process.ts";
 
 /** A command trainer: argv (the program first) and the folder it runs in. */
 export interface TrainerCommand {
@@ -129,60 +128,24 @@ export async function commandFinetune(
   if (program === undefined) throw new Error("finetune.trainer.command is empty");
   opts.signal?.throwIfAborted();
   const progress = new ProgressLines(opts.onStep);
-  const tail: string[] = [];
   const started = performance.now();
-  let aborted = false;
-  const oomBefore = await oomKillCount();
-  const { code, signal } = await new Promise<Pick<ToolExit, "code" | "signal">>((resolve) => {
-    const child = spawn(program, args, {
-      cwd: trainer.cwd,
-      env: { ...process.env, ...trainerEnvironment(opts, at) },
-      stdio: ["ignore", "pipe", "pipe"],
-    });
-    if (child.pid !== undefined) opts.onSpawn?.(child.pid);
-    const kill = () => {
-      aborted = true;
-      child.kill("SIGKILL");
-    };
-    opts.signal?.addEventListener("abort", kill, { once: true });
-    child.stdout.setEncoding("utf8");
-    child.stdout.on("data", (chunk: string) => progress.push(chunk));
-    child.stderr.setEncoding("utf8");
-    child.stderr.on("data", (chunk: string) => {
-      tail.push(chunk);
-      if (tail.length > 20) tail.shift();
-    });
-    // A program that cannot start (not found, not executable) ends like one that failed.
-    child.on("error", (err) => {
-      tail.push(`cannot start ${program}: ${err.message}`);
-    });
-    child.on("close", (c, sig) => {
-      opts.signal?.removeEventListener("abort", kill);
-      resolve({ code: c ?? (sig === null ? 127 : null), signal: sig });
-    });
+  const run = await runTrainer({
+    program,
+    args,
+    cwd: trainer.cwd,
+    env: { ...process.env, ...trainerEnvironment(opts, at) },
+    signal: opts.signal,
+    onSpawn: opts.onSpawn,
+    stdout: (chunk) => progress.push(chunk),
   });
-  if (aborted) {
+  if (run.aborted) {
     rmSync(opts.out, { force: true });
     throw new TrainerAbortedError();
   }
   const result = progress.end();
-  const stderr = tail.join("");
-  if (code !== 0 || !existsSync(opts.out)) {
+  if (run.code !== 0 || !existsSync(opts.out)) {
     rmSync(opts.out, { force: true });
-    const oomAfter = oomBefore === undefined ? undefined : await oomKillCount();
-    const exit: ToolExit = {
-      code,
-      signal,
-      stderr,
-      oomKilled: oomBefore !== undefined && oomAfter !== undefined && oomAfter > oomBefore,
-      missingOutput: true,
-    };
-    throw new ToolFailedError(explainToolFailure(`the trainer command (${program})`, exit), {
-      command: trainer.command.join(" "),
-      stderr: stderr.slice(-4000),
-      code,
-      signal,
-    });
+    throw trainerFailed(`the trainer command (${program})`, trainer.command.join(" "), run);
   }
   if (!result) {
     throw new Error(`the trainer command (${program}) printed no progress lines on stdout; cannot report its loss`);

@@ -8,7 +8,8 @@ import { readFile } from "node:fs/promises";
 import { dirname } from "node:path";
 import { type GgufMetadata, gguf, patchGgufMetadata } from "../engine/gguf.ts";
 import { toolPath } from "../engine/llama-tools.ts";
-import { explainToolFailure, oomKillCount, type ToolExit, ToolFailedError } from "./trainer-failure.ts";
+import { explainToolFailure, type ToolExit, ToolFailedError } from "./trainer-failure.ts";
+import { runTrainer, trainerFailed } from "./trainer-process.ts";
 
 export interface FinetuneOptions {
   model: string;
@@ -170,59 +171,28 @@ export async function finetune(opts: FinetuneOptions): Promise<FinetuneResult> {
   const bin = await toolPath("llama-finetune");
   opts.signal?.throwIfAborted();
   const log = new FinetuneLog(opts.onEpoch, opts.onProgress, opts.onStep);
-  const tail: string[] = [];
   const started = performance.now();
-  let aborted = false;
-  const oomBefore = await oomKillCount();
-  const { code, signal } = await new Promise<Pick<ToolExit, "code" | "signal">>((resolve, reject) => {
-    const child = spawn(bin, args, { stdio: ["ignore", "ignore", "pipe"] });
-    if (child.pid !== undefined) opts.onSpawn?.(child.pid);
-    const kill = () => {
-      aborted = true;
-      child.kill("SIGKILL");
-    };
-    opts.signal?.addEventListener("abort", kill, { once: true });
-    child.stderr.setEncoding("utf8");
-    child.stderr.on("data", (chunk: string) => {
-      log.push(chunk);
-      tail.push(chunk);
-      if (tail.length > 20) tail.shift();
-    });
-    child.on("error", reject);
-    // "close" waits for the process to exit and its pipes to drain: once it fires, nothing is left running.
-    child.on("close", (c, sig) => {
-      opts.signal?.removeEventListener("abort", kill);
-      resolve({ code: c, signal: sig });
-    });
+  const run = await runTrainer({
+    program: bin,
+    args,
+    signal: opts.signal,
+    onSpawn: opts.onSpawn,
+    stderr: (chunk) => log.push(chunk),
   });
-  if (aborted) {
+  if (run.aborted) {
     rmSync(opts.out, { force: true });
     throw new TrainerAbortedError();
   }
   log.end();
   const seconds = (performance.now() - started) / 1000;
-  const output = tail.join("");
-  if (code === 134 && output.includes("bad_alloc")) {
+  if (run.code === 134 && run.stderr.includes("bad_alloc")) {
     rmSync(opts.out, { force: true });
     throw new TextTooShortError("the training text is shorter than one training window (llama-finetune aborted)");
   }
   // llama-finetune exits 0 even when it could not save, so the file is the proof.
-  if (code !== 0 || !existsSync(opts.out)) {
+  if (run.code !== 0 || !existsSync(opts.out)) {
     rmSync(opts.out, { force: true });
-    const oomAfter = oomBefore === undefined ? undefined : await oomKillCount();
-    const exit: ToolExit = {
-      code,
-      signal,
-      stderr: output,
-      oomKilled: oomBefore !== undefined && oomAfter !== undefined && oomAfter > oomBefore,
-      missingOutput: true,
-    };
-    throw new ToolFailedError(explainToolFailure("llama-finetune", exit), {
-      command: [bin, ...args].join(" "),
-      stderr: output.slice(-4000),
-      code,
-      signal,
-    });
+    throw trainerFailed("llama-finetune", [bin, ...args].join(" "), run);
   }
   const last = log.epochs[log.epochs.length - 1];
   if (!last) throw new Error("llama-finetune printed no progress lines; cannot report its loss");

@@ -192,7 +192,7 @@ export class JobRunner {
     const { model, plan } = prepared;
     const context = trainerWindow(model.finetune.context);
     const epochs = job.hyperparameters.n_epochs;
-    const lr = model.finetune.learning_rate * job.hyperparameters.learning_rate_multiplier;
+    const peakLr = model.finetune.learning_rate * job.hyperparameters.learning_rate_multiplier;
     await mkdir(work, { recursive: true });
     await writeFile(textFile, prepared.text);
     const saved: SavedPreparation = {
@@ -272,7 +272,7 @@ export class JobRunner {
         // The configured context sets the tokens per optimizer step; the window is padded.
         context: model.finetune.context,
         epochs: 1,
-        lr,
+        lr: epochLearningRate(peakLr, epoch, epochs),
         valSplit: plan.valSplit,
         threads: this.deps.threads,
         seed: job.seed + epoch,
@@ -328,7 +328,13 @@ export class JobRunner {
         level: "info",
         message: epochMessage(epoch, epochs, result),
         type: "metrics",
-        data: { ...stored.checkpoint.metrics, epoch: epoch + 1, n_epochs: epochs, epoch_seconds: round(epochSeconds) },
+        data: {
+          ...stored.checkpoint.metrics,
+          epoch: epoch + 1,
+          n_epochs: epochs,
+          epoch_seconds: round(epochSeconds),
+          learning_rate: epochLearningRate(peakLr, epoch, epochs),
+        },
       });
       input = out;
     }
@@ -691,6 +697,16 @@ function resultsCsv(steps: readonly StepRow[], checkpoints: readonly StoredCheck
     );
   }
   return `${lines.join("\n")}\n`;
+}
+
+/**
+ * The learning rate of epoch `epoch` (0-based) of `epochs`: from the peak, decaying linearly so
+ * the job would end at a tenth of it (as fine-tuning schedules decay; llama-finetune runs one
+ * epoch per call here, so its own decay cannot span the job). A constant rate left the 115M
+ * shape oscillating: exact answers 4/4 after epoch 3 of 8, then 0/4 from epoch 5 on.
+ */
+export function epochLearningRate(peak: number, epoch: number, epochs: number): number {
+  return peak * (1 - (0.9 * epoch) / Math.max(1, epochs));
 }
 
 /** An evaluation as checkpoint metrics and event data: the spec's full_valid_* plus perplexity and exact answers. */

@@ -167,13 +167,7 @@ export class OpenAIProvider implements ChatProvider {
     const { spec } = upstream;
     const body = JSON.stringify({ ...req, model: spec.model });
     const response = await this.send(upstream, upstream.embeddings, body, false, ctx.signal);
-    let text: string;
-    try {
-      text = await readCapped(response.body, MAX_JSON_BODY, true);
-    } catch (err) {
-      if (ctx.signal.aborted) throw new AbortedError();
-      throw protocolFailure(spec.id, `the connection failed mid-response (${String(err)})`);
-    }
+    const text = await readWhole(response, spec.id, ctx.signal);
     const parsed = parseEmbeddings(text);
     if (parsed.kind === "invalid") throw protocolFailure(spec.id, `it sent ${parsed.problem}`);
     return { vectors: parsed.vectors, usage: { promptTokens: parsed.promptTokens, completionTokens: 0 } };
@@ -220,13 +214,7 @@ export class OpenAIProvider implements ChatProvider {
     description.responses = "native";
     const json = /^application\/json/i.test(header(response.headers, "content-type") ?? "");
     if (streamed && !json) return openResponseEvents(spec.id, response, ctx.signal, spec.timeoutMs);
-    let text: string;
-    try {
-      text = await readCapped(response.body, MAX_JSON_BODY, true);
-    } catch (err) {
-      if (ctx.signal.aborted) throw new AbortedError();
-      throw protocolFailure(spec.id, `the connection failed mid-response (${String(err)})`);
-    }
+    const text = await readWhole(response, spec.id, ctx.signal);
     const parsed = parseResponseJson(spec.id, text);
     return { kind: "json", response: parsed, usage: () => responseUsage(parsed) };
   }
@@ -514,6 +502,16 @@ class UpstreamStream implements AsyncIterable<ChatEvent> {
   private discard(): void {
     this.ended = true;
     this.response.body.destroy();
+  }
+}
+
+/** A whole JSON answer's body as text, up to MAX_JSON_BODY; a failed read is the upstream's protocol failure. */
+async function readWhole(response: Dispatcher.ResponseData, modelId: string, signal: AbortSignal): Promise<string> {
+  try {
+    return await readCapped(response.body, MAX_JSON_BODY, true);
+  } catch (err) {
+    if (signal.aborted) throw new AbortedError();
+    throw protocolFailure(modelId, `the connection failed mid-response (${String(err)})`);
   }
 }
 

@@ -2,9 +2,11 @@
 // and one `npm run worker` process, sharing one Redis and one DATA_DIR (README "Running
 // several replicas"). What one replica does, the other sees: cache entries, a canary's
 // rollback, the usage log, fine-tuning jobs and the models the worker trains for them.
+import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { promisify } from "node:util";
 import OpenAI, { toFile } from "openai";
 import { afterAll, beforeAll, expect, it } from "vitest";
 import type { UsageGroup } from "../../src/telemetry/summary.ts";
@@ -22,6 +24,7 @@ interface Replica {
 }
 
 let redis: PrivateRedis;
+const run = promisify(execFile);
 let dir: string;
 let a: Replica;
 let b: Replica;
@@ -89,6 +92,12 @@ async function until<T>(what: string, read: () => Promise<T>, done: (value: T) =
   return value;
 }
 
+/** Cache entries in the shared Redis. */
+async function cacheKeys(): Promise<number> {
+  const { stdout } = await run("redis-cli", ["-p", String(redis.port), "--scan", "--pattern", "roundhouse:cache*"]);
+  return stdout.split("\n").filter((l) => l.trim() !== "").length;
+}
+
 async function canaryState(r: Replica): Promise<string | undefined> {
   const results = (await (await fetch(`${r.url}/admin/experiments/chat`)).json()) as ExperimentResults;
   return results.variants.find((v) => v.name === "canary")?.state;
@@ -104,6 +113,9 @@ it("share the cache, a rollback, the usage log, and fine-tuned models trained by
   };
   const first = await a.client.chat.completions.create(question).withResponse();
   expect(first.response.headers.get("x-roundhouse-cache")).toBe("miss");
+  // A stores its entry just after answering: B asks once it is in Redis (on a loaded machine the
+  // write can land after a request sent at once).
+  await until("A's cache entry reaching Redis", cacheKeys, (n) => n > 0);
   const second = await b.client.chat.completions.create(question).withResponse();
   expect(second.response.headers.get("x-roundhouse-cache")).toBe("hit");
   expect(second.data.choices[0]?.message.content).toBe(first.data.choices[0]?.message.content);

@@ -1,4 +1,4 @@
-// Every fine-tuning job's evaluation: which examples are held out, how the exchanges are cut,
+// Every fine-tuning job's evaluation (and the learning-rate schedule it is trained with): which examples are held out, how the exchanges are cut,
 // and how the verdict reads (pure); and the scores themselves on the built-in model, whose
 // greedy answer (as the server gives it) must count as an exact match.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -15,6 +15,7 @@ import {
   verdict,
 } from "../../src/finetune/evaluate.ts";
 import { modelText } from "../../src/finetune/prepare.ts";
+import { epochLearningRate } from "../../src/finetune/runner.ts";
 import { startServer, type TestServer, TINY_MODEL, testRuntime } from "../helpers/server.ts";
 
 const ex = (q: string, a: string): Example => ({
@@ -159,5 +160,16 @@ describe("scoring with the built-in model", () => {
     expect(mine.loss).toBeLessThan(other.loss);
     expect(mine.tokenAccuracy).toBe(1);
     expect(mine.perplexity).toBeCloseTo(Math.exp(mine.loss), 6);
+  });
+});
+
+describe("the learning rate schedule", () => {
+  it("starts at the peak and decays linearly so the job would end at a tenth of it", () => {
+    expect(epochLearningRate(1e-3, 0, 1)).toBe(1e-3);
+    expect([0, 1].map((e) => epochLearningRate(1, e, 2))).toEqual([1, 0.55]);
+    const eight = Array.from({ length: 8 }, (_, e) => epochLearningRate(1, e, 8));
+    expect(eight[0]).toBe(1);
+    for (let e = 1; e < 8; e++) expect(eight[e]).toBeLessThan(eight[e - 1] as number);
+    expect(eight[7]).toBeCloseTo(0.2125, 10);
   });
 });

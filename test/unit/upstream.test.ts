@@ -463,6 +463,7 @@ describe("models.yaml", () => {
       retries: 2,
       retry_backoff_ms: 100,
       aliases: [],
+      responses: "auto",
     });
     expect(parseConfig(model(""), "models.yaml").models[0]).toMatchObject({
       model: "up",
