@@ -237,7 +237,8 @@ describe("tool-call parsers, one per family", () => {
           expect(reply).toEqual(whole);
           // No marker text ever reaches content.
           for (const e of events) {
-            if (e.type === "content") expect(e.text).not.toMatch(/<tool_call>|\[TOOL_CALLS\]|<\|channel\|>|<\|python_tag\|>|tool\u2581call/);
+            if (e.type === "content")
+              expect(e.text).not.toMatch(/<tool_call>|\[TOOL_CALLS\]|<\|channel\|>|<\|python_tag\|>|tool\u2581call/);
           }
         }),
         { numRuns: 150 },
@@ -246,7 +247,8 @@ describe("tool-call parsers, one per family", () => {
   }
 
   it("streams arguments in several pieces as they arrive, after the call's name", () => {
-    const text = '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}\n</tool_call>';
+    const text =
+      '<tool_call>\n{"name": "get_weather", "arguments": {"city": "Paris", "unit": "celsius"}}\n</tool_call>';
     const parser = new ToolOutputParser("hermes", { tools: true });
     const events: ParseEvent[] = [];
     for (const ch of text) events.push(...parser.push(ch));
@@ -272,7 +274,10 @@ describe("tool-call parsers, one per family", () => {
 
   it("without tools, markers are plain content (reasoning is still split off)", () => {
     const parser = new ToolOutputParser("qwen3", { tools: false });
-    const events = [...parser.push('<think>hm</think>\n\n<tool_call>\n{"name": "x"}\n</tool_call>'), ...parser.finish()];
+    const events = [
+      ...parser.push('<think>hm</think>\n\n<tool_call>\n{"name": "x"}\n</tool_call>'),
+      ...parser.finish(),
+    ];
     const reply = collect(events);
     expect(reply.calls).toEqual([]);
     expect(reply.reasoning).toBe("hm");
@@ -280,11 +285,15 @@ describe("tool-call parsers, one per family", () => {
   });
 
   it("marks where a call's constrained part starts and ends", () => {
-    const events = parse("hermes", ['Hi <tool_call>\n{"name": "get_time", "arguments": {"timezone": "UTC"}}\n</tool_call>']);
+    const events = parse("hermes", [
+      'Hi <tool_call>\n{"name": "get_time", "arguments": {"timezone": "UTC"}}\n</tool_call>',
+    ]);
     const constrain = events.find((e) => e.type === "constrain");
     expect(constrain).toMatchObject({ scope: "call" });
     expect(events.filter((e) => e.type === "release")).toHaveLength(1);
-    const harmony = parse("harmony", ['<|channel|>commentary to=functions.get_time <|constrain|>json<|message|>{"timezone": "UTC"}']);
+    const harmony = parse("harmony", [
+      '<|channel|>commentary to=functions.get_time <|constrain|>json<|message|>{"timezone": "UTC"}',
+    ]);
     expect(harmony.find((e) => e.type === "constrain")).toMatchObject({ scope: "arguments", name: "get_time" });
   });
 });

@@ -424,7 +424,9 @@ export class ToolOutputParser {
   }
 
   private constrain(scope: "call" | "arguments", after: string, name?: string): void {
-    this.events.push(name === undefined ? { type: "constrain", scope, after } : { type: "constrain", scope, name, after });
+    this.events.push(
+      name === undefined ? { type: "constrain", scope, after } : { type: "constrain", scope, name, after },
+    );
   }
 
   /** Text up to the first of `markers`; holds back a possible partial marker at the end. */
