@@ -297,7 +297,7 @@ type Mode =
   | { kind: "mistral-start" }
   | { kind: "mistral-array"; reader: JsonCallReader | undefined }
   | { kind: "mistral-name"; name: string }
-  | { kind: "raw-json-args"; scanner: JsonValueScanner; then: Mode }
+  | { kind: "raw-json-args"; scanner: JsonValueScanner; next: Mode }
   /** DeepSeek: between calls of a `<｜tool▁calls▁begin｜>` block, or in one call's header. */
   | { kind: "ds-calls" }
   | { kind: "ds-header"; text: string }
@@ -414,6 +414,10 @@ export class ToolOutputParser {
     const last = this.events.at(-1);
     if (last?.type === "arguments" && last.index === this.openCall) last.text += text;
     else this.events.push({ type: "arguments", index: this.openCall, text });
+    if (this.argsScanner) {
+      this.argsScanner.feed(text);
+      if (this.argsScanner.done) this.release();
+    }
   }
 
   private closeCall(): void {
@@ -423,7 +427,21 @@ export class ToolOutputParser {
     this.trimNext = true;
   }
 
+  /** A constrained part is open (a release is due). */
+  private constrained = false;
+  /** Follows the arguments of an "arguments"-scoped constraint, to release it where they end. */
+  private argsScanner: JsonValueScanner | undefined;
+
+  private release(): void {
+    if (!this.constrained) return;
+    this.constrained = false;
+    this.argsScanner = undefined;
+    this.events.push({ type: "release" });
+  }
+
   private constrain(scope: "call" | "arguments", after: string, name?: string): void {
+    this.constrained = true;
+    this.argsScanner = scope === "arguments" ? new JsonValueScanner() : undefined;
     this.events.push(
       name === undefined ? { type: "constrain", scope, after } : { type: "constrain", scope, name, after },
     );
@@ -579,7 +597,7 @@ export class ToolOutputParser {
           this.buf = this.buf.slice(args.length);
           this.startCall(m.name);
           this.constrain("arguments", this.buf, m.name);
-          this.mode = { kind: "raw-json-args", scanner: new JsonValueScanner(), then: { kind: "text" } };
+          this.mode = { kind: "raw-json-args", scanner: new JsonValueScanner(), next: { kind: "text" } };
           return;
         }
         if (!final && (args.startsWith(this.buf) || callId.startsWith(this.buf))) return;
@@ -595,8 +613,8 @@ export class ToolOutputParser {
         this.buf = this.buf.slice(used);
         if (m.scanner.done) {
           this.closeCall();
-          this.events.push({ type: "release" });
-          this.mode = m.then;
+          this.release();
+          this.mode = m.next;
         }
         return;
       }
@@ -609,7 +627,7 @@ export class ToolOutputParser {
           }
           if (lead.startsWith("]")) {
             this.buf = lead.slice(1);
-            this.events.push({ type: "release" });
+            this.release();
             this.mode = { kind: "text" };
             return;
           }
@@ -672,7 +690,7 @@ export class ToolOutputParser {
         const hit = this.scan(ends, final, (t) => this.emitArgs(t));
         if (!hit) return;
         this.closeCall();
-        this.events.push({ type: "release" });
+        this.release();
         this.mode = hit.marker === DS_CALL_END ? { kind: "ds-calls" } : { kind: "ds-call-end" };
         return;
       }
@@ -734,7 +752,7 @@ export class ToolOutputParser {
       // Not a call after all: whatever is left is dropped (it sat inside a call marker).
       this.buf = "";
       if (this.openCall !== undefined) this.closeCall();
-      this.events.push({ type: "release" });
+      this.release();
       this.mode = { kind: "text" };
       return false;
     }
@@ -742,10 +760,10 @@ export class ToolOutputParser {
     if (reader.done) {
       if (reader.name === undefined) {
         // An object with no name is no call.
-        this.events.push({ type: "release" });
+        this.release();
       } else {
         this.closeCall();
-        this.events.push({ type: "release" });
+        this.release();
       }
       done();
       return true;
@@ -805,7 +823,7 @@ export class ToolOutputParser {
     if (!hit) return;
     if (m.channel === "call") {
       this.closeCall();
-      this.events.push({ type: "release" });
+      this.release();
     }
     this.mode = { kind: "harmony-header", text: hit.marker === start || hit.marker === channel ? hit.marker : "" };
   }
