@@ -384,7 +384,10 @@ export class LlamaProvider implements ChatProvider {
     if (req.messages.length > loaded.contextSize) {
       throw contextLengthExceeded(loaded.contextSize, req.messages.length, true);
     }
-    const messages = toTemplateMessages(req.messages, { templateHasToolRole: true, native: true });
+    const messages = toTemplateMessages(req.messages, {
+      templateHasToolRole: true,
+      native: { arguments: family === "deepseek-r1" ? "string" : "object" },
+    });
     // Tools, call names and arguments are rendered by the template itself, so they are parsed for
     // control tokens with it: none of them may spell one.
     if (opts.toolsOn) refuseControlText(model, JSON.stringify(req.tools), "tools");

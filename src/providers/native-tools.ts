@@ -2,6 +2,7 @@
 // per choice reads the generated text through the family's parser and turns it into provider
 // events as it streams (a call's name first, then its arguments in pieces), and switches the
 // lazy tool-call grammar on where a call starts and off where it ends.
+import { randomBytes } from "node:crypto";
 import { type LlamaGrammar, LlamaGrammarEvaluationState, type LlamaModel, type Token, TokenBias } from "node-llama-cpp";
 import type { ReasoningSetting, ToolFamily } from "../engine/tool-formats/families.ts";
 import { type ParseEvent, ToolOutputParser } from "../engine/tool-formats/parser.ts";
@@ -87,7 +88,8 @@ export class NativeReply {
           break;
         case "call": {
           if (stop) break;
-          const id = newCallId();
+          // Mistral's templates refuse any call id but 9 letters and digits.
+          const id = this.o.family === "mistral" ? mistralCallId() : newCallId();
           this.ids.set(e.index, id);
           this.o.push({
             type: "tool_call_delta",
@@ -145,4 +147,10 @@ function controlTokenBan(model: LlamaModel, vocabularySize: number): TokenBias {
     bans.set(model, bias);
   }
   return bias;
+}
+
+const ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+function mistralCallId(): string {
+  return Array.from(randomBytes(9), (b) => ALNUM[b % ALNUM.length]).join("");
 }

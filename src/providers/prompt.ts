@@ -10,8 +10,12 @@ export interface PromptOptions {
   system?: string | undefined;
   /** Whether the template renders a `tool` role itself; otherwise tool results become user turns. */
   templateHasToolRole: boolean;
-  /** The template has its own tool-call format: calls and results go to it as structured fields. */
-  native?: boolean | undefined;
+  /**
+   * The template has its own tool-call format: calls and results go to it as structured fields,
+   * a call's arguments as an object (most templates apply `tojson`) or as the JSON text
+   * (DeepSeek's concatenates them).
+   */
+  native?: { arguments: "object" | "string" } | undefined;
 }
 
 export function toTemplateMessages(messages: readonly ChatMessage[], options: PromptOptions): TemplateMessage[] {
@@ -39,7 +43,13 @@ export function toTemplateMessages(messages: readonly ChatMessage[], options: Pr
                   tool_calls: calls.map((c) => ({
                     id: c.id,
                     type: "function" as const,
-                    function: { name: c.function.name, arguments: parseArguments(c.function.arguments) },
+                    function: {
+                      name: c.function.name,
+                      arguments:
+                        options.native?.arguments === "string"
+                          ? c.function.arguments
+                          : parseArguments(c.function.arguments),
+                    },
                   })),
                 }
               : {}),
