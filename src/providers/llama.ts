@@ -214,12 +214,6 @@ export class LlamaProvider implements ChatProvider {
     checkReasoningEffort(req, format, modelId);
     if (format?.family) return this.nativeChat(modelId, req, ctx, format.family, format.reasoning);
     const tools = planTools(req);
-    if (tools && req.response_format && req.response_format.type !== "text") {
-      throw invalidRequest(
-        "response_format cannot be combined with tools on this server; drop one of them.",
-        "response_format",
-      );
-    }
 
     // Checked before waiting for a sequence: a schema no grammar can enforce is the client's to fix.
     const constraint = outputConstraint(req, tools);
