@@ -49,6 +49,8 @@ describe("loadConfig: defaults and resolution", () => {
         gpu_layers: "auto",
         preload: false,
         sha256: undefined,
+        tool_format: "auto",
+        reasoning: "auto",
         queue: { max_waiting: 32, timeout_ms: 30_000 },
         at: { index: 0, line: expect.any(Function) },
       },
