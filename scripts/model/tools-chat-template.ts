@@ -1,17 +1,27 @@
 /**
- * The chat template of `tiny-tools`: Hermes / Qwen 2.5 tool calling (tools listed in the system
- * turn inside <tools></tools>, calls written as `<tool_call>\n{"name": …, "arguments": …}\n</tool_call>`,
+ * The chat template of `tiny-tools`: Hermes / Qwen 2.5 tool calling (calls written as `<tool_call>\n{"name": …, "arguments": …}\n</tool_call>`,
  * results returned inside <tool_response></tool_response> in a user turn), on the tiny model's
- * own turn tokens (<|system|>, <|user|>, <|assistant|>, <|end|>) instead of ChatML's. Kept to
- * plain Jinja that @huggingface/jinja and llama.cpp's minja both render.
+ * own turn tokens (<|system|>, <|user|>, <|assistant|>, <|end|>) instead of ChatML's. The tools
+ * are listed in the system turn by name and parameters only (`Tools: get_weather(city)`), not as
+ * Hermes' full JSON: the tiny model works within a few hundred tokens (its training windows
+ * are 256 long), and Hermes' tool descriptions alone take ~600 of its tokens. Kept to plain
+ * Jinja that @huggingface/jinja and llama.cpp's minja both render.
  */
 export const TOOLS_CHAT_TEMPLATE = [
   "{%- if tools -%}",
   "{{- '<|system|>\\n' -}}",
-  "{%- if messages[0]['role'] == 'system' -%}{{- messages[0]['content'] + '\\n\\n' -}}{%- endif -%}",
-  "{{- '# Tools\\n\\nYou may call one or more functions to assist with the user query.\\n\\nYou are provided with function signatures within <tools></tools> XML tags:\\n<tools>' -}}",
-  "{%- for tool in tools -%}{{- '\\n' + (tool | tojson) -}}{%- endfor -%}",
-  '{{- \'\\n</tools>\\n\\nFor each function call, return a json object with function name and arguments within <tool_call></tool_call> XML tags:\\n<tool_call>\\n{"name": <function-name>, "arguments": <args-json-object>}\\n</tool_call><|end|>\\n\' -}}',
+  "{%- if messages[0]['role'] == 'system' -%}{{- messages[0]['content'] + '\\n' -}}{%- endif -%}",
+  "{{- 'Tools:' -}}",
+  "{%- for tool in tools -%}",
+  "{{- ' ' + tool['function']['name'] + '(' -}}",
+  "{%- if tool['function']['parameters'] and tool['function']['parameters']['properties'] -%}",
+  "{%- for name, schema in tool['function']['parameters']['properties'].items() -%}",
+  "{%- if not loop.first -%}{{- ', ' -}}{%- endif -%}{{- name -}}",
+  "{%- endfor -%}",
+  "{%- endif -%}",
+  "{{- ')' -}}",
+  "{%- endfor -%}",
+  "{{- '<|end|>\\n' -}}",
   "{%- elif messages[0]['role'] == 'system' -%}",
   "{{- '<|system|>\\n' + messages[0]['content'] + '<|end|>\\n' -}}",
   "{%- endif -%}",
