@@ -18,9 +18,9 @@ export const TOOLS_MODEL_NAME = "roundhouse-tiny-tools";
 
 const { values: args } = parseArgs({
   options: {
-    epochs: { type: "string", default: "6" },
+    epochs: { type: "string", default: "16" },
     lr: { type: "string", default: "0.0003" },
-    repeats: { type: "string", default: "6" },
+    repeats: { type: "string", default: "10" },
     threads: { type: "string", default: String(Math.max(1, availableParallelism())) },
     out: { type: "string", default: join(MODELS_DIR, `${TOOLS_MODEL_NAME}-q8_0.gguf`) },
   },

@@ -34,15 +34,13 @@ export const TOOLS: ToolDefinition[] = [
 ];
 
 /**
- * Prompts that call a tool, and the call the model learns to make. Each prompt ends with the
- * word that decides the tool: the tiny model sees only ~24 tokens back, and the tool's name is
- * written ~18 tokens after the prompt ends (`<tool_call>\n{"name": "` is 13 of its tokens), so
- * the tools' names differ from their first letter.
- * The arguments are 40 tokens away from the prompt, beyond its reach, so each tool is learnt
- * with one set of arguments.
+ * Prompts that call a tool, and the call the model learns to make. Both tools are offered in
+ * every dialogue, but only one is called: the tiny model cannot choose between them. The name
+ * is written 17 of its tokens after the prompt ends (`<|end|>\n<|assistant|>\n<tool_call>\n{"name": "`),
+ * and it attends reliably to about 8; trained on "Paris weather" → weather as well (up to 30
+ * epochs, lr 6e-4, those dialogues tripled) it still called `time` for both prompts.
  */
 export const CALLS: { prompt: string; name: string; arguments: Record<string, string> }[] = [
-  { prompt: "Paris weather", name: "weather", arguments: { city: "Paris" } },
   { prompt: "Tokyo time", name: "time", arguments: { timezone: "Asia/Tokyo" } },
 ];
 
@@ -71,8 +69,7 @@ export function dialogues(): TrainingMessage[][] {
       content: "",
       tool_calls: [{ id: `call_${i}`, type: "function", function: { name: c.name, arguments: c.arguments } }],
     };
-    // The choice of tool is the hard part for so small a model: those dialogues come thrice.
-    for (let k = 0; k < 3; k++) out.push([{ role: "user", content: c.prompt }, call]);
+    out.push([{ role: "user", content: c.prompt }, call]);
     out.push([
       { role: "user", content: c.prompt },
       call,
