@@ -264,7 +264,6 @@ describe("unsupported parameters and content", () => {
       "modalities",
       "service_tier",
       "store",
-      "reasoning_effort",
       "functions",
     ]);
     const err = checkSupported(parse(body));
