@@ -25,7 +25,9 @@ export function modelRoutes(services: Services): Hono<AppEnv> {
     const model = services.catalog.find(id);
     // Another tenant's fine-tuned model does not exist for this one.
     if (!model || !(await services.fineTuning.modelVisible(model.id, c.get("caller").viewer))) throw modelNotFound(id);
-    return c.json(toModel(model));
+    // A local model also says how it writes tool calls and thoughts (README, "Tool calls").
+    const format = await services.providers[model.provider].toolFormat?.(model.id);
+    return c.json({ ...toModel(model), ...format });
   });
   // Only fine-tuned models can be deleted; configured ones belong to models.yaml.
   app.delete("/:id{.+}", async (c) => {

@@ -4,7 +4,7 @@
 // carry a conversation on through previous_response_id, and belong to the key that made them.
 import { Hono } from "hono";
 import { ChatCompletionRequest } from "../src/openai/chat.ts";
-import { type ApiError, fromZodError, invalidRequest, notFound } from "../src/openai/errors.ts";
+import { ApiError, fromZodError, invalidRequest, notFound } from "../src/openai/errors.ts";
 import {
   checkStateRequest,
   checkTranslatable,
@@ -68,7 +68,13 @@ export function responseRoutes(services: Services): Hono<AppEnv> {
     };
 
     const serving = servingContext(c, req);
-    const served = await services.pipeline.serve(responsesOperation, request, serving);
+    const served = await services.pipeline.serve(responsesOperation, request, serving).catch((err: unknown) => {
+      // The chat request's reasoning_effort is this request's reasoning.effort.
+      if (err instanceof ApiError && err.param === "reasoning_effort") {
+        throw new ApiError(err.status, err.message, { type: err.type, param: "reasoning.effort", code: err.code });
+      }
+      throw err;
+    });
     servedHeaders(c, served);
     const keep = async (response: ResponseObject, native?: string) => {
       if (req.store === false) return;

@@ -321,6 +321,8 @@ function toSpec(m: LlamaModelConfig, contextSize: number): LocalModelSpec {
     gpuLayers: m.gpu_layers,
     sha256: m.sha256,
     chatTemplate: m.chat_template,
+    toolFormat: m.tool_format,
+    reasoning: m.reasoning,
     queue: { maxWaiting: m.queue.max_waiting, timeoutMs: m.queue.timeout_ms },
     sampling: {
       temperature: m.sampling?.temperature,

@@ -1,6 +1,7 @@
 // What a cache entry holds: the provider's events and usage of one completed
 // generation. Replaying them through the same code that formats a live response makes a
 // hit indistinguishable from a miss, as JSON or as SSE, whichever the client asks for.
+import { randomBytes } from "node:crypto";
 import type { ChatEvent, TokenUsage } from "../providers/provider.ts";
 
 /**
@@ -65,7 +66,8 @@ export async function* replay(events: readonly StoredEvent[], newCallId: () => s
   const fresh = (id: string) => {
     let replacement = ids.get(id);
     if (replacement === undefined) {
-      replacement = newCallId();
+      // Mistral's templates take back only ids of 9 letters and digits: keep that shape.
+      replacement = /^[A-Za-z0-9]{9}$/.test(id) ? shortCallId() : newCallId();
       ids.set(id, replacement);
     }
     return replacement;
@@ -106,4 +108,10 @@ function* pieces(event: Extract<StoredEvent, { type: "content" }>): Generator<Ch
     at += length;
     lpAt += count;
   }
+}
+
+const ALNUM = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
+
+function shortCallId(): string {
+  return Array.from(randomBytes(9), (b) => ALNUM[b % ALNUM.length]).join("");
 }

@@ -159,6 +159,18 @@ export const LlamaModel = z
       .describe("Refuse to load the file unless its sha256 matches."),
     sampling: Sampling.optional(),
     chat_template: z.string().min(1).optional().describe("Jinja chat template overriding the one in the GGUF."),
+    tool_format: z
+      .enum(["auto", "native", "generic", "hermes", "qwen3", "llama3", "mistral", "harmony", "deepseek-r1"])
+      .default("auto")
+      .describe(
+        "Tool calls: auto (the chat template's own format when it has one, else generic JSON), native (fail unless it has one), generic, or a family.",
+      ),
+    reasoning: z
+      .enum(["auto", "hide", "none"])
+      .default("auto")
+      .describe(
+        "Thoughts (<think>, Harmony analysis): auto returns them as reasoning_content, hide parses them out and drops them, none leaves them in the text.",
+      ),
     max_tokens: z.int().min(1).optional().describe("Cap on generated tokens per request."),
     queue: Queue.prefault({}),
     owned_by: z.string().min(1).optional().describe('`owned_by` in /v1/models; default "roundhouse".'),

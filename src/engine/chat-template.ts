@@ -7,7 +7,21 @@ import { Template } from "@huggingface/jinja";
 export interface TemplateMessage {
   role: "system" | "user" | "assistant" | "tool";
   content: string;
+  /** An assistant's calls, as templates with tool support read them (arguments as an object). */
+  tool_calls?: TemplateToolCall[] | undefined;
+  /** A tool result's call id and function name. */
+  tool_call_id?: string | undefined;
+  name?: string | undefined;
 }
+
+export interface TemplateToolCall {
+  id: string;
+  type: "function";
+  function: { name: string; arguments: unknown };
+}
+
+/** Variables a template reads besides the messages: `tools`, `enable_thinking`, `reasoning_effort`. */
+export type TemplateVariables = Readonly<Record<string, unknown>>;
 
 /**
  * A piece of a rendered prompt. `control` pieces come from the template itself and may contain
@@ -53,10 +67,15 @@ export class ChatTemplate {
    * where the template trimmed the placeholder. What a template computes from the content
    * itself (splitting off reasoning, say) sees the placeholder, so it leaves the content whole.
    */
-  renderPrompt(messages: readonly TemplateMessage[], opts: { addGenerationPrompt?: boolean } = {}): PromptPart[] {
+  renderPrompt(
+    messages: readonly TemplateMessage[],
+    variables: TemplateVariables = {},
+    opts: { addGenerationPrompt?: boolean } = {},
+  ): PromptPart[] {
+    // Empty content renders as it is: templates test it (`{% if message.content %}`).
     const rendered = this.render(
-      messages.map((m, i) => ({ role: m.role, content: placeholder(i) })),
-      opts,
+      messages.map((m, i) => ({ ...m, content: m.content === "" ? "" : placeholder(i) })),
+      { variables, ...opts },
     );
     const parts: PromptPart[] = [];
     const push = (text: string, control: boolean) => {
@@ -80,8 +99,12 @@ export class ChatTemplate {
   }
 
   /** A prompt by default; `addGenerationPrompt: false` renders a finished conversation (training text). */
-  render(messages: readonly TemplateMessage[], opts: { addGenerationPrompt?: boolean } = {}): string {
+  render(
+    messages: readonly TemplateMessage[],
+    opts: { addGenerationPrompt?: boolean; variables?: TemplateVariables } = {},
+  ): string {
     return this.template.render({
+      ...opts.variables,
       messages,
       add_generation_prompt: opts.addGenerationPrompt ?? true,
       bos_token: this.specials.bos,

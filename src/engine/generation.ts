@@ -35,6 +35,15 @@ export interface GenerationInput {
   grammar?: LlamaGrammar | undefined;
   /** Report logprobs of each sampled token, with this many alternatives. */
   topLogprobs?: number | undefined;
+  /**
+   * A grammar that may change while the reply is generated (a lazy tool-call grammar): asked
+   * before each token is sampled; undefined leaves that token free. Used instead of `grammar`.
+   */
+  grammarState?: (() => LlamaGrammarEvaluationState | undefined) | undefined;
+  /** A bias that may change while the reply is generated (asked before each token); wins over logitBias. */
+  tokenBias?: (() => TokenBias | undefined) | undefined;
+  /** Give control tokens' text (`<|channel|>`, `[TOOL_CALLS]`) to the events: a family's parser reads them. */
+  specialTokens?: boolean | undefined;
 }
 
 export interface TokenLogprob {
@@ -47,7 +56,8 @@ export interface TokenLogprob {
 export type FinishReason = "stop" | "length";
 
 export interface GenerationEvents {
-  text(delta: string, logprobs: TokenLogprob[] | undefined): void;
+  /** Returns "stop" to end the reply here (a first tool call when parallel calls are off). */
+  text(delta: string, logprobs: TokenLogprob[] | undefined): undefined | "stop";
   /** "aborted": the client went away; the tokens generated until then still count. */
   end(result: { finishReason: FinishReason | "aborted"; completionTokens: number }): void;
 }
@@ -96,11 +106,15 @@ export class Generation implements Stepper {
       this.pendingLogprobs.push(this.logprobOf(token, probabilities));
     }
     // Hold back tokens that end inside a multi-byte character until it is complete.
-    const text = this.model.detokenize(this.pending, false, this.generated.slice(0, -this.pending.length));
+    const text = this.model.detokenize(
+      this.pending,
+      this.input.specialTokens ?? false,
+      this.generated.slice(0, -this.pending.length),
+    );
     if (text.endsWith("\uFFFD") && this.pending.length < 4) return true;
     this.pending = [];
     const { emit, stopped } = this.stops.push(text);
-    this.emit(emit);
+    if (this.emit(emit) === "stop") return this.finish("stop");
     if (stopped) return this.finish("stop");
     return true;
   }
@@ -140,14 +154,21 @@ export class Generation implements Stepper {
         frequencyPenalty: s.frequencyPenalty ?? 0,
       };
     }
+    let fixed: TokenBias | undefined;
     if (s.logitBias && Object.keys(s.logitBias).length > 0) {
-      const bias = new TokenBias(this.model.tokenizer);
+      fixed = new TokenBias(this.model.tokenizer);
       for (const [id, value] of Object.entries(s.logitBias)) {
-        bias.set(Number(id) as Token, value <= -100 ? "never" : { logit: value });
+        fixed.set(Number(id) as Token, value <= -100 ? "never" : { logit: value });
       }
-      options.tokenBias = bias;
+      options.tokenBias = fixed;
     }
-    if (this.input.grammar) {
+    const dynamic = this.input.tokenBias;
+    if (dynamic) {
+      const none = fixed ?? new TokenBias(this.model.tokenizer);
+      options.tokenBias = () => dynamic() ?? none;
+    }
+    if (this.input.grammarState) options.grammarEvaluationState = this.input.grammarState;
+    else if (this.input.grammar) {
       options.grammarEvaluationState = new LlamaGrammarEvaluationState({
         model: this.model,
         grammar: this.input.grammar,
@@ -169,16 +190,20 @@ export class Generation implements Stepper {
     return { ...entry(token, probabilities.get(token) ?? 0), top_logprobs: top };
   }
 
-  private emit(text: string): void {
+  private emit(text: string): undefined | "stop" {
     const logprobs = this.input.topLogprobs !== undefined ? this.pendingLogprobs : undefined;
-    if (text.length === 0 && !(logprobs && logprobs.length > 0)) return;
+    if (text.length === 0 && !(logprobs && logprobs.length > 0)) return undefined;
     this.pendingLogprobs = [];
-    this.events.text(text, logprobs);
+    return this.events.text(text, logprobs);
   }
 
   private async finish(finishReason: FinishReason): Promise<boolean> {
     if (this.pending.length > 0) {
-      const text = this.model.detokenize(this.pending, false, this.generated.slice(0, -this.pending.length));
+      const text = this.model.detokenize(
+        this.pending,
+        this.input.specialTokens ?? false,
+        this.generated.slice(0, -this.pending.length),
+      );
       this.pending = [];
       const { emit, stopped } = this.stops.push(text);
       this.emit(emit);

@@ -56,6 +56,24 @@ export class GrammarCache {
     return grammar;
   }
 
+  /** The GBNF text of a checked schema's grammar, without the run of newlines that ends it. */
+  async schemaGbnf(schema: Record<string, unknown>): Promise<string> {
+    const base = await this.get({ type: "json_schema", schema });
+    return base.grammar.replace(/ "\\n\\n\\n\\n" \[\\n\]\*$/m, "");
+  }
+
+  /** A grammar from GBNF text this server composed (tool-formats/grammar.ts). */
+  fromGbnf(gbnf: string): Promise<LlamaGrammar> {
+    const key = createHash("sha256").update(`gbnf\0${gbnf}`).digest("hex");
+    let grammar = this.grammars.get(key);
+    if (!grammar) {
+      grammar = this.llama.createGrammar({ grammar: gbnf });
+      this.grammars.set(key, grammar);
+      grammar.catch(() => this.grammars.delete(key));
+    }
+    return grammar;
+  }
+
   private async build(constraint: OutputConstraint): Promise<LlamaGrammar> {
     const base =
       constraint.type === "json_object"

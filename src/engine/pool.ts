@@ -16,8 +16,15 @@ import {
 import { ChatTemplate } from "./chat-template.ts";
 import { ModelLoadError } from "./errors.ts";
 import { type LoadedModelState, type PoolLimits, planEviction } from "./eviction.ts";
+import { readGguf } from "./gguf.ts";
 import { LockstepDriver } from "./lockstep.ts";
 import { SequenceSlots } from "./slots.ts";
+import {
+  type ReasoningSetting,
+  type ResolvedFormat,
+  resolveFormat,
+  type ToolFormatSetting,
+} from "./tool-formats/families.ts";
 
 export interface LocalModelSpec {
   id: string;
@@ -30,6 +37,9 @@ export interface LocalModelSpec {
   gpuLayers: "auto" | "max" | number;
   sha256?: string | undefined;
   chatTemplate?: string | undefined;
+  /** models.yaml `tool_format` and `reasoning` (tool-formats/families.ts); default auto. */
+  toolFormat?: ToolFormatSetting | undefined;
+  reasoning?: ReasoningSetting | undefined;
   queue: { maxWaiting: number; timeoutMs: number };
   /** Sampling used where the request sets none. */
   sampling: { temperature?: number; topP?: number; topK?: number; minP?: number; repeatPenalty?: number };
@@ -49,6 +59,8 @@ export interface LoadedModel {
   slots: SequenceSlots;
   driver: LockstepDriver;
   template: ChatTemplate;
+  /** Its tool-call and reasoning format, resolved once when it loads. */
+  format: ResolvedFormat;
   /** Tokens one sequence can hold: prompt + completion must fit. */
   contextSize: number;
   vocabularySize: number;
@@ -100,6 +112,40 @@ export class ModelPool {
   spec(id: string): LocalModelSpec | undefined {
     return this.specs.get(id);
   }
+
+  /**
+   * A model's tool-call format: the loaded model's, else resolved the same way from its GGUF
+   * header (read once, not loaded). Undefined for a file that cannot be read here (an hf: URI).
+   */
+  async format(id: string): Promise<ResolvedFormat | undefined> {
+    const loaded = this.loaded.get(id);
+    if (loaded) return loaded.format;
+    const spec = this.specs.get(id);
+    if (!spec || spec.path.startsWith("hf:")) return undefined;
+    let known = this.formats.get(id);
+    if (!known) {
+      known = readGguf(spec.path).then((file) => {
+        const meta = (key: string) => {
+          const v = file.metadata.get(key);
+          return v?.type === "string" ? (v.value as string) : undefined;
+        };
+        return resolveFormat(
+          {
+            template: spec.chatTemplate ?? meta("tokenizer.chat_template"),
+            architecture: meta("general.architecture"),
+            name: meta("general.name"),
+          },
+          spec.toolFormat,
+          spec.reasoning,
+        );
+      });
+      known.catch(() => this.formats.delete(id));
+      this.formats.set(id, known);
+    }
+    return known.catch(() => undefined);
+  }
+
+  private readonly formats = new Map<string, Promise<ResolvedFormat>>();
 
   /** Makes a model loadable (a fine-tuned model registered at run time). */
   addSpec(spec: LocalModelSpec): void {
@@ -241,6 +287,15 @@ export class ModelPool {
         slots: new SequenceSlots(id, spec.parallel, spec.queue),
         driver: new LockstepDriver(),
         template,
+        format: resolveFormat(
+          {
+            template: templateSource,
+            architecture: stringMeta(model, "general.architecture"),
+            name: stringMeta(model, "general.name"),
+          },
+          spec.toolFormat,
+          spec.reasoning,
+        ),
         contextSize: context.contextSize,
         vocabularySize: vocabularySize(model),
         maxTokenBytes: maxTokenBytes(model),

@@ -186,6 +186,8 @@ export const ChatCompletionRequest = z
     tools: nullish(z.array(Tool).max(128)),
     tool_choice: nullish(ToolChoice),
     parallel_tool_calls: nullish(z.boolean()),
+    // Taken by a local model whose template has a switch for it (llama provider), relayed upstream.
+    reasoning_effort: nullish(z.string()),
     user: nullish(z.string()),
 
     // Accepted and ignored: they only feed OpenAI's abuse detection, prompt cache and stored
@@ -205,7 +207,6 @@ export const ChatCompletionRequest = z
     audio: z.unknown().optional(),
     prediction: z.unknown().optional(),
     web_search_options: z.unknown().optional(),
-    reasoning_effort: z.unknown().optional(),
     verbosity: z.unknown().optional(),
     moderation: z.unknown().optional(),
     functions: z.unknown().optional(),

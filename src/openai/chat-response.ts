@@ -53,6 +53,8 @@ export const ChatCompletionMessage = z.object({
   role: z.literal("assistant"),
   content: z.string().nullable(),
   refusal: z.string().nullable(),
+  /** A thinking model's thoughts (llama-server's, vLLM's and DeepSeek's field); absent otherwise. */
+  reasoning_content: z.string().optional(),
   tool_calls: z.array(ToolCall).optional(),
   annotations: z.array(z.unknown()).optional(),
 });
@@ -93,6 +95,7 @@ export const ChatCompletionDelta = z.object({
   role: z.literal("assistant").optional(),
   content: z.string().nullable().optional(),
   refusal: z.string().nullable().optional(),
+  reasoning_content: z.string().optional(),
   tool_calls: z.array(ToolCallDelta).optional(),
 });
 

@@ -10,7 +10,8 @@
 // - `null` for any of them: OpenAI reads null as "not set".
 // Refused whenever set to anything else: the rest of UNSUPPORTED_CHAT_PARAMS. `store: true` is
 // refused because the client would later look for a stored completion that does not exist.
-// Not refused here: parallel_tool_calls (passed on; a provider that makes at most one call per
+// Not refused here: reasoning_effort (a local model whose template has a switch for it takes
+// it, others answer 400: the provider decides), parallel_tool_calls (passed on; a provider that makes at most one call per
 // turn already satisfies `false`), user (used for sticky experiment assignment), logit_bias and
 // logprobs (the provider decides and answers 400 if its model can't).
 //
@@ -28,7 +29,6 @@ export const UNSUPPORTED_CHAT_PARAMS = [
   "web_search_options",
   "service_tier",
   "store",
-  "reasoning_effort",
   "verbosity",
   "moderation",
   "functions",
@@ -132,7 +132,6 @@ const REASONS: Record<UnsupportedChatParam, string> = {
   web_search_options: "is not supported by this server: it has no web search",
   service_tier: 'is not supported by this server: only "auto" and "default" are accepted',
   store: "is not supported by this server: it does not store completions, so only false is accepted",
-  reasoning_effort: "is not supported by this server",
   verbosity: "is not supported by this server",
   moderation: "is not supported by this server: it has no moderation model",
   functions: "is deprecated and not supported by this server; use 'tools' instead",

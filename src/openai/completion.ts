@@ -25,6 +25,7 @@ export function usageOf(u: TokenUsage): Usage {
     prompt_tokens: u.promptTokens,
     completion_tokens: u.completionTokens,
     total_tokens: u.promptTokens + u.completionTokens,
+    ...(u.reasoningTokens !== undefined ? { completion_tokens_details: { reasoning_tokens: u.reasoningTokens } } : {}),
   };
 }
 
@@ -103,6 +104,13 @@ export async function* toChunks(
           includeUsage,
         );
         break;
+      case "reasoning":
+        yield chunk(
+          meta,
+          [{ index: event.index, delta: { reasoning_content: event.text }, logprobs: null, finish_reason: null }],
+          includeUsage,
+        );
+        break;
       case "finish":
         yield chunk(
           meta,
@@ -145,6 +153,7 @@ export async function collect(
     {
       text: string;
       refusal: string | null;
+      reasoning: string | undefined;
       calls: ToolCall[];
       /** Streamed tool calls being put together, by their `index`. */
       fragments: Map<number, ToolCall>;
@@ -155,7 +164,15 @@ export async function collect(
   const at = (index: number) => {
     let c = choices.get(index);
     if (!c) {
-      c = { text: "", refusal: null, calls: [], fragments: new Map(), logprobs: null, finish: "stop" };
+      c = {
+        text: "",
+        refusal: null,
+        reasoning: undefined,
+        calls: [],
+        fragments: new Map(),
+        logprobs: null,
+        finish: "stop",
+      };
       choices.set(index, c);
     }
     return c;
@@ -168,6 +185,7 @@ export async function collect(
     } else if (event.type === "tool_calls") c.calls.push(...event.calls);
     else if (event.type === "tool_call_delta") mergeToolCall(c.fragments, event.delta);
     else if (event.type === "refusal") c.refusal = (c.refusal ?? "") + event.text;
+    else if (event.type === "reasoning") c.reasoning = (c.reasoning ?? "") + event.text;
     else c.finish = event.reason;
   }
   const list: ChatCompletionChoice[] = [...choices.entries()]
@@ -181,6 +199,7 @@ export async function collect(
           role: "assistant",
           content: (calls.length > 0 || c.refusal !== null) && c.text === "" ? null : c.text,
           refusal: c.refusal,
+          ...(c.reasoning !== undefined ? { reasoning_content: c.reasoning } : {}),
           ...(calls.length > 0 ? { tool_calls: calls } : {}),
         },
         logprobs: c.logprobs ? { content: c.logprobs, refusal: null } : null,

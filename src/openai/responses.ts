@@ -119,8 +119,12 @@ export function checkTranslatable(req: ResponseRequest): void {
   if (req.prompt !== undefined) throw unsupportedParameter("prompt", "(stored prompt templates) is not supported");
   if (req.truncation === "auto")
     throw unsupportedParameter("truncation", "`auto` is not supported; a too-long input is a 400");
-  if (req.reasoning && Object.values(req.reasoning).some((v) => v !== null && v !== undefined)) {
-    throw unsupportedParameter("reasoning", "is not supported by this server's models");
+  // reasoning.effort goes on as the chat request's reasoning_effort (the model decides); a
+  // summary of the thoughts is not something these models write.
+  for (const [key, value] of Object.entries(req.reasoning ?? {})) {
+    if (key !== "effort" && value !== null && value !== undefined) {
+      throw unsupportedParameter(`reasoning.${key}`, "is not supported by this server's models");
+    }
   }
   for (const [i, include] of (req.include ?? []).entries()) {
     throw unsupportedParameter(`include[${i}]`, `\`${include}\` is not supported`);
@@ -220,6 +224,7 @@ export function toChatRequest(req: ResponseRequest, conversation: readonly Input
     })),
     tool_choice: typeof choice === "object" ? { type: "function", function: { name: choice.name } } : choice,
     parallel_tool_calls: req.parallel_tool_calls,
+    ...(typeof req.reasoning?.effort === "string" ? { reasoning_effort: req.reasoning.effort } : {}),
     response_format:
       format?.type === "json_schema"
         ? {
@@ -257,7 +262,16 @@ export interface FunctionCall {
   status: "in_progress" | "completed" | "incomplete";
 }
 
-export type OutputItem = OutputMessage | FunctionCall;
+/** A thinking model's thoughts, as OpenAI returns gpt-oss's: the text itself, no summary. */
+export interface ReasoningOutput {
+  type: "reasoning";
+  id: string;
+  summary: [];
+  content: { type: "reasoning_text"; text: string }[];
+  status: "in_progress" | "completed" | "incomplete";
+}
+
+export type OutputItem = OutputMessage | FunctionCall | ReasoningOutput;
 
 export interface ResponseObject {
   id: string;
@@ -273,7 +287,7 @@ export interface ResponseObject {
   output: OutputItem[];
   parallel_tool_calls: boolean;
   previous_response_id: string | null;
-  reasoning: { effort: null; summary: null };
+  reasoning: { effort: string | null; summary: null };
   store: boolean;
   temperature: number;
   text: { format: unknown };
@@ -299,7 +313,7 @@ export interface ResponseMeta {
   id: string;
   createdAt: number;
   model: string;
-  newItemId(prefix: "msg" | "fc"): string;
+  newItemId(prefix: "msg" | "fc" | "rs"): string;
 }
 
 /** The response object before anything is generated. */
@@ -318,7 +332,7 @@ export function responseShell(req: ResponseRequest, meta: ResponseMeta, defaultT
     output: [],
     parallel_tool_calls: req.parallel_tool_calls ?? true,
     previous_response_id: req.previous_response_id ?? null,
-    reasoning: { effort: null, summary: null },
+    reasoning: { effort: typeof req.reasoning?.effort === "string" ? req.reasoning.effort : null, summary: null },
     store: req.store ?? true,
     temperature: req.temperature ?? defaultTemperature,
     text: { format: req.text?.format ?? { type: "text" } },
@@ -361,7 +375,20 @@ export async function* responseEvents(
   const calls = new Map<number, { item: FunctionCall; index: number }>();
   let finish = "stop";
 
+  let thoughts: { item: ReasoningOutput; index: number; text: string } | undefined;
+
+  function* closeThoughts(status: "completed" | "incomplete"): Generator<ResponseStreamEvent> {
+    if (!thoughts) return;
+    const { item, index, text } = thoughts;
+    yield event("response.reasoning_text.done", { item_id: item.id, output_index: index, content_index: 0, text });
+    const done: ReasoningOutput = { ...item, status, content: [{ type: "reasoning_text", text }] };
+    response.output[index] = done;
+    yield event("response.output_item.done", { output_index: index, item: done });
+    thoughts = undefined;
+  }
+
   function* closeMessage(status: "completed" | "incomplete"): Generator<ResponseStreamEvent> {
+    yield* closeThoughts(status);
     if (!message) return;
     const { item, index, text } = message;
     const part = { type: "output_text" as const, text, annotations: [] as [], logprobs: [] as [] };
@@ -417,9 +444,33 @@ export async function* responseEvents(
   for await (const e of events) {
     if (e.index !== 0) continue;
     switch (e.type) {
+      case "reasoning": {
+        if (e.text === "") break;
+        if (!thoughts) {
+          const item: ReasoningOutput = {
+            type: "reasoning",
+            id: meta.newItemId("rs"),
+            summary: [],
+            content: [],
+            status: "in_progress",
+          };
+          thoughts = { item, index: response.output.length, text: "" };
+          response.output.push(item);
+          yield event("response.output_item.added", { output_index: thoughts.index, item: { ...item } });
+        }
+        thoughts.text += e.text;
+        yield event("response.reasoning_text.delta", {
+          item_id: thoughts.item.id,
+          output_index: thoughts.index,
+          content_index: 0,
+          delta: e.text,
+        });
+        break;
+      }
       case "content":
       case "refusal": {
         if (e.text === "") break;
+        yield* closeThoughts("completed");
         if (!message) {
           const item: OutputMessage = {
             type: "message",
@@ -486,12 +537,12 @@ export async function* responseEvents(
   const incomplete = finish === "length" || finish === "content_filter";
   yield* closeMessage(incomplete ? "incomplete" : "completed");
   yield* closeCalls(incomplete ? "incomplete" : "completed");
-  const { promptTokens, completionTokens } = usage();
+  const { promptTokens, completionTokens, reasoningTokens } = usage();
   response.usage = {
     input_tokens: promptTokens,
     input_tokens_details: { cached_tokens: 0, cache_write_tokens: 0 },
     output_tokens: completionTokens,
-    output_tokens_details: { reasoning_tokens: 0 },
+    output_tokens_details: { reasoning_tokens: reasoningTokens ?? 0 },
     total_tokens: promptTokens + completionTokens,
   };
   response.status = incomplete ? "incomplete" : "completed";

@@ -3,7 +3,7 @@
 // model's lock-step driver.
 import { createHash, randomInt } from "node:crypto";
 import { statSync } from "node:fs";
-import type { Llama, LlamaContextSequence, LlamaGrammar, Token } from "node-llama-cpp";
+import type { Llama, LlamaContextSequence, LlamaGrammar, LlamaModel, Token } from "node-llama-cpp";
 import { OPERATIONS } from "../config/schema.ts";
 import { embed, embeddingContext, evaluatedLength } from "../engine/embeddings.ts";
 import { type FinishReason as EngineFinish, Generation, type Sampling } from "../engine/generation.ts";
@@ -11,11 +11,15 @@ import { GrammarCache, grammarStops, type OutputConstraint } from "../engine/gra
 import { grammarSchema, SchemaRefusal } from "../engine/json-schema.ts";
 import type { LoadedModel, LocalModelSpec, ModelLease, ModelPool } from "../engine/pool.ts";
 import { promptBytes, tokenizePrompt } from "../engine/prompt-tokens.ts";
-import { type ChatCompletionRequest, requestedMaxTokens, tokenBudgetParam } from "../openai/chat.ts";
+import type { ReasoningSetting, ResolvedFormat, ToolFamily } from "../engine/tool-formats/families.ts";
+import { forcedCallGbnf, lazyCallGbnf, prefixRules, type ToolGrammarInput } from "../engine/tool-formats/grammar.ts";
+import { thinks } from "../engine/tool-formats/parser.ts";
+import { type ChatCompletionRequest, requestedMaxTokens, type Tool, tokenBudgetParam } from "../openai/chat.ts";
 import { type EmbeddingRequest, embeddingInputs } from "../openai/embeddings.ts";
 import { completionDoesNotFit, contextLengthExceeded, invalidRequest, unsupportedValue } from "../openai/errors.ts";
 import { type CompletionRequest, completionPrompts, LEGACY_DEFAULT_MAX_TOKENS } from "../openai/text-completions.ts";
 import { EventQueue } from "./event-queue.ts";
+import { type NativeGrammars, NativeReply } from "./native-tools.ts";
 import { toTemplateMessages } from "./prompt.ts";
 import type {
   ChatContext,
@@ -24,6 +28,7 @@ import type {
   ChatStream,
   EmbeddingResult,
   ModelDescription,
+  ToolFormatInfo,
 } from "./provider.ts";
 import { newCallId, parseToolReply, planTools, type ToolPlan } from "./tool-calls.ts";
 
@@ -145,7 +150,10 @@ export class LlamaProvider implements ChatProvider {
           topLogprobs: req.logprobs ?? undefined,
         },
         {
-          text: (text, logprobs) => queue.push({ type: "content", index, text, logprobs }),
+          text: (text, logprobs) => {
+            queue.push({ type: "content", index, text, logprobs });
+            return undefined;
+          },
           end: ({ finishReason, completionTokens: count }) => {
             completionTokens += count;
             if (finishReason !== "aborted") queue.push({ type: "finish", index, reason: finishReason });
@@ -202,13 +210,10 @@ export class LlamaProvider implements ChatProvider {
     if (n > spec.parallel) {
       throw invalidRequest(`n=${n} is more than model ${modelId} can run at once (parallel: ${spec.parallel}).`, "n");
     }
+    const format = await this.pool.format(modelId);
+    checkReasoningEffort(req, format, modelId);
+    if (format?.family) return this.nativeChat(modelId, req, ctx, format.family, format.reasoning);
     const tools = planTools(req);
-    if (tools && req.response_format && req.response_format.type !== "text") {
-      throw invalidRequest(
-        "response_format cannot be combined with tools on this server; drop one of them.",
-        "response_format",
-      );
-    }
 
     // Checked before waiting for a sequence: a schema no grammar can enforce is the client's to fix.
     const constraint = outputConstraint(req, tools);
@@ -241,6 +246,7 @@ export class LlamaProvider implements ChatProvider {
           text: (text, logprobs) => {
             if (tools) buffered += text;
             else queue.push({ type: "content", index, text, logprobs });
+            return undefined;
           },
           end: ({ finishReason, completionTokens: count }) => {
             completionTokens += count;
@@ -255,6 +261,212 @@ export class LlamaProvider implements ChatProvider {
     });
     settle(runs, lease, queue);
     return { events: queue, usage: () => ({ promptTokens: prepared.prompt.length, completionTokens }) };
+  }
+
+  async toolFormat(modelId: string): Promise<ToolFormatInfo | undefined> {
+    const format = await this.pool.format(modelId);
+    if (!format) return undefined;
+    return {
+      tool_format: format.family ?? "generic",
+      tool_format_source: format.source,
+      reasoning: format.reasoning,
+      reasoning_efforts: format.reasoningEfforts,
+    };
+  }
+
+  /**
+   * A model with a tool-call format of its own: the template renders the tools and the calls
+   * and results of earlier turns; the reply is read by the family's parser as it streams.
+   */
+  private async nativeChat(
+    modelId: string,
+    req: ChatCompletionRequest,
+    ctx: ChatContext,
+    family: ToolFamily,
+    reasoning: ReasoningSetting,
+  ): Promise<ChatStream> {
+    const n = req.n ?? 1;
+    const choice = req.tool_choice ?? "auto";
+    const toolsOn = (req.tools?.length ?? 0) > 0 && choice !== "none";
+    const callable = (req.tools ?? []).filter(
+      (t) => typeof choice !== "object" || t.function.name === choice.function.name,
+    );
+    // Checked before waiting for a sequence: a schema no grammar can enforce is the client's to fix.
+    const schemas = toolsOn ? callable.map((t) => toolSchema(t, req.tools ?? [])) : [];
+    const answer = outputConstraint({ ...req, tools: undefined }, undefined);
+
+    const lease = await this.pool.acquire(modelId, n, ctx.signal);
+    let prepared: Prepared & { grammars: NativeGrammars | undefined; startInReasoning: boolean };
+    try {
+      prepared = await this.prepareNative(lease.loaded, req, family, {
+        toolsOn,
+        callable: callable.map((t, i) => ({ name: t.function.name, schema: schemas[i] as Record<string, unknown> })),
+        mustCall: toolsOn && (choice === "required" || typeof choice === "object"),
+        answer,
+      });
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
+
+    const queue = new EventQueue<ChatEvent>();
+    let completionTokens = 0;
+    let reasoningTokens = 0;
+    const runs = lease.sequences.map((sequence, index) => {
+      const reply = new NativeReply({
+        family,
+        index,
+        tools: toolsOn,
+        startInReasoning: prepared.startInReasoning,
+        reasoning,
+        parallel: req.parallel_tool_calls !== false,
+        grammars: prepared.grammars,
+        model: lease.loaded.model,
+        vocabularySize: lease.loaded.vocabularySize,
+        push: (event) => queue.push(event),
+      });
+      const generation = new Generation(
+        lease.loaded.model,
+        sequence,
+        {
+          prompt: prepared.prompt,
+          maxTokens: prepared.maxTokens,
+          stop: prepared.stop,
+          sampling: choiceSampling(prepared.sampling, index),
+          grammarState: reply.grammarState,
+          tokenBias: reply.tokenBias,
+          specialTokens: true,
+          topLogprobs: req.logprobs ? (req.top_logprobs ?? 0) : undefined,
+        },
+        {
+          text: (text, logprobs) => reply.text(text, logprobs),
+          end: ({ finishReason, completionTokens: count }) => {
+            completionTokens += count;
+            reasoningTokens += reply.reasoningTokens;
+            if (finishReason === "aborted") return;
+            reply.end(finishReason);
+          },
+        },
+        ctx.signal,
+      );
+      return lease.loaded.driver.run(generation);
+    });
+    settle(runs, lease, queue);
+    return {
+      events: queue,
+      usage: () => ({
+        promptTokens: prepared.prompt.length,
+        completionTokens,
+        ...(reasoning !== "none" && thinks(family) ? { reasoningTokens } : {}),
+        ...(family === "harmony" ? { reasoningTokens } : {}),
+      }),
+    };
+  }
+
+  private async prepareNative(
+    loaded: LoadedModel,
+    req: ChatCompletionRequest,
+    family: ToolFamily,
+    opts: {
+      toolsOn: boolean;
+      callable: { name: string; schema: Record<string, unknown> }[];
+      mustCall: boolean;
+      answer: Constraint | undefined;
+    },
+  ): Promise<Prepared & { grammars: NativeGrammars | undefined; startInReasoning: boolean }> {
+    const { model, template } = loaded;
+    if (req.messages.length > loaded.contextSize) {
+      throw contextLengthExceeded(loaded.contextSize, req.messages.length, true);
+    }
+    const messages = toTemplateMessages(req.messages, {
+      templateHasToolRole: true,
+      native: { arguments: family === "deepseek-r1" ? "string" : "object" },
+    });
+    // Tools, call names and arguments are rendered by the template itself, so they are parsed for
+    // control tokens with it: none of them may spell one.
+    if (opts.toolsOn) refuseControlText(model, JSON.stringify(req.tools), "tools");
+    req.messages.forEach((m, i) => {
+      if (m.role === "assistant" && m.tool_calls?.length) {
+        refuseControlText(model, JSON.stringify(m.tool_calls), `messages[${i}].tool_calls`);
+      }
+      if (m.role === "tool") refuseControlText(model, m.tool_call_id, `messages[${i}].tool_call_id`);
+    });
+    const effort = req.reasoning_effort ?? undefined;
+    const variables: Record<string, unknown> = {};
+    if (opts.toolsOn) variables.tools = req.tools;
+    if (effort !== undefined) {
+      variables.reasoning_effort = effort;
+      variables.enable_thinking = !(effort === "none" || effort === "minimal");
+    }
+    const parts = template.renderPrompt(messages, variables);
+    const textBytes = promptBytes(parts);
+    if (textBytes > loaded.contextSize * loaded.maxTokenBytes) {
+      throw contextLengthExceeded(loaded.contextSize, Math.ceil(textBytes / loaded.maxTokenBytes), true);
+    }
+    const prompt = await tokenizePrompt(model, parts);
+    const maxTokens = completionBudget(loaded, prompt.length, requestedMaxTokens(req), tokenBudgetParam(req));
+    const lastControl = [...parts].reverse().find((p) => p.control)?.text ?? "";
+    const startInReasoning = thinks(family) && /<think>\s*$/.test(lastControl);
+
+    let grammars: NativeGrammars | undefined;
+    try {
+      grammars = await this.nativeGrammars(family, opts, req.parallel_tool_calls !== false);
+    } catch (err) {
+      if (err instanceof Error && "status" in err) throw err;
+      throw unsupportedValue(
+        opts.answer && !opts.toolsOn ? opts.answer.param : "tools",
+        `this JSON Schema cannot be enforced: ${(err as Error).message}`,
+      );
+    }
+    return {
+      prompt,
+      maxTokens,
+      stop: stopList(req.stop),
+      grammar: undefined,
+      sampling: samplingFor(req, loaded),
+      grammars,
+      startInReasoning,
+    };
+  }
+
+  private async nativeGrammars(
+    family: ToolFamily,
+    opts: {
+      toolsOn: boolean;
+      callable: { name: string; schema: Record<string, unknown> }[];
+      mustCall: boolean;
+      answer: Constraint | undefined;
+    },
+    parallel: boolean,
+  ): Promise<NativeGrammars | undefined> {
+    let answerGbnf: string | undefined;
+    if (opts.answer) {
+      const output = opts.answer.output;
+      answerGbnf =
+        output.type === "json_schema"
+          ? await this.grammars.schemaGbnf(output.schema)
+          : await this.grammars.schemaGbnf({ type: "object" });
+    }
+    if (!opts.toolsOn) {
+      return answerGbnf ? { args: new Map(), forced: await this.grammars.fromGbnf(answerGbnf) } : undefined;
+    }
+    const tools: ToolGrammarInput[] = [];
+    for (const t of opts.callable) tools.push({ name: t.name, gbnf: await this.grammars.schemaGbnf(t.schema) });
+    const args = new Map<string, LlamaGrammar>();
+    for (const t of tools) {
+      const gbnf = lazyCallGbnf(family, "arguments", tools, { name: t.name, parallel });
+      if (gbnf) args.set(t.name, await this.grammars.fromGbnf(gbnf));
+    }
+    const call = await this.grammars.fromGbnf(lazyCallGbnf(family, "call", tools, { parallel }) as string);
+    let forced: LlamaGrammar | undefined;
+    if (opts.mustCall) forced = await this.grammars.fromGbnf(forcedCallGbnf(family, tools));
+    else if (answerGbnf) {
+      // tools with response_format: a call, or an answer in the format.
+      const callRules = prefixRules(forcedCallGbnf(family, tools), "c-");
+      const answerRules = prefixRules(answerGbnf, "a-");
+      forced = await this.grammars.fromGbnf(`root ::= a-root | c-root\n${answerRules}\n${callRules}`);
+    }
+    return { call, args, forced };
   }
 
   private finishEvents(
@@ -470,4 +682,39 @@ function fileDigest(spec: LocalModelSpec | undefined): string {
 function choiceSampling(sampling: Sampling, index: number): Sampling {
   const seed = sampling.seed !== undefined ? sampling.seed + index : randomInt(2 ** 31);
   return { ...sampling, seed };
+}
+
+/** reasoning_effort where the model's template has a switch for it; a 400 elsewhere. */
+function checkReasoningEffort(req: ChatCompletionRequest, format: ResolvedFormat | undefined, modelId: string): void {
+  const effort = req.reasoning_effort;
+  if (effort === undefined || effort === null) return;
+  const allowed = format?.reasoningEfforts ?? [];
+  if (allowed.length === 0) {
+    throw unsupportedValue(
+      "reasoning_effort",
+      `model ${modelId} has no reasoning switch in its chat template; leave reasoning_effort out.`,
+    );
+  }
+  if (!allowed.includes(effort)) {
+    throw unsupportedValue("reasoning_effort", `model ${modelId} takes reasoning_effort ${allowed.join(", ")}.`);
+  }
+}
+
+/** A tool's arguments schema, checked as the generic scheme checks it (strict or OpenAI's lenient form). */
+function toolSchema(tool: Tool, all: readonly Tool[]): Record<string, unknown> {
+  const i = all.indexOf(tool);
+  const parameters = tool.function.parameters ?? { type: "object", properties: {} };
+  try {
+    return grammarSchema(parameters, `tools[${i}].function.parameters`, { lenient: tool.function.strict !== true });
+  } catch (err) {
+    if (err instanceof SchemaRefusal) throw unsupportedValue("tools", err.message);
+    throw err;
+  }
+}
+
+/** Client text the template renders as its own (tools, calls) may not spell a control token. */
+function refuseControlText(model: LlamaModel, text: string, param: string): void {
+  if (model.tokenize(text, true).length !== model.tokenize(text, false).length) {
+    throw invalidRequest(`${param} contains the text of one of the model's control tokens.`, param);
+  }
 }

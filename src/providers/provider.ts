@@ -15,11 +15,15 @@ export type ChatEvent =
   // and refusals as text; relaying them as they come keeps an upstream stream unbuffered.
   | { type: "tool_call_delta"; index: number; delta: ToolCallDelta }
   | { type: "refusal"; index: number; text: string }
+  /** A thinking model's thoughts, parsed out of its output (never part of `content`). */
+  | { type: "reasoning"; index: number; text: string }
   | { type: "finish"; index: number; reason: FinishReason };
 
 export interface TokenUsage {
   promptTokens: number;
   completionTokens: number;
+  /** Of the completion tokens, those the model spent thinking. */
+  reasoningTokens?: number | undefined;
   /** True when the counts come from tiktoken because an upstream reported none. */
   estimated?: boolean | undefined;
 }
@@ -55,6 +59,17 @@ export interface ModelDescription {
   responses?: "native" | "chat" | "auto";
 }
 
+/** How a local model writes tool calls and thoughts, for GET /v1/models/{id}. */
+export interface ToolFormatInfo {
+  /** A family (hermes, qwen3, llama3, mistral, harmony, deepseek-r1), or "generic". */
+  tool_format: string;
+  /** template: told from its chat template; config: named in models.yaml; generic: no format found or asked. */
+  tool_format_source: "template" | "config" | "generic";
+  reasoning: "auto" | "hide" | "none";
+  /** The reasoning_effort values it takes; empty: reasoning_effort is a 400. */
+  reasoning_efforts: readonly string[];
+}
+
 /** Vectors of one embeddings request, in input order. */
 export interface EmbeddingResult {
   /** Float32 values, in the model's full width (or `dimensions` where the model allowed it). */
@@ -64,6 +79,8 @@ export interface EmbeddingResult {
 
 export interface ChatProvider {
   describe(modelId: string): ModelDescription;
+  /** A local model's tool-call and reasoning format (resolved once per model). */
+  toolFormat?(modelId: string): Promise<ToolFormatInfo | undefined>;
   /** Resolves once the request is admitted (model loaded, sequences held, prompt sized);
    * every failure before the first byte is thrown here, so it can get its own status. */
   chat(modelId: string, request: ChatCompletionRequest, ctx: ChatContext): Promise<ChatStream>;

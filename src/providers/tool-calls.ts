@@ -13,7 +13,9 @@ export interface ToolPlan {
 }
 
 /** Undefined when the request asks for no tool use. */
-export function planTools(req: Pick<ChatCompletionRequest, "tools" | "tool_choice">): ToolPlan | undefined {
+export function planTools(
+  req: Pick<ChatCompletionRequest, "tools" | "tool_choice" | "response_format">,
+): ToolPlan | undefined {
   const tools = req.tools ?? [];
   const choice = req.tool_choice ?? "auto";
   if (tools.length === 0 || choice === "none") return undefined;
@@ -24,11 +26,17 @@ export function planTools(req: Pick<ChatCompletionRequest, "tools" | "tool_choic
     required: ["tool_call"],
   };
   const mustCall = choice === "required" || typeof choice === "object";
+  // With response_format the answer is the format's JSON, wrapped as the response.
+  const format = req.response_format;
+  const answer =
+    format?.type === "json_schema"
+      ? (format.json_schema.schema ?? { type: "object" })
+      : format?.type === "json_object"
+        ? { type: "object" }
+        : { type: "string" };
   const schema = mustCall
     ? callSchema
-    : {
-        anyOf: [callSchema, { type: "object", properties: { response: { type: "string" } }, required: ["response"] }],
-      };
+    : { anyOf: [callSchema, { type: "object", properties: { response: answer }, required: ["response"] }] };
   const described = callable.map((t) => ({
     name: t.function.name,
     description: t.function.description ?? "",
@@ -55,13 +63,16 @@ function callSchemaOf(tool: Tool): Record<string, unknown> {
 
 export type ToolReply = { kind: "calls"; calls: ToolCall[] } | { kind: "text"; text: string };
 
-/** Reads a constrained reply; a reply cut short (max_tokens) comes back as plain text. */
+/**
+ * Reads a constrained reply. A reply cut short (max_tokens) never comes back as its raw JSON:
+ * a cut `{"response": "…` gives the text written so far, a cut call gives nothing.
+ */
 export function parseToolReply(text: string, makeId: () => string): ToolReply {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
   } catch {
-    return { kind: "text", text };
+    return { kind: "text", text: partialResponse(text) };
   }
   if (typeof parsed === "object" && parsed !== null) {
     const record = parsed as Record<string, unknown>;
@@ -79,8 +90,24 @@ export function parseToolReply(text: string, makeId: () => string): ToolReply {
       };
     }
     if (typeof record.response === "string") return { kind: "text", text: record.response };
+    if (typeof record.response === "object" && record.response !== null) {
+      return { kind: "text", text: JSON.stringify(record.response) };
+    }
   }
   return { kind: "text", text };
+}
+
+/** The string a cut `{"response": "…` reply had written; "" for anything else (a cut call). */
+function partialResponse(text: string): string {
+  const m = /^\s*\{\s*"response"\s*:\s*"((?:[^"\\]|\\.)*)/.exec(text);
+  if (!m) return "";
+  // A cut escape (`\` or `\u12`) at the very end is dropped.
+  const body = (m[1] as string).replace(/\\(u[0-9a-fA-F]{0,3})?$/, "");
+  try {
+    return JSON.parse(`"${body}"`) as string;
+  } catch {
+    return "";
+  }
 }
 
 /** How an earlier assistant tool call is shown to the model again: the same JSON it produced. */

@@ -208,6 +208,45 @@ describe("tools", () => {
     expect(deltas[0]?.function?.name).toBe("get_capital");
     expect(chunks.at(-1)?.choices[0]?.finish_reason).toBe("tool_calls");
   });
+
+  it("tools with response_format (generic scheme): a call, or an answer in the format", async () => {
+    const res = await s.client.chat.completions.create({
+      model: "tiny",
+      messages: ask("Hello!"),
+      tools,
+      response_format: {
+        type: "json_schema",
+        json_schema: {
+          name: "greeting",
+          strict: true,
+          schema: {
+            type: "object",
+            properties: { text: { type: "string", maxLength: 16 } },
+            required: ["text"],
+            additionalProperties: false,
+          },
+        },
+      },
+      temperature: 0,
+      max_tokens: 120,
+    });
+    const choice = res.choices[0];
+    if (choice?.finish_reason === "tool_calls") expect(choice.message.tool_calls?.[0]?.type).toBe("function");
+    else expect(Object.keys(JSON.parse(choice?.message.content ?? "") as object)).toEqual(["text"]);
+  });
+
+  it("a generic call cut by max_tokens never comes back as raw JSON", async () => {
+    const res = await s.client.chat.completions.create({
+      model: "tiny",
+      messages: ask("What is the capital of France?"),
+      tools,
+      tool_choice: "required",
+      temperature: 0,
+      max_tokens: 5,
+    });
+    expect(res.choices[0]?.finish_reason).toBe("length");
+    expect(res.choices[0]?.message.content).toBe("");
+  });
 });
 
 describe("streaming", () => {

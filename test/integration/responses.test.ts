@@ -244,7 +244,9 @@ describe("POST /v1/responses", () => {
     };
     await refused({ tools: [{ type: "web_search" }] }, "tools[0].type");
     await refused({ background: true }, "background");
-    await refused({ reasoning: { effort: "high" } }, "reasoning");
+    // The tiny model's template has no thinking switch.
+    await refused({ reasoning: { effort: "high" } }, "reasoning.effort");
+    await refused({ reasoning: { summary: "auto" } }, "reasoning.summary");
     await refused(
       { input: [{ role: "user", content: [{ type: "input_image", image_url: "x" }] }] },
       "input[0].content[0]",

@@ -49,6 +49,8 @@ describe("loadConfig: defaults and resolution", () => {
         gpu_layers: "auto",
         preload: false,
         sha256: undefined,
+        tool_format: "auto",
+        reasoning: "auto",
         queue: { max_waiting: 32, timeout_ms: 30_000 },
         at: { index: 0, line: expect.any(Function) },
       },
@@ -127,7 +129,7 @@ models:
     const file = join(ROOT, "models.yaml");
     expect(readFileSync(file, "utf8").split("\n")[0]).toBe("# yaml-language-server: $schema=./models.schema.json");
     const config = loadConfig(file, NO_ENV);
-    expect(config.models).toHaveLength(2);
+    expect(config.models).toHaveLength(3);
     expect(config.models[0]).toMatchObject({
       id: "roundhouse-tiny",
       aliases: ["tiny"],
@@ -140,6 +142,12 @@ models:
       id: "roundhouse-tiny-embed",
       path: join(ROOT, "models", "roundhouse-tiny-embed-q8_0.gguf"),
       operations: ["embeddings"],
+    });
+    expect(config.models[2]).toMatchObject({
+      id: "roundhouse-tiny-tools",
+      aliases: ["tiny-tools"],
+      path: join(ROOT, "models", "roundhouse-tiny-tools-q8_0.gguf"),
+      tool_format: "auto",
     });
   });
 });

@@ -259,14 +259,7 @@ describe("unsupported parameters and content", () => {
       reasoning_effort: "low",
       service_tier: "flex",
     };
-    expect(unsupportedParams(body)).toEqual([
-      "audio",
-      "modalities",
-      "service_tier",
-      "store",
-      "reasoning_effort",
-      "functions",
-    ]);
+    expect(unsupportedParams(body)).toEqual(["audio", "modalities", "service_tier", "store", "functions"]);
     const err = checkSupported(parse(body));
     expect(err?.status).toBe(400);
     expect(err?.code).toBe("unsupported_parameter");

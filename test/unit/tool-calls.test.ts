@@ -31,9 +31,15 @@ describe("generic tool calls", () => {
     });
   });
 
-  it("parses a direct answer, and keeps unparseable text as text", () => {
+  it("parses a direct answer; a reply cut short never comes back as raw JSON", () => {
     expect(parseToolReply('{"response": "hi"}', () => "x")).toEqual({ kind: "text", text: "hi" });
-    expect(parseToolReply('{"tool_ca', () => "x")).toEqual({ kind: "text", text: '{"tool_ca' });
+    // Cut by max_tokens: never the raw JSON.
+    expect(parseToolReply('{"tool_ca', () => "x")).toEqual({ kind: "text", text: "" });
+    expect(parseToolReply('{"tool_call": {"name": "f", "argu', () => "x")).toEqual({ kind: "text", text: "" });
+    expect(parseToolReply('{"response": "Hello, wor', () => "x")).toEqual({ kind: "text", text: "Hello, wor" });
+    expect(parseToolReply('{"response": "a\\n b\\u00', () => "x")).toEqual({ kind: "text", text: "a\n b" });
+    // With response_format the answer is the format's JSON.
+    expect(parseToolReply('{"response": {"a": 1}}', () => "x")).toEqual({ kind: "text", text: '{"a":1}' });
   });
 
   it("renders an earlier call as the JSON the model produced", () => {
