@@ -158,7 +158,10 @@ describe("scoring with the built-in model", () => {
     expect(mine).toMatchObject({ exactMatches: 1, examples: 1 });
     expect(other).toMatchObject({ exactMatches: 0, examples: 1 });
     expect(mine.loss).toBeLessThan(other.loss);
-    expect(mine.tokenAccuracy).toBe(1);
+    // The reply's own tokens are the model's first choices; what the template writes after the
+    // turn's end token (a line break) is scored too, and greedy decoding never reaches it.
+    expect(mine.tokenAccuracy).toBeGreaterThanOrEqual((mine.tokens - 1) / mine.tokens);
+    expect(mine.tokenAccuracy).toBeGreaterThan(other.tokenAccuracy);
     expect(mine.perplexity).toBeCloseTo(Math.exp(mine.loss), 6);
   });
 });
