@@ -58,8 +58,11 @@ export type FinishReason = "stop" | "length";
 export interface GenerationEvents {
   /** Returns "stop" to end the reply here (a first tool call when parallel calls are off). */
   text(delta: string, logprobs: TokenLogprob[] | undefined): undefined | "stop";
-  /** "aborted": the client went away; the tokens generated until then still count. */
-  end(result: { finishReason: FinishReason | "aborted"; completionTokens: number }): void;
+  /**
+   * "aborted": the client went away; the tokens generated until then still count.
+   * `cachedPromptTokens`: prompt tokens the sequence already held (not computed again).
+   */
+  end(result: { finishReason: FinishReason | "aborted"; completionTokens: number; cachedPromptTokens: number }): void;
 }
 
 /** The request was sized to fit the sequence before it started, so no context shift can happen. */
@@ -71,6 +74,8 @@ export class Generation implements Stepper {
   private readonly stops: StopMatcher;
   private finished = false;
   private endTokens = 0;
+  /** Prompt tokens the sequence already held when this generation started. */
+  private reused = 0;
 
   constructor(
     private readonly model: LlamaModel,
@@ -86,7 +91,11 @@ export class Generation implements Stepper {
     if (this.finished) return false;
     if (this.signal?.aborted) {
       await this.close();
-      this.events.end({ finishReason: "aborted", completionTokens: this.generated.length });
+      this.events.end({
+        finishReason: "aborted",
+        completionTokens: this.generated.length,
+        cachedPromptTokens: this.reused,
+      });
       return false;
     }
     if (!this.iterator) this.iterator = await this.start();
@@ -125,6 +134,7 @@ export class Generation implements Stepper {
     const prompt = [...this.input.prompt];
     const { firstDifferentIndex } = this.sequence.compareContextTokens(prompt);
     const keep = Math.min(firstDifferentIndex, prompt.length - 1);
+    this.reused = keep;
     if (keep < this.sequence.nextTokenIndex) {
       await this.sequence.eraseContextTokenRanges([{ start: keep, end: this.sequence.nextTokenIndex }]);
     }
@@ -211,7 +221,11 @@ export class Generation implements Stepper {
     }
     this.emit(this.stops.flush());
     await this.close();
-    this.events.end({ finishReason, completionTokens: this.generated.length + this.endTokens });
+    this.events.end({
+      finishReason,
+      completionTokens: this.generated.length + this.endTokens,
+      cachedPromptTokens: this.reused,
+    });
     return false;
   }
 

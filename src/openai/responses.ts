@@ -537,10 +537,10 @@ export async function* responseEvents(
   const incomplete = finish === "length" || finish === "content_filter";
   yield* closeMessage(incomplete ? "incomplete" : "completed");
   yield* closeCalls(incomplete ? "incomplete" : "completed");
-  const { promptTokens, completionTokens, reasoningTokens } = usage();
+  const { promptTokens, completionTokens, reasoningTokens, cachedPromptTokens } = usage();
   response.usage = {
     input_tokens: promptTokens,
-    input_tokens_details: { cached_tokens: 0, cache_write_tokens: 0 },
+    input_tokens_details: { cached_tokens: cachedPromptTokens ?? 0, cache_write_tokens: 0 },
     output_tokens: completionTokens,
     output_tokens_details: { reasoning_tokens: reasoningTokens ?? 0 },
     total_tokens: promptTokens + completionTokens,

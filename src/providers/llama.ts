@@ -130,6 +130,7 @@ export class LlamaProvider implements ChatProvider {
     const queue = new EventQueue<ChatEvent>();
     let promptTokens = 0;
     let completionTokens = 0;
+    let cachedPromptTokens = 0;
     for (const plan of plans) promptTokens += plan.prompt.length * n;
     const runChoice = async (sequence: LlamaContextSequence, index: number) => {
       const plan = plans[Math.floor(index / n)] as (typeof plans)[number];
@@ -154,8 +155,9 @@ export class LlamaProvider implements ChatProvider {
             queue.push({ type: "content", index, text, logprobs });
             return undefined;
           },
-          end: ({ finishReason, completionTokens: count }) => {
+          end: ({ finishReason, completionTokens: count, cachedPromptTokens: cached }) => {
             completionTokens += count;
+            cachedPromptTokens += cached;
             if (finishReason !== "aborted") queue.push({ type: "finish", index, reason: finishReason });
           },
         },
@@ -170,7 +172,7 @@ export class LlamaProvider implements ChatProvider {
       }
     });
     settle(runs, lease, queue);
-    return { events: queue, usage: () => ({ promptTokens, completionTokens }) };
+    return { events: queue, usage: () => ({ promptTokens, completionTokens, cachedPromptTokens }) };
   }
 
   /**
@@ -229,6 +231,7 @@ export class LlamaProvider implements ChatProvider {
 
     const queue = new EventQueue<ChatEvent>();
     let completionTokens = 0;
+    let cachedPromptTokens = 0;
     const runs = lease.sequences.map((sequence, index) => {
       let buffered = "";
       const generation = new Generation(
@@ -248,8 +251,10 @@ export class LlamaProvider implements ChatProvider {
             else queue.push({ type: "content", index, text, logprobs });
             return undefined;
           },
-          end: ({ finishReason, completionTokens: count }) => {
+          end: ({ finishReason, completionTokens: count, cachedPromptTokens: cached }) => {
             completionTokens += count;
+            // The prompt is counted once whatever `n` is: so is what its first choice found cached.
+            if (index === 0) cachedPromptTokens = cached;
             // An aborted choice has no finish: nobody reads it, and the cache must not store it.
             if (finishReason === "aborted") return;
             for (const event of this.finishEvents(index, finishReason, tools, buffered)) queue.push(event);
@@ -260,7 +265,10 @@ export class LlamaProvider implements ChatProvider {
       return lease.loaded.driver.run(generation);
     });
     settle(runs, lease, queue);
-    return { events: queue, usage: () => ({ promptTokens: prepared.prompt.length, completionTokens }) };
+    return {
+      events: queue,
+      usage: () => ({ promptTokens: prepared.prompt.length, completionTokens, cachedPromptTokens }),
+    };
   }
 
   async toolFormat(modelId: string): Promise<ToolFormatInfo | undefined> {
@@ -311,6 +319,7 @@ export class LlamaProvider implements ChatProvider {
 
     const queue = new EventQueue<ChatEvent>();
     let completionTokens = 0;
+    let cachedPromptTokens = 0;
     let reasoningTokens = 0;
     const runs = lease.sequences.map((sequence, index) => {
       const reply = new NativeReply({
@@ -340,8 +349,9 @@ export class LlamaProvider implements ChatProvider {
         },
         {
           text: (text, logprobs) => reply.text(text, logprobs),
-          end: ({ finishReason, completionTokens: count }) => {
+          end: ({ finishReason, completionTokens: count, cachedPromptTokens: cached }) => {
             completionTokens += count;
+            if (index === 0) cachedPromptTokens = cached;
             reasoningTokens += reply.reasoningTokens;
             if (finishReason === "aborted") return;
             reply.end(finishReason);
@@ -357,6 +367,7 @@ export class LlamaProvider implements ChatProvider {
       usage: () => ({
         promptTokens: prepared.prompt.length,
         completionTokens,
+        cachedPromptTokens,
         ...(reasoning !== "none" && thinks(family) ? { reasoningTokens } : {}),
         ...(family === "harmony" ? { reasoningTokens } : {}),
       }),

@@ -24,6 +24,8 @@ export interface TokenUsage {
   completionTokens: number;
   /** Of the completion tokens, those the model spent thinking. */
   reasoningTokens?: number | undefined;
+  /** Of the prompt tokens, those a local model's sequence already held (its prefix cache): not computed again. */
+  cachedPromptTokens?: number | undefined;
   /** True when the counts come from tiktoken because an upstream reported none. */
   estimated?: boolean | undefined;
 }

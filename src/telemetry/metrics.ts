@@ -29,6 +29,8 @@ export class Metrics {
   private readonly queueTime: Histogram<"model">;
   private readonly deferred: Counter<"model">;
   private readonly timePerOutputToken: Histogram<"model" | "variant">;
+  private readonly prefixQueries: Counter<"model">;
+  private readonly prefixHits: Counter<"model">;
   /** Set by the fine-tuning jobs (later issue). */
   readonly fineTuneJobs: Gauge<"status">;
   /** Incremented by the rollback rules (later issue). */
@@ -110,6 +112,18 @@ export class Metrics {
       buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.3, 0.5, 1],
       registers,
     });
+    this.prefixQueries = new Counter({
+      name: `${PREFIX}prefix_cache_queries_total`,
+      help: "Prompt tokens of local models' requests, looked up in the sequence's KV cache (as vLLM's prefix_cache_queries).",
+      labelNames: ["model"],
+      registers,
+    });
+    this.prefixHits = new Counter({
+      name: `${PREFIX}prefix_cache_hits_total`,
+      help: "Of those, the tokens the sequence already held and did not compute again (as vLLM's prefix_cache_hits).",
+      labelNames: ["model"],
+      registers,
+    });
     new Gauge({
       name: `${PREFIX}kv_cache_usage_ratio`,
       help: "Tokens held in the model's KV cache (all its sequences) over what they can hold, 0..1.",
@@ -183,6 +197,10 @@ export class Metrics {
       if (r.tokens_per_second > 0) this.timePerOutputToken.observe({ model, variant }, 1 / r.tokens_per_second);
     }
     if (r.cache !== undefined) this.cache.inc({ result: r.cache });
+    if (r.cached_prompt_tokens !== undefined) {
+      this.prefixQueries.inc({ model }, r.prompt_tokens);
+      this.prefixHits.inc({ model }, r.cached_prompt_tokens);
+    }
   }
 
   queued(model: string, seconds: number, deferred: boolean): void {

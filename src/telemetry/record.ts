@@ -48,6 +48,8 @@ export const UsageRecord = z.object({
   client_disconnected: z.boolean(),
   prompt_tokens: z.int().min(0),
   completion_tokens: z.int().min(0),
+  /** Of the prompt tokens, those a local model's sequence already held (not computed again). */
+  cached_prompt_tokens: z.int().min(0).optional(),
   /** True when the counts come from tiktoken rather than the serving model's tokenizer. */
   estimated: z.boolean(),
   ttft_ms: z.number().optional(),
@@ -114,6 +116,7 @@ export function buildRecord(f: RequestFacts, reference?: ReferenceCost): UsageRe
     client_disconnected: f.clientDisconnected,
     prompt_tokens: f.usage?.promptTokens ?? 0,
     completion_tokens: completion,
+    ...(f.usage?.cachedPromptTokens === undefined ? {} : { cached_prompt_tokens: f.usage.cachedPromptTokens }),
     estimated: f.estimated,
     ttft_ms: f.firstDeltaMs === undefined ? undefined : roundMs(f.firstDeltaMs),
     latency_ms: roundMs(f.endMs),

@@ -64,3 +64,32 @@ it("KV cache usage counts the tokens a running request holds", async () => {
     // read it to its end
   }
 });
+
+it("a conversation's next turn reuses the prompt its sequence already holds, and says how much", async () => {
+  const first: { role: "user" | "assistant"; content: string }[] = [
+    { role: "user", content: "My name is Ada and I live in a small town by the sea. Remember it." },
+  ];
+  const one = await s.client.chat.completions.create({ model: "one-seq", messages: first, max_tokens: 8 });
+  const two = await s.client.chat.completions.create({
+    model: "one-seq",
+    messages: [
+      ...first,
+      { role: "assistant", content: one.choices[0]?.message.content ?? "" },
+      { role: "user", content: "What is my name?" },
+    ],
+    max_tokens: 4,
+  });
+  const promptOne = one.usage?.prompt_tokens ?? 0;
+  const cached = two.usage?.prompt_tokens_details?.cached_tokens ?? 0;
+  // At least the first turn's prompt was held (the last prompt token is always evaluated again).
+  expect(cached).toBeGreaterThanOrEqual(promptOne - 1);
+  expect(cached).toBeLessThan(two.usage?.prompt_tokens ?? 0);
+  // The same figure reaches the metrics (tokens looked up vs found) once the request's record is made.
+  const hits = () => metric(/^roundhouse_prefix_cache_hits_total\{model="one-seq"\}/);
+  for (let i = 0; ((await hits()) ?? 0) < cached; i++) {
+    expect(i, "the record never reached the metrics").toBeLessThan(100);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const queries = await metric(/^roundhouse_prefix_cache_queries_total\{model="one-seq"\}/);
+  expect(queries).toBeGreaterThan((await hits()) ?? 0);
+});
