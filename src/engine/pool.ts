@@ -12,13 +12,14 @@ import {
   type LlamaModel,
   readGgufFileInfo,
   resolveModelFile,
+  type Token,
 } from "node-llama-cpp";
 import { ChatTemplate } from "./chat-template.ts";
 import { ModelLoadError } from "./errors.ts";
 import { type LoadedModelState, type PoolLimits, planEviction } from "./eviction.ts";
 import { readGguf } from "./gguf.ts";
 import { LockstepDriver } from "./lockstep.ts";
-import { SequenceSlots } from "./slots.ts";
+import { pickSequences, SequenceSlots } from "./slots.ts";
 import {
   type ReasoningSetting,
   type ResolvedFormat,
@@ -76,6 +77,11 @@ export interface LoadedModel {
 export interface ModelLease {
   loaded: LoadedModel;
   sequences: LlamaContextSequence[];
+  /**
+   * Moves the request to the sequences best for `prompt` (pickSequences): those already holding
+   * most of it, else the least recently used. Called once its prompt is tokenized.
+   */
+  preferPrefix(prompt: readonly Token[]): void;
   release(): void;
 }
 
@@ -189,9 +195,23 @@ export class ModelPool {
     }
     this.options.events?.queued?.(id, (performance.now() - waitStarted) / 1000, deferred);
     let released = false;
-    return {
+    const sequenceOf = (i: number) => loaded.sequences[i] as LlamaContextSequence;
+    const lease: ModelLease = {
       loaded,
-      sequences: ids.map((i) => loaded.sequences[i] as LlamaContextSequence),
+      sequences: ids.map(sequenceOf),
+      preferPrefix: (prompt) => {
+        if (released) return;
+        const candidates = [...ids, ...loaded.slots.freeIds].map((i) => ({
+          id: i,
+          commonPrefix: sequenceOf(i).compareContextTokens([...prompt]).firstDifferentIndex,
+          lastUsed: loaded.slots.lastUsed(i),
+          held: ids.includes(i),
+        }));
+        const chosen = pickSequences(candidates, ids.length, prompt.length);
+        loaded.slots.exchange(ids, chosen);
+        ids = chosen;
+        lease.sequences = ids.map(sequenceOf);
+      },
       release: () => {
         if (released) return;
         released = true;
@@ -203,6 +223,7 @@ export class ModelPool {
         else this.idleFrom(loaded);
       },
     };
+    return lease;
   }
 
   load(id: string): Promise<LoadedModel> {

@@ -14,10 +14,48 @@ interface Waiter {
   fail: (err: Error) => void;
 }
 
+/** A sequence a request could run on, as the choice between them sees it. */
+export interface SequenceCandidate {
+  id: number;
+  /** Tokens of the request's prompt the sequence already holds, from the start. */
+  commonPrefix: number;
+  /** When it was last released (0: never used). */
+  lastUsed: number;
+  /** The request holds it already. */
+  held: boolean;
+}
+
+/**
+ * The fraction of a prompt a sequence must already hold for the request to go there (as
+ * llama-server's --slot-prompt-similarity, 0.5): below it, the least recently used sequences are
+ * taken instead, so a new conversation does not overwrite the cache of a live one.
+ */
+export const PROMPT_SIMILARITY = 0.5;
+
+/**
+ * Which `count` sequences a request runs on: those holding the longest common prefix of its
+ * prompt when the best holds at least PROMPT_SIMILARITY of it, else the least recently used;
+ * ties go to the ones it holds already, then the lowest ids. Pure.
+ */
+export function pickSequences(candidates: readonly SequenceCandidate[], count: number, promptLength: number): number[] {
+  const best = Math.max(0, ...candidates.map((c) => c.commonPrefix));
+  const similar = promptLength > 0 && best >= PROMPT_SIMILARITY * promptLength;
+  const order = [...candidates].sort(
+    (a, b) =>
+      (similar ? b.commonPrefix - a.commonPrefix : a.lastUsed - b.lastUsed) ||
+      Number(b.held) - Number(a.held) ||
+      a.id - b.id,
+  );
+  return order.slice(0, count).map((c) => c.id);
+}
+
 export class SequenceSlots {
   /** Free sequence ids, lowest first: llama.cpp batches contiguous ids best (ENGINE-NOTES). */
   private free: number[];
   private readonly waiters: Waiter[] = [];
+  /** When each sequence was last released (a tick; 0: never). */
+  private readonly used: number[];
+  private tick = 0;
 
   constructor(
     private readonly model: string,
@@ -25,6 +63,34 @@ export class SequenceSlots {
     private readonly limits: SlotLimits,
   ) {
     this.free = Array.from({ length: size }, (_, i) => i);
+    this.used = Array.from({ length: size }, () => 0);
+  }
+
+  /** Sequences no request holds now. */
+  get freeIds(): readonly number[] {
+    return this.free;
+  }
+
+  lastUsed(id: number): number {
+    return this.used[id] ?? 0;
+  }
+
+  /**
+   * Trades sequences a request holds for free ones: it then holds `chosen` (as many as it held,
+   * each held or free now). Synchronous, so no other request sees the trade half done; the
+   * number of free sequences does not change, so nobody waiting is affected.
+   */
+  exchange(held: readonly number[], chosen: readonly number[]): void {
+    const pool = new Set([...held, ...this.free]);
+    if (
+      chosen.length !== held.length ||
+      !chosen.every((id) => pool.has(id)) ||
+      new Set(chosen).size !== chosen.length
+    ) {
+      throw new RangeError("exchange: chosen sequences must be as many as held, each held or free");
+    }
+    for (const id of chosen) pool.delete(id);
+    this.free = [...pool].sort((a, b) => a - b);
   }
 
   get busy(): number {
@@ -78,6 +144,8 @@ export class SequenceSlots {
   }
 
   release(ids: readonly number[]): void {
+    this.tick++;
+    for (const id of ids) this.used[id] = this.tick;
     this.free.push(...ids);
     this.free.sort((a, b) => a - b);
     this.serve();

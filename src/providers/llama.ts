@@ -125,6 +125,8 @@ export class LlamaProvider implements ChatProvider {
       lease.release();
       throw err;
     }
+    // One prompt: to the sequence that already holds it, if one does.
+    if (plans.length === 1 && plans[0]) lease.preferPrefix(plans[0].prompt);
     const stop = stopList(req.stop);
 
     const queue = new EventQueue<ChatEvent>();
@@ -228,6 +230,8 @@ export class LlamaProvider implements ChatProvider {
       lease.release();
       throw err;
     }
+    // To the sequence that already holds this conversation, if one does.
+    lease.preferPrefix(prepared.prompt);
 
     const queue = new EventQueue<ChatEvent>();
     let completionTokens = 0;
@@ -316,6 +320,7 @@ export class LlamaProvider implements ChatProvider {
       lease.release();
       throw err;
     }
+    lease.preferPrefix(prepared.prompt);
 
     const queue = new EventQueue<ChatEvent>();
     let completionTokens = 0;

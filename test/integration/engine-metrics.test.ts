@@ -93,3 +93,39 @@ it("a conversation's next turn reuses the prompt its sequence already holds, and
   const queries = await metric(/^roundhouse_prefix_cache_queries_total\{model="one-seq"\}/);
   expect(queries).toBeGreaterThan((await hits()) ?? 0);
 });
+
+it("two conversations on two sequences each keep their cache: a turn goes back to the sequence holding it", async () => {
+  const two = await startServer({
+    config: [
+      "models:",
+      "  - id: two-seq",
+      "    provider: llama",
+      `    path: ${TINY_MODEL}`,
+      "    context_size: 256",
+      "    parallel: 2",
+      "    threads: 1",
+      "    preload: true",
+    ].join("\n"),
+  });
+  try {
+    const turn = async (history: { role: "user" | "assistant"; content: string }[], user: string) => {
+      const messages = [...history, { role: "user" as const, content: user }];
+      const res = await two.client.chat.completions.create({ model: "two-seq", messages, max_tokens: 6 });
+      return {
+        history: [...messages, { role: "assistant" as const, content: res.choices[0]?.message.content ?? "" }],
+        prompt: res.usage?.prompt_tokens ?? 0,
+        cached: res.usage?.prompt_tokens_details?.cached_tokens ?? 0,
+      };
+    };
+    // One after the other, as two users who take turns: with the lowest free sequence every time,
+    // each would overwrite the other's history.
+    const a1 = await turn([], "My name is Ada and I keep bees on a hill above the harbour.");
+    const b1 = await turn([], "Tell me about the tallest lighthouse you know of, please.");
+    const a2 = await turn(a1.history, "What do I keep?");
+    const b2 = await turn(b1.history, "How tall is it?");
+    expect(a2.cached).toBeGreaterThanOrEqual(a1.prompt - 1);
+    expect(b2.cached).toBeGreaterThanOrEqual(b1.prompt - 1);
+  } finally {
+    await two.close();
+  }
+});

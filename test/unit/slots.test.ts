@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { AbortedError, QueueFullError, QueueTimeoutError } from "../../src/engine/errors.ts";
-import { SequenceSlots } from "../../src/engine/slots.ts";
+import { pickSequences, SequenceSlots } from "../../src/engine/slots.ts";
 
 describe("SequenceSlots", () => {
   it("hands out the lowest free ids", async () => {
@@ -50,5 +50,41 @@ describe("SequenceSlots", () => {
     abort.abort();
     await expect(waiting).rejects.toBeInstanceOf(AbortedError);
     expect(slots.waiting).toBe(0);
+  });
+});
+
+describe("pickSequences", () => {
+  const c = (id: number, commonPrefix: number, lastUsed: number, held = false) => ({
+    id,
+    commonPrefix,
+    lastUsed,
+    held,
+  });
+
+  it("goes where the prompt is already held, when a sequence holds at least half of it", () => {
+    expect(pickSequences([c(0, 3, 5, true), c(1, 60, 2), c(2, 0, 0)], 1, 100)).toEqual([1]);
+    expect(pickSequences([c(0, 50, 5, true), c(1, 50, 2)], 1, 100)).toEqual([0]);
+  });
+
+  it("otherwise takes the least recently used, so a new conversation keeps off a live one's cache", () => {
+    // Sequence 0 holds someone else's conversation (a shared template prefix only); 2 was never used.
+    expect(pickSequences([c(0, 3, 5, true), c(1, 0, 2), c(2, 0, 0)], 1, 100)).toEqual([2]);
+    expect(pickSequences([c(0, 3, 5, true), c(1, 0, 2), c(2, 0, 0)], 2, 100)).toEqual([2, 1]);
+    // All unused: the one held, then the lowest.
+    expect(pickSequences([c(3, 0, 0, true), c(1, 0, 0), c(2, 0, 0)], 1, 10)).toEqual([3]);
+  });
+});
+
+describe("SequenceSlots.exchange", () => {
+  it("trades held sequences for free ones without changing how many are free", async () => {
+    const slots = new SequenceSlots("m", 3, { maxWaiting: 4, timeoutMs: 1000 });
+    const held = await slots.acquire(1);
+    expect(held).toEqual([0]);
+    slots.exchange(held, [2]);
+    expect(slots.freeIds).toEqual([0, 1]);
+    expect(() => slots.exchange([2], [2, 1])).toThrow(RangeError);
+    slots.release([2]);
+    expect(slots.lastUsed(2)).toBeGreaterThan(slots.lastUsed(0));
+    expect(slots.freeIds).toEqual([0, 1, 2]);
   });
 });
