@@ -5,7 +5,8 @@
 // llama-server's (bench/embeddings.ts); `npm run bench -- finetune` the fine-tuning benchmark
 // (bench/finetune.ts: llama-finetune on the tiny, 115M and 0.5B-class shapes); `npm run bench --
 // finetune-answer` a real job on the 115M shape and whether it answers what it was trained on
-// (bench/finetune-answer.ts).
+// (bench/finetune-answer.ts); `npm run bench -- multiturn` the multi-user, multi-turn chat
+// workload against llama-server (bench/multiturn.ts).
 //
 // For each model and thread count both servers are started as their own processes
 // (Roundhouse: `node --import tsx src/main.ts` with a generated models.yaml; llama-server
@@ -59,6 +60,7 @@ import { runEmbeddingsBench } from "./embeddings.ts";
 import { formatFinetuneRows, runFinetuneBench } from "./finetune.ts";
 import { formatFinetuneAnswer, runFinetuneAnswerBench } from "./finetune-answer.ts";
 import { type Endpoint, type LevelRun, newAgent, type RequestSpec, runLevel } from "./load.ts";
+import { formatMultiturn, runMultiturnBench } from "./multiturn.ts";
 import { DEFAULT_SHAPE, ensureRealisticModel, type RealisticShape } from "./realistic-model.ts";
 import { formatTable, type LevelSummary, summariseLevel } from "./report.ts";
 import {
@@ -275,6 +277,11 @@ async function main(): Promise<void> {
   }
   if (process.argv.slice(2).includes("embeddings")) {
     await runEmbeddingsBench();
+    return;
+  }
+  if (process.argv.slice(2).includes("multiturn")) {
+    const results = await runMultiturnBench();
+    process.stdout.write(`\n${formatMultiturn(results)}\n`);
     return;
   }
   if (process.argv.slice(2).includes("finetune-answer")) {

@@ -1,0 +1,200 @@
+// `npm run bench -- multiturn`: the multi-user chat workload of issue #25 against llama-server
+// on the same GGUF, in the same run. USERS users chat TURNS turns each, all at once, over
+// PARALLEL sequences; every turn resends the whole conversation (as chat clients do) behind one
+// shared system prompt of about 300 words. What is measured is the first token: per turn
+// (TTFT p50 over users) and overall, plus the wall time of the whole workload. Texts are made
+// fresh per run, so neither server has seen them. Nothing asserts a timing.
+//
+// Settings (environment):
+//   BENCH_MT_MODEL     tiny | realistic   (realistic: the 115M shape of bench/realistic-model.ts)
+//   BENCH_MT_USERS     8
+//   BENCH_MT_TURNS     4
+//   BENCH_MT_PARALLEL  4
+//   BENCH_MT_THREADS   cores - 1 (at least 1)
+//   BENCH_MT_TOKENS    24        completion tokens per turn
+//   BENCH_MT_SYSTEM    300 words (30 on the tiny model, whose context is 512 tokens)
+import { mkdtempSync, rmSync } from "node:fs";
+import { request } from "node:http";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { newAgent } from "./load.ts";
+import { ensureRealisticModel } from "./realistic-model.ts";
+import { type RunningServer, startLlamaServer, startRoundhouse } from "./servers.ts";
+
+const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
+const TINY = join(REPO_ROOT, "models", "roundhouse-tiny-q8_0.gguf");
+const log = (line: string) => process.stderr.write(`${line}\n`);
+const AGENT = newAgent();
+
+const WORDS =
+  "harbour lantern orchard meadow copper river station garden signal ferry market window valley thunder pepper castle violin saddle carpet ribbon".split(
+    " ",
+  );
+
+/** About `n` words of plain text, different for every seed. */
+function text(n: number, seed: number): string {
+  let x = seed * 2654435761;
+  const out: string[] = [];
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    out.push(WORDS[x % WORDS.length] as string);
+  }
+  return `${out.join(" ")}.`;
+}
+
+interface Message {
+  role: "system" | "user" | "assistant";
+  content: string;
+}
+
+/** One streamed turn: milliseconds to the first content, and the reply's text. */
+function turn(
+  server: RunningServer,
+  messages: Message[],
+  maxTokens: number,
+): Promise<{ ttftMs: number; reply: string }> {
+  const body = JSON.stringify({
+    model: server.model,
+    messages,
+    stream: true,
+    max_tokens: maxTokens,
+    temperature: 0,
+    seed: 7,
+  });
+  const url = new URL(`${server.baseUrl}/v1/chat/completions`);
+  return new Promise((resolve, reject) => {
+    const started = performance.now();
+    // A fresh connection per turn, as load.ts: idle keep-alive sockets race llama-server's timeout.
+    const req = request(
+      url,
+      {
+        method: "POST",
+        agent: AGENT,
+        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
+      },
+      (res) => {
+        let ttftMs = Number.NaN;
+        let reply = "";
+        let rest = "";
+        let raw = "";
+        res.setEncoding("utf8");
+        res.on("data", (chunk: string) => {
+          if (res.statusCode !== 200) {
+            raw += chunk;
+            return;
+          }
+          const lines = (rest + chunk).split("\n");
+          rest = lines.pop() ?? "";
+          for (const line of lines) {
+            if (!line.startsWith("data: ") || line === "data: [DONE]") continue;
+            const parsed = JSON.parse(line.slice(6)) as { choices?: { delta?: { content?: string } }[] };
+            const delta = parsed.choices?.[0]?.delta?.content;
+            if (!delta) continue;
+            if (Number.isNaN(ttftMs)) ttftMs = performance.now() - started;
+            reply += delta;
+          }
+        });
+        res.on("end", () => {
+          if (res.statusCode !== 200) reject(new Error(`${server.name}: HTTP ${res.statusCode}: ${raw}`));
+          else resolve({ ttftMs: Number.isNaN(ttftMs) ? performance.now() - started : ttftMs, reply });
+        });
+        res.on("error", reject);
+      },
+    );
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+export interface MultiturnResult {
+  target: string;
+  /** TTFT p50 (ms) of each turn, over users. */
+  turnP50: number[];
+  overallP50: number;
+  wallMs: number;
+}
+
+async function workload(
+  server: RunningServer,
+  w: { users: number; turns: number; maxTokens: number; systemWords: number },
+  seed: number,
+): Promise<MultiturnResult> {
+  const { users, turns, maxTokens } = w;
+  const system: Message = { role: "system", content: text(w.systemWords, seed) };
+  const ttfts: number[][] = Array.from({ length: turns }, () => []);
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: users }, async (_, u) => {
+      const messages: Message[] = [system];
+      for (let t = 0; t < turns; t++) {
+        messages.push({ role: "user", content: text(12, seed * 1000 + u * 10 + t) });
+        const { ttftMs, reply } = await turn(server, messages, maxTokens);
+        (ttfts[t] as number[]).push(ttftMs);
+        messages.push({ role: "assistant", content: reply });
+      }
+    }),
+  );
+  return {
+    target: server.name,
+    turnP50: ttfts.map(p50),
+    overallP50: p50(ttfts.flat()),
+    wallMs: performance.now() - started,
+  };
+}
+
+function p50(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)] ?? Number.NaN;
+}
+
+export async function runMultiturnBench(): Promise<MultiturnResult[]> {
+  const model = process.env.BENCH_MT_MODEL ?? "tiny";
+  const users = Number(process.env.BENCH_MT_USERS ?? 8);
+  const turns = Number(process.env.BENCH_MT_TURNS ?? 4);
+  const parallel = Number(process.env.BENCH_MT_PARALLEL ?? 4);
+  const threads = Number(process.env.BENCH_MT_THREADS ?? Math.max(1, availableParallelism() - 1));
+  const maxTokens = Number(process.env.BENCH_MT_TOKENS ?? 24);
+  const systemWords = Number(process.env.BENCH_MT_SYSTEM ?? (model === "realistic" ? 300 : 30));
+  const contextSize = model === "realistic" ? 2048 : 512;
+  const modelPath = model === "realistic" ? (await ensureRealisticModel(TINY, undefined, log)).path : TINY;
+  const results: MultiturnResult[] = [];
+  const seed = Date.now() % 100_000;
+  // Each target gets its own fresh texts (another seed), so neither sees what the other was sent.
+  const targets = [
+    ["roundhouse", (o: Parameters<typeof startRoundhouse>[0]) => startRoundhouse(o)],
+    ["llama-server", (o: Parameters<typeof startLlamaServer>[0]) => startLlamaServer(o)],
+  ] as const;
+  for (const [i, [name, start]] of targets.entries()) {
+    const workDir = mkdtempSync(join(tmpdir(), `roundhouse-mt-${name}-`));
+    const server = await start({ modelPath, contextSize, parallel, threads, workDir });
+    try {
+      log(`${name}: ${users} users × ${turns} turns on ${parallel} sequences, ${threads} threads …`);
+      results.push(await workload(server, { users, turns, maxTokens, systemWords }, seed + i));
+    } finally {
+      await server.stop();
+      rmSync(workDir, { recursive: true, force: true });
+    }
+  }
+  return results;
+}
+
+export function formatMultiturn(results: readonly MultiturnResult[]): string {
+  const [ours, theirs] = results;
+  const lines = results.map(
+    (r) =>
+      `${r.target.padEnd(12)} TTFT p50 per turn ${r.turnP50.map((t) => `${(t / 1000).toFixed(2)} s`).join(" / ")}; overall ${(r.overallP50 / 1000).toFixed(2)} s; wall ${(r.wallMs / 1000).toFixed(1)} s`,
+  );
+  if (ours && theirs) {
+    const fastest = Math.min(...ours.turnP50);
+    lines.push(
+      `roundhouse ÷ llama-server: TTFT p50 ${(ours.overallP50 / theirs.overallP50).toFixed(2)}×, wall ${(ours.wallMs / theirs.wallMs).toFixed(2)}×; slowest turn ÷ fastest turn (roundhouse) ${(Math.max(...ours.turnP50) / fastest).toFixed(2)}×`,
+    );
+  }
+  lines.push(
+    `load ${loadavg()
+      .map((l) => l.toFixed(1))
+      .join(" ")}`,
+  );
+  return lines.join("\n");
+}
