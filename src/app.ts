@@ -19,6 +19,7 @@ import { metricsRoutes } from "../routes/metrics.ts";
 import { modelRoutes } from "../routes/models.ts";
 import { clientGone, requestHeader, responseHeader } from "../routes/node-http.ts";
 import { recordRequests } from "../routes/record-request.ts";
+import { rerankRoutes } from "../routes/rerank.ts";
 import { responseRoutes } from "../routes/responses.ts";
 import { ModelLoadError } from "./engine/errors.ts";
 import { methodNotAllowed, routeNotFound } from "./openai/errors.ts";
@@ -39,7 +40,15 @@ export function createApp(services: Services): Hono<AppEnv> {
     await next();
   });
 
-  for (const path of ["/v1/chat/completions", "/v1/completions", "/v1/embeddings", "/v1/responses"]) {
+  for (const path of [
+    "/v1/chat/completions",
+    "/v1/completions",
+    "/v1/embeddings",
+    "/v1/responses",
+    "/v1/rerank",
+    "/v1/reranking",
+    "/rerank",
+  ]) {
     app.use(path, recordRequests(services));
   }
 
@@ -56,6 +65,8 @@ export function createApp(services: Services): Hono<AppEnv> {
   // Keys first (a stranger learns nothing, not even a limit), then the key's rate limit, then sizes.
   // Without API_KEYS /v1 is open; without ADMIN_API_KEY /admin is.
   app.use("/v1/*", requireKey(services, "api"), rateLimit(services));
+  // Rerank clients (llama-server's, Jina's, Cohere's) also call it outside /v1: the same door.
+  app.use("/rerank", requireKey(services, "api"), rateLimit(services), limitBody(services.bodyLimitBytes));
   app.use("/admin/*", requireKey(services, "admin"));
   app.use("/v1/*", limitBody(services.bodyLimitBytes, services.uploadLimitBytes));
   app.use("/admin/*", limitBody(services.bodyLimitBytes));
@@ -66,6 +77,7 @@ export function createApp(services: Services): Hono<AppEnv> {
   app.route("/v1/completions", completionRoutes(services));
   app.route("/v1/embeddings", embeddingRoutes(services));
   app.route("/v1/responses", responseRoutes(services));
+  for (const path of ["/v1/rerank", "/v1/reranking", "/rerank"]) app.route(path, rerankRoutes(services));
   app.route("/v1/models", modelRoutes(services));
   app.route("/v1/feedback", feedbackRoutes(services));
   app.route("/v1/files", fileRoutes(services));

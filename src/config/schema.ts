@@ -98,15 +98,26 @@ export const FineTune = z
   .describe("Fine-tuning jobs may train this model (POST /v1/fine_tuning/jobs).");
 
 /** What clients may ask of a model; each is one endpoint family. */
-export const OPERATIONS = ["chat", "completions", "embeddings"] as const;
+export const OPERATIONS = ["chat", "completions", "embeddings", "rerank"] as const;
 export type Operation = (typeof OPERATIONS)[number];
+
+/** What a local model may serve: reranking is an upstream's (a reranker GGUF's head is not loaded here yet). */
+export const LOCAL_OPERATIONS = ["chat", "completions", "embeddings"] as const;
+
+const LocalOperations = z
+  .array(z.enum(LOCAL_OPERATIONS))
+  .min(1)
+  .optional()
+  .describe(
+    "What the model serves: chat (/v1/chat/completions), completions (/v1/completions), embeddings (/v1/embeddings). Default: all three; an embedding model lists only embeddings, and asking it for a chat is a 400. Reranking is served by upstream models only.",
+  );
 
 const Operations = z
   .array(z.enum(OPERATIONS))
   .min(1)
   .optional()
   .describe(
-    "What the model serves: chat (/v1/chat/completions), completions (/v1/completions), embeddings (/v1/embeddings). Default: all three; an embedding model lists only embeddings, and asking it for a chat is a 400.",
+    "What the model serves: chat, completions, embeddings, rerank (/v1/rerank). Default: all four (the upstream judges each request).",
   );
 
 export const Duration = z.union([
@@ -176,7 +187,7 @@ export const LlamaModel = z
     owned_by: z.string().min(1).optional().describe('`owned_by` in /v1/models; default "roundhouse".'),
     reference_price: ReferencePrice.optional(),
     finetune: FineTune.optional(),
-    operations: Operations,
+    operations: LocalOperations,
   })
   .describe("A local GGUF model.");
 

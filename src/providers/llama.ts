@@ -4,7 +4,7 @@
 import { createHash, randomInt } from "node:crypto";
 import { statSync } from "node:fs";
 import type { Llama, LlamaContextSequence, LlamaGrammar, LlamaModel, Token } from "node-llama-cpp";
-import { OPERATIONS } from "../config/schema.ts";
+import { LOCAL_OPERATIONS } from "../config/schema.ts";
 import { embed, embeddingContext, evaluatedLength } from "../engine/embeddings.ts";
 import { type FinishReason as EngineFinish, Generation, type Sampling } from "../engine/generation.ts";
 import { GrammarCache, grammarStops, type OutputConstraint } from "../engine/grammar.ts";
@@ -55,7 +55,7 @@ export class LlamaProvider implements ChatProvider {
           .digest("hex")
           .slice(0, 10)}`,
         defaultTemperature: spec?.sampling.temperature ?? 1,
-        operations: spec?.operations ?? OPERATIONS,
+        operations: spec?.operations ?? LOCAL_OPERATIONS,
       };
       if (spec) this.descriptions.set(modelId, description);
     }

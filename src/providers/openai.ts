@@ -13,6 +13,7 @@ import { OPERATIONS } from "../config/schema.ts";
 import { AbortedError } from "../engine/errors.ts";
 import type { ChatCompletionRequest } from "../openai/chat.ts";
 import type { EmbeddingRequest } from "../openai/embeddings.ts";
+import type { RerankRequest } from "../openai/rerank.ts";
 import { type CompletionRequest, completionPrompts } from "../openai/text-completions.ts";
 import type {
   ChatContext,
@@ -23,6 +24,7 @@ import type {
   ModelDescription,
   NativeResponses,
   Operation,
+  RerankAnswer,
 } from "./provider.ts";
 import { type ChunkEvents, type Invalid, parseChunk, parseCompletion } from "./upstream/chunks.ts";
 import { parseEmbeddings } from "./upstream/embeddings.ts";
@@ -36,6 +38,7 @@ import {
   UpstreamError,
 } from "./upstream/errors.ts";
 import { chatEndpoint, type UpstreamEndpoint, upstreamBody, upstreamEndpoint } from "./upstream/request.ts";
+import { parseRerank } from "./upstream/rerank.ts";
 import { NOT_SERVED_STATUSES, openResponseEvents, parseResponseJson, responseUsage } from "./upstream/responses.ts";
 import { retryDelayMs } from "./upstream/retry.ts";
 import { SseParser } from "./upstream/sse.ts";
@@ -84,6 +87,7 @@ interface Upstream {
   embeddings: UpstreamEndpoint;
   completions: UpstreamEndpoint;
   responsesEndpoint: UpstreamEndpoint;
+  rerankEndpoint: UpstreamEndpoint;
   agent: Agent;
   description: ModelDescription;
 }
@@ -123,6 +127,7 @@ export class OpenAIProvider implements ChatProvider {
           responses: spec.responses ?? "auto",
         },
         responsesEndpoint: upstreamEndpoint(spec, "/responses"),
+        rerankEndpoint: upstreamEndpoint(spec, "/rerank"),
       });
     }
   }
@@ -171,6 +176,28 @@ export class OpenAIProvider implements ChatProvider {
     const parsed = parseEmbeddings(text);
     if (parsed.kind === "invalid") throw protocolFailure(spec.id, `it sent ${parsed.problem}`);
     return { vectors: parsed.vectors, usage: { promptTokens: parsed.promptTokens, completionTokens: 0 } };
+  }
+
+  /** The rerank request as the client sent it, under the upstream's model name, to its /rerank. */
+  async rerank(modelId: string, req: RerankRequest, ctx: ChatContext): Promise<RerankAnswer> {
+    const upstream = this.upstream(modelId);
+    const { spec } = upstream;
+    const body = JSON.stringify({ ...req, model: spec.model });
+    const response = await this.send(upstream, upstream.rerankEndpoint, body, false, ctx.signal);
+    const parsed = parseRerank(await readWhole(response, spec.id, ctx.signal));
+    if (parsed.kind === "invalid") throw protocolFailure(spec.id, `it sent ${parsed.problem}`);
+    // Without usage from the upstream, tiktoken counts the query once per document, as rerankers read them.
+    const promptTokens =
+      parsed.promptTokens ??
+      req.documents.reduce<number>(
+        (sum, d) =>
+          sum + this.options.tokens.countTokens(`${req.query}\n${typeof d === "string" ? d : d.text}`, spec.model),
+        0,
+      );
+    return {
+      results: parsed.results,
+      usage: { promptTokens, completionTokens: 0, ...(parsed.promptTokens === undefined ? { estimated: true } : {}) },
+    };
   }
 
   /**

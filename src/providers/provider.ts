@@ -4,6 +4,7 @@
 import type { Operation } from "../config/schema.ts";
 import type { ChatCompletionRequest, FinishReason, TokenLogprob, ToolCall, ToolCallDelta } from "../openai/chat.ts";
 import type { EmbeddingRequest } from "../openai/embeddings.ts";
+import type { RerankRequest, RerankResult } from "../openai/rerank.ts";
 import type { CompletionRequest } from "../openai/text-completions.ts";
 
 export type { Operation };
@@ -95,6 +96,14 @@ export interface ChatProvider {
    * serve it (the caller translates onto chat instead). Providers without it translate always.
    */
   responses?(modelId: string, body: Record<string, unknown>, ctx: ChatContext): Promise<NativeResponses | undefined>;
+  /** Reranking, by a model that serves it (an upstream's /rerank): the body as the client sent it. */
+  rerank?(modelId: string, body: RerankRequest, ctx: ChatContext): Promise<RerankAnswer>;
+}
+
+/** Documents scored against a query, most relevant first. */
+export interface RerankAnswer {
+  results: RerankResult[];
+  usage: TokenUsage;
 }
 
 /** A Responses API answer as the model that served it sent it: one response object, or its events. */

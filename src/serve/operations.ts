@@ -5,8 +5,15 @@ import { chatCodec, embeddingsCodec } from "../cache/serve.ts";
 import { type ChatCompletionRequest, checkSupported } from "../openai/chat.ts";
 import type { EmbeddingRequest } from "../openai/embeddings.ts";
 import { invalidRequest } from "../openai/errors.ts";
+import type { RerankRequest } from "../openai/rerank.ts";
 import { type CompletionRequest, completionPrompts } from "../openai/text-completions.ts";
-import type { ChatStream, EmbeddingResult, ModelDescription, NativeResponses } from "../providers/provider.ts";
+import type {
+  ChatStream,
+  EmbeddingResult,
+  ModelDescription,
+  NativeResponses,
+  RerankAnswer,
+} from "../providers/provider.ts";
 import type { Operation } from "./pipeline.ts";
 
 /** A hit generated nothing: telemetry counts 0 engine tokens, the client still gets the original usage. */
@@ -60,6 +67,27 @@ export const completionsOperation: Operation<CompletionRequest, ChatStream> = {
   codec: (req, model) => chatCodec({ model: model.id, choices: completionPrompts(req.prompt).length * (req.n ?? 1) }),
   run: (provider, modelId, req, ctx) => provider.complete(modelId, req, ctx),
   watch: chatOperation.watch,
+};
+
+/** Reranking: an upstream reranker's, passed through; not cached (its key would hash every document). */
+export const rerankOperation: Operation<RerankRequest, RerankAnswer> = {
+  name: "rerank",
+  cacheable: () => false,
+  key: () => "",
+  codec: () => ({
+    record: (answer) => answer,
+    replay: () => {
+      throw new Error("rerank answers are not cached");
+    },
+  }),
+  run(provider, modelId, req, ctx) {
+    if (!provider.rerank) throw new Error(`model ${modelId}'s provider cannot rerank`);
+    return provider.rerank(modelId, req, ctx);
+  },
+  watch(telemetry, answer) {
+    telemetry.answered(answer.usage);
+    return answer;
+  },
 };
 
 /**

@@ -303,6 +303,30 @@ export function embeddingsJson(req: ReceivedRequest): Record<string, unknown> {
   return { object: "list", data, model: req.body.model, usage: { prompt_tokens: 7 * count, total_tokens: 7 * count } };
 }
 
+/**
+ * An upstream reranker's answer: each document scored by the share of the query's words it
+ * holds, most relevant first, cut to top_n, with the documents when asked; 5 tokens a document.
+ */
+export function rerankJson(req: ReceivedRequest): Record<string, unknown> {
+  const query = String(req.body.query).toLowerCase().split(/\W+/).filter(Boolean);
+  const documents = (req.body.documents as (string | { text: string })[]).map((d) =>
+    typeof d === "string" ? d : d.text,
+  );
+  const scored = documents.map((text, index) => {
+    const words = new Set(text.toLowerCase().split(/\W+/));
+    const score = query.filter((w) => words.has(w)).length / Math.max(1, query.length);
+    return { index, relevance_score: score, ...(req.body.return_documents ? { document: { text } } : {}) };
+  });
+  scored.sort((a, b) => b.relevance_score - a.relevance_score || a.index - b.index);
+  const topN = typeof req.body.top_n === "number" ? req.body.top_n : scored.length;
+  return {
+    id: "rerank-up",
+    model: req.body.model,
+    results: scored.slice(0, topN),
+    usage: { prompt_tokens: 5 * documents.length, total_tokens: 5 * documents.length },
+  };
+}
+
 /** An upstream's legacy completion: DEFAULT_PIECES as one text (JSON) or one chunk each (stream). */
 export function textCompletionReply(req: ReceivedRequest, res: ServerResponse): void {
   const base = { id: "cmpl-up", object: "text_completion", created: 1, model: req.body.model };
@@ -332,6 +356,11 @@ function answer(behaviour: Behaviour, req: ReceivedRequest, res: ServerResponse)
       if (req.path.endsWith("/embeddings")) {
         res.writeHead(200, { "content-type": "application/json" });
         res.end(JSON.stringify(embeddingsJson(req)));
+        return;
+      }
+      if (req.path.endsWith("/rerank")) {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end(JSON.stringify(rerankJson(req)));
         return;
       }
       if (req.body.stream !== true) {

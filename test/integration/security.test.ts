@@ -85,6 +85,10 @@ const V1_ROUTES: [string, string, string?][] = [
   ["POST", "/v1/fine_tuning/jobs/ftjob-aaaaaaaaaaaaaaaaaaaaaaaa/cancel"],
   ["GET", "/v1/fine_tuning/jobs/ftjob-aaaaaaaaaaaaaaaaaaaaaaaa/events"],
   ["GET", "/v1/fine_tuning/jobs/ftjob-aaaaaaaaaaaaaaaaaaaaaaaa/checkpoints"],
+  ["POST", "/v1/rerank", JSON.stringify({ model: "tiny", query: "q", documents: ["a"] })],
+  ["POST", "/v1/reranking", JSON.stringify({ model: "tiny", query: "q", documents: ["a"] })],
+  // Outside /v1, where rerank clients also look: the same door.
+  ["POST", "/rerank", JSON.stringify({ model: "tiny", query: "q", documents: ["a"] })],
   ["GET", "/v1/no-such-route"],
 ];
 const ADMIN_ROUTES: [string, string, string?][] = [
