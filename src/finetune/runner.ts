@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { existsSync, statSync } from "node:fs";
 import { copyFile, mkdir, readFile, rm, writeFile } from "node:fs/promises";
-import { join } from "node:path";
+import { basename, join } from "node:path";
 import type { Logger } from "pino";
 import { readGguf } from "../engine/gguf.ts";
 import { withoutPaths } from "../openai/redact.ts";
@@ -498,8 +498,18 @@ export class JobRunner {
   private async estimateEvent(jobId: string, prepared: Prepared): Promise<void> {
     const { plan } = prepared;
     // Unreadable weights are the training step's to report (invalid_model, without paths).
-    // The estimate describes llama-finetune on this machine's CPUs, not a command trainer.
-    if (prepared.model.finetune.trainer) return;
+    // The estimate describes llama-finetune on this machine's CPUs, not a command trainer: the
+    // job says so, and what it will train, instead.
+    const command = prepared.model.finetune.trainer;
+    if (command) {
+      await this.deps.store.addEvent(jobId, {
+        level: "info",
+        message: `Trained by the trainer command ${basename(command.command[0] ?? "")} (${plan.trainWindows} windows of ${trainerWindow(prepared.model.finetune.context)} tokens per epoch); it runs outside llama-finetune, so no time or memory is estimated here`,
+        type: "message",
+        data: { trainer: "command", train_windows: plan.trainWindows },
+      });
+      return;
+    }
     const estimate = await this.estimate(prepared.model).catch(() => undefined);
     if (!estimate) return;
     const perEpoch = epochSeconds(estimate, plan.trainWindows, plan.valWindows);

@@ -85,6 +85,10 @@ describe("a command trainer", () => {
     expect(calls[1]?.ROUNDHOUSE_MODEL).not.toBe(calls[0]?.ROUNDHOUSE_MODEL);
 
     const events = (await s.client.fineTuning.jobs.listEvents(job.id, { limit: 100 })).data;
+    // No llama-finetune estimate for it, and the job says why.
+    expect(events.map((e) => e.message)).toContainEqual(
+      expect.stringMatching(/^Trained by the trainer command node .*no time or memory is estimated/),
+    );
     const steps = events.filter((e) => e.type === "metrics" && /^Step /.test(e.message));
     expect(steps.length).toBeGreaterThan(0);
     // The fake's running means for epoch 1 are 3 - 0.5 - 0.1·k: step k's own loss is 2.4 - 0.2·(k - 1).
