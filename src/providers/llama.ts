@@ -6,7 +6,13 @@ import { statSync } from "node:fs";
 import type { Llama, LlamaContextSequence, LlamaGrammar, LlamaModel, Token } from "node-llama-cpp";
 import { LOCAL_OPERATIONS } from "../config/schema.ts";
 import { embed, embeddingContext, evaluatedLength } from "../engine/embeddings.ts";
-import { type FinishReason as EngineFinish, Generation, type Sampling } from "../engine/generation.ts";
+import {
+  type FinishReason as EngineFinish,
+  Generation,
+  type GenerationEvents,
+  type GenerationInput,
+  type Sampling,
+} from "../engine/generation.ts";
 import { GrammarCache, grammarStops, type OutputConstraint } from "../engine/grammar.ts";
 import { grammarSchema, SchemaRefusal } from "../engine/json-schema.ts";
 import type { LoadedModel, LocalModelSpec, ModelLease, ModelPool } from "../engine/pool.ts";
@@ -28,6 +34,7 @@ import type {
   ChatStream,
   EmbeddingResult,
   ModelDescription,
+  TokenUsage,
   ToolFormatInfo,
 } from "./provider.ts";
 import { newCallId, parseToolReply, planTools, type ToolPlan } from "./tool-calls.ts";
@@ -234,45 +241,30 @@ export class LlamaProvider implements ChatProvider {
     lease.preferPrefix(prepared.prompt);
 
     const queue = new EventQueue<ChatEvent>();
-    let completionTokens = 0;
-    let cachedPromptTokens = 0;
-    const runs = lease.sequences.map((sequence, index) => {
-      let buffered = "";
-      const generation = new Generation(
-        lease.loaded.model,
-        sequence,
-        {
-          prompt: prepared.prompt,
-          maxTokens: prepared.maxTokens,
-          stop: prepared.stop,
-          sampling: choiceSampling(prepared.sampling, index),
-          grammar: prepared.grammar,
-          topLogprobs: req.logprobs ? (req.top_logprobs ?? 0) : undefined,
-        },
-        {
+    const usage = runChoices(
+      lease,
+      prepared,
+      req,
+      ctx,
+      (index) => {
+        let buffered = "";
+        return {
+          input: { grammar: prepared.grammar },
           text: (text, logprobs) => {
             if (tools) buffered += text;
             else queue.push({ type: "content", index, text, logprobs });
             return undefined;
           },
-          end: ({ finishReason, completionTokens: count, cachedPromptTokens: cached }) => {
-            completionTokens += count;
-            // The prompt is counted once whatever `n` is: so is what its first choice found cached.
-            if (index === 0) cachedPromptTokens = cached;
+          end: (finishReason) => {
             // An aborted choice has no finish: nobody reads it, and the cache must not store it.
             if (finishReason === "aborted") return;
             for (const event of this.finishEvents(index, finishReason, tools, buffered)) queue.push(event);
           },
-        },
-        ctx.signal,
-      );
-      return lease.loaded.driver.run(generation);
-    });
-    settle(runs, lease, queue);
-    return {
-      events: queue,
-      usage: () => ({ promptTokens: prepared.prompt.length, completionTokens, cachedPromptTokens }),
-    };
+        };
+      },
+      queue,
+    );
+    return { events: queue, usage };
   }
 
   async toolFormat(modelId: string): Promise<ToolFormatInfo | undefined> {
@@ -323,56 +315,40 @@ export class LlamaProvider implements ChatProvider {
     lease.preferPrefix(prepared.prompt);
 
     const queue = new EventQueue<ChatEvent>();
-    let completionTokens = 0;
-    let cachedPromptTokens = 0;
     let reasoningTokens = 0;
-    const runs = lease.sequences.map((sequence, index) => {
-      const reply = new NativeReply({
-        family,
-        index,
-        tools: toolsOn,
-        startInReasoning: prepared.startInReasoning,
-        reasoning,
-        parallel: req.parallel_tool_calls !== false,
-        grammars: prepared.grammars,
-        model: lease.loaded.model,
-        vocabularySize: lease.loaded.vocabularySize,
-        push: (event) => queue.push(event),
-      });
-      const generation = new Generation(
-        lease.loaded.model,
-        sequence,
-        {
-          prompt: prepared.prompt,
-          maxTokens: prepared.maxTokens,
-          stop: prepared.stop,
-          sampling: choiceSampling(prepared.sampling, index),
-          grammarState: reply.grammarState,
-          tokenBias: reply.tokenBias,
-          specialTokens: true,
-          topLogprobs: req.logprobs ? (req.top_logprobs ?? 0) : undefined,
-        },
-        {
+    const usage = runChoices(
+      lease,
+      prepared,
+      req,
+      ctx,
+      (index) => {
+        const reply = new NativeReply({
+          family,
+          index,
+          tools: toolsOn,
+          startInReasoning: prepared.startInReasoning,
+          reasoning,
+          parallel: req.parallel_tool_calls !== false,
+          grammars: prepared.grammars,
+          model: lease.loaded.model,
+          vocabularySize: lease.loaded.vocabularySize,
+          push: (event) => queue.push(event),
+        });
+        return {
+          input: { grammarState: reply.grammarState, tokenBias: reply.tokenBias, specialTokens: true },
           text: (text, logprobs) => reply.text(text, logprobs),
-          end: ({ finishReason, completionTokens: count, cachedPromptTokens: cached }) => {
-            completionTokens += count;
-            if (index === 0) cachedPromptTokens = cached;
+          end: (finishReason) => {
             reasoningTokens += reply.reasoningTokens;
-            if (finishReason === "aborted") return;
-            reply.end(finishReason);
+            if (finishReason !== "aborted") reply.end(finishReason);
           },
-        },
-        ctx.signal,
-      );
-      return lease.loaded.driver.run(generation);
-    });
-    settle(runs, lease, queue);
+        };
+      },
+      queue,
+    );
     return {
       events: queue,
       usage: () => ({
-        promptTokens: prepared.prompt.length,
-        completionTokens,
-        cachedPromptTokens,
+        ...usage(),
         ...(reasoning !== "none" && thinks(family) ? { reasoningTokens } : {}),
         ...(family === "harmony" ? { reasoningTokens } : {}),
       }),
@@ -669,6 +645,57 @@ function outputConstraint(req: ChatCompletionRequest, tools: ToolPlan | undefine
 }
 
 /** Once every choice has run: the sequences go back, and the events end (or fail). */
+/** One chat choice's part in runChoices: what its generation adds, and how its text and end are handled. */
+interface ChoiceRun {
+  input: Partial<Pick<GenerationInput, "grammar" | "grammarState" | "tokenBias" | "specialTokens">>;
+  text: GenerationEvents["text"];
+  end(finishReason: EngineFinish | "aborted"): void;
+}
+
+/**
+ * Runs choice i of a chat on leased sequence i, all from the same prepared prompt, releasing the
+ * lease and ending `queue` once every choice ended; answers the request's usage (the prompt is
+ * counted once whatever `n` is, and so is what its first choice found cached).
+ */
+function runChoices(
+  lease: ModelLease,
+  prepared: Prepared,
+  req: ChatCompletionRequest,
+  ctx: ChatContext,
+  choice: (index: number) => ChoiceRun,
+  queue: EventQueue<ChatEvent>,
+): () => TokenUsage {
+  let completionTokens = 0;
+  let cachedPromptTokens = 0;
+  const runs = lease.sequences.map((sequence, index) => {
+    const run = choice(index);
+    const generation = new Generation(
+      lease.loaded.model,
+      sequence,
+      {
+        prompt: prepared.prompt,
+        maxTokens: prepared.maxTokens,
+        stop: prepared.stop,
+        sampling: choiceSampling(prepared.sampling, index),
+        topLogprobs: req.logprobs ? (req.top_logprobs ?? 0) : undefined,
+        ...run.input,
+      },
+      {
+        text: run.text,
+        end: ({ finishReason, completionTokens: count, cachedPromptTokens: cached }) => {
+          completionTokens += count;
+          if (index === 0) cachedPromptTokens = cached;
+          run.end(finishReason);
+        },
+      },
+      ctx.signal,
+    );
+    return lease.loaded.driver.run(generation);
+  });
+  settle(runs, lease, queue);
+  return () => ({ promptTokens: prepared.prompt.length, completionTokens, cachedPromptTokens });
+}
+
 function settle(runs: Promise<unknown>[], lease: ModelLease, queue: EventQueue<ChatEvent>): void {
   Promise.all(runs).then(
     () => {
