@@ -14,10 +14,17 @@ import type {
   NativeResponses,
   RerankAnswer,
 } from "../providers/provider.ts";
+import type { ServedModel } from "../traffic/catalog.ts";
 import type { Operation } from "./pipeline.ts";
 
 /** A hit generated nothing: telemetry counts 0 engine tokens, the client still gets the original usage. */
 const NOTHING_GENERATED = { promptTokens: 0, completionTokens: 0 };
+
+/** A chat's cache key and codec: chat's own, and the Responses API's when it is translated onto chat. */
+const chatKey = (req: ChatCompletionRequest, model: ServedModel, description: ModelDescription) =>
+  cacheKey({ modelId: model.id, modelDigest: description.digest }, req);
+const chatStreamCodec = (req: ChatCompletionRequest, model: ServedModel) =>
+  chatCodec({ model: model.id, choices: req.n ?? 1 });
 
 export const chatOperation: Operation<ChatCompletionRequest, ChatStream> = {
   name: "chat",
@@ -27,8 +34,8 @@ export const chatOperation: Operation<ChatCompletionRequest, ChatStream> = {
     if (refused) throw refused;
   },
   sampling: (req) => req,
-  key: (req, model, description) => cacheKey({ modelId: model.id, modelDigest: description.digest }, req),
-  codec: (req, model) => chatCodec({ model: model.id, choices: req.n ?? 1 }),
+  key: chatKey,
+  codec: chatStreamCodec,
   run: (provider, modelId, req, ctx) => provider.chat(modelId, req, ctx),
   watch(telemetry, stream, hit) {
     const watched = hit ? { ...stream, usage: () => NOTHING_GENERATED } : stream;
@@ -69,17 +76,9 @@ export const completionsOperation: Operation<CompletionRequest, ChatStream> = {
   watch: chatOperation.watch,
 };
 
-/** Reranking: an upstream reranker's, passed through; not cached (its key would hash every document). */
+/** Reranking: an upstream reranker's, passed through; not cached (no key or codec: a key would hash every document). */
 export const rerankOperation: Operation<RerankRequest, RerankAnswer> = {
   name: "rerank",
-  cacheable: () => false,
-  key: () => "",
-  codec: () => ({
-    record: (answer) => answer,
-    replay: () => {
-      throw new Error("rerank answers are not cached");
-    },
-  }),
   run(provider, modelId, req, ctx) {
     if (!provider.rerank) throw new Error(`model ${modelId}'s provider cannot rerank`);
     return provider.rerank(modelId, req, ctx);
@@ -120,11 +119,11 @@ export const responsesOperation: Operation<ResponsesServeRequest, ResponsesAnswe
   // A passed-through answer is the upstream's own events, which the cache does not record.
   cacheable: (_req, _model, description) => translates(description),
   sampling: (req) => ({ temperature: req.temperature }),
-  key: (req, model, description) => chatOperation.key(req.chat(), model, description),
+  key: (req, model, description) => chatKey(req.chat(), model, description),
   codec(req, model) {
-    let chat: ReturnType<typeof chatOperation.codec> | undefined;
+    let chat: ReturnType<typeof chatStreamCodec> | undefined;
     const codec = () => {
-      chat ??= chatOperation.codec(req.chat(), model);
+      chat ??= chatStreamCodec(req.chat(), model);
       return chat;
     };
     return {

@@ -27,9 +27,9 @@ export interface Operation<Req, Answer> {
   cacheable?(req: Req, model: ServedModel, description: ModelDescription): boolean;
   /** Temperature and seed, for the caching decision; none: the answer does not vary (embeddings). */
   sampling?(req: Req): { temperature?: number | null | undefined; seed?: number | null | undefined };
-  /** The cache key of the request on this model. */
-  key(req: Req, model: ServedModel, description: ModelDescription): string;
-  codec(req: Req, model: ServedModel): CacheCodec<Answer>;
+  /** The cache key of the request on this model; an operation without a key and codec is never cached. */
+  key?(req: Req, model: ServedModel, description: ModelDescription): string;
+  codec?(req: Req, model: ServedModel): CacheCodec<Answer>;
   run(provider: ChatProvider, modelId: string, req: Req, ctx: ChatContext): Promise<Answer>;
   /** Telemetry's view of the answer (the stream it times, or a whole answer's usage). */
   watch(telemetry: RequestTelemetry, answer: Answer, hit: boolean): Answer;
@@ -98,17 +98,19 @@ export class Pipeline {
         if (!description.operations.includes(needed)) throw notServed(target.id, needed, description);
         op.check?.(req, target, description);
         telemetry?.routedTo(target);
-        const decision =
-          op.cacheable?.(req, target, description) === false
-            ? { read: false, write: false }
-            : this.caching(op, req, description, ctx.cacheControl);
+        const run = () => op.run(this.deps.providers[target.provider], target.id, req, { signal: ctx.signal() });
+        const { key, codec } = op;
+        if (!key || !codec || op.cacheable?.(req, target, description) === false) {
+          const answer = await run();
+          return { run: { answer, status: "bypass" as const, cacheError: false }, description };
+        }
         return serveWithCache(
           this.deps.cache,
-          () => this.scoped(op.key(req, target, description), ctx.hooks.owner),
-          decision,
-          op.codec(req, target),
-          () => op.run(this.deps.providers[target.provider], target.id, req, { signal: ctx.signal() }),
-        ).then((run) => ({ run, description }));
+          () => this.scoped(key(req, target, description), ctx.hooks.owner),
+          this.caching(op, req, description, ctx.cacheControl),
+          codec(req, target),
+          run,
+        ).then((cachedRun) => ({ run: cachedRun, description }));
       },
       { ...ctx.hooks, fellBack: () => telemetry?.fellBack() },
     );
