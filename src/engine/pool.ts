@@ -201,9 +201,10 @@ export class ModelPool {
       sequences: ids.map(sequenceOf),
       preferPrefix: (prompt) => {
         if (released) return;
+        const tokens = [...prompt];
         const candidates = [...ids, ...loaded.slots.freeIds].map((i) => ({
           id: i,
-          commonPrefix: sequenceOf(i).compareContextTokens([...prompt]).firstDifferentIndex,
+          commonPrefix: sequenceOf(i).compareContextTokens(tokens).firstDifferentIndex,
           lastUsed: loaded.slots.lastUsed(i),
           held: ids.includes(i),
         }));

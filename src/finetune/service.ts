@@ -217,8 +217,12 @@ export class FineTuning {
     await this.checkFits(req.model, trainable);
     await this.checkFile(req.training_file, "training_file", viewer);
     if (req.validation_file) await this.checkFile(req.validation_file, "validation_file", viewer);
-    const refused = queuedJobsRefusal(this.limits(tenant), await this.countJobs(tenant, WAITING));
-    if (refused) throw refused;
+    // The tenant's jobs are read only when a limit asks for their count.
+    const limits = this.limits(tenant);
+    if (limits.queuedJobs !== undefined) {
+      const refused = queuedJobsRefusal(limits, await this.countJobs(tenant, WAITING));
+      if (refused) throw refused;
+    }
     const hyperparameters = resolveHyperparameters(req.method?.supervised?.hyperparameters ?? req.hyperparameters);
     const job: FineTuningJob = {
       id: newId("job"),
@@ -290,8 +294,9 @@ export class FineTuning {
    */
   async mayStart(id: string): Promise<boolean> {
     const tenant = await this.owners.of(id);
-    if (tenant === undefined) return true;
-    return mayStartTraining(this.limits(tenant), await this.countJobs(tenant, ["running"], id));
+    const limits = tenant === undefined ? {} : this.limits(tenant);
+    if (tenant === undefined || limits.runningJobs === undefined) return true;
+    return mayStartTraining(limits, await this.countJobs(tenant, ["running"], id));
   }
 
   /**
