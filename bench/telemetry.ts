@@ -70,7 +70,7 @@ async function main(): Promise<void> {
       ? { usageStore: { store: "redis" as const, url: redisUrl, maxRecords: 1_000_000, maxBuffered: 1_000_000 } }
       : {}),
     prices: new Map([["tiny", { model: "gpt-4o-mini", input_per_1m: 0.15, output_per_1m: 0.6 }]]),
-    models: () => [{ model: "tiny", loaded: true, busy: 1, waiting: 0, kvCacheUsage: 0.25 }],
+    models: () => [{ model: "tiny", loaded: true, busy: 1, waiting: 0, kvCacheUsage: 0.25, promptCacheBytes: 0 }],
   });
   telemetry.modelLoaded("tiny", 0.5, (text) => Math.round(text.length / 4));
   const target = { id: "tiny", provider: "llama" };

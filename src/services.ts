@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import type { Llama } from "node-llama-cpp";
 import pino, { type Logger } from "pino";
 import { ResponseCache } from "./cache/store.ts";
+import { parseByteSize } from "./config/bytes.ts";
 import { ConfigError } from "./config/errors.ts";
 import { type Config, isLlamaModel, type LlamaModelConfig, type ModelConfig } from "./config/load.ts";
 import { checkLocalModels } from "./engine/model-check.ts";
@@ -127,6 +128,7 @@ export async function createServices(options: ServiceOptions): Promise<Services>
         },
         unloaded: (id, reason) => logger.info({ model: id, reason }, "model unloaded"),
         queued: (id, seconds, deferred) => telemetry.metrics.queued(id, seconds, deferred),
+        promptCache: (id, operation, count) => telemetry.metrics.promptCache(id, operation, count),
       },
     },
   );
@@ -318,6 +320,7 @@ function toSpec(m: LlamaModelConfig, contextSize: number): LocalModelSpec {
     parallel: m.parallel,
     threads: m.threads,
     batchSize: m.batch_size,
+    flashAttention: m.flash_attention,
     gpuLayers: m.gpu_layers,
     sha256: m.sha256,
     chatTemplate: m.chat_template,
@@ -334,6 +337,9 @@ function toSpec(m: LlamaModelConfig, contextSize: number): LocalModelSpec {
     maxTokens: m.max_tokens,
     operations: m.operations,
     keepAliveMs: m.keep_alive_ms,
+    promptCache: m.prompt_cache
+      ? { maxBytes: parseByteSize(m.prompt_cache.max_bytes) ?? 0, dir: m.prompt_cache.dir }
+      : undefined,
   };
 }
 
@@ -353,6 +359,7 @@ function poolGauges(pool: ModelPool, models: readonly LlamaModelConfig[]): Model
       busy: loaded?.slots.busy ?? 0,
       waiting: loaded?.slots.waiting ?? 0,
       kvCacheUsage: loaded ? kvCacheUsage(loaded) : 0,
+      promptCacheBytes: loaded?.promptCache?.bytes ?? 0,
     };
   });
 }

@@ -246,6 +246,10 @@ function resolveConfig(file: ConfigFile, absFile: string, env: Env, place: (inde
         threads: model.threads ?? threads,
         sha256: model.sha256?.toLowerCase(),
         keep_alive_ms: model.keep_alive === undefined ? undefined : parseDurationMs(model.keep_alive),
+        prompt_cache: model.prompt_cache && {
+          ...model.prompt_cache,
+          dir: model.prompt_cache.dir === undefined ? undefined : resolve(dir, model.prompt_cache.dir),
+        },
       };
     }),
     experiments: resolveExperiments(file.experiments, (name) => modelIdOf(file, name)),

@@ -155,6 +155,12 @@ export const LlamaModel = z
       .describe("Sequences decoded together; concurrent requests beyond it wait."),
     threads: z.int().min(1).optional().describe("CPU threads; default max(1, cores - 1)."),
     batch_size: z.int().min(1).optional().describe("Prompt-processing batch size in tokens."),
+    flash_attention: z
+      .union([z.literal("auto"), z.boolean()])
+      .default("auto")
+      .describe(
+        "Flash attention: auto (llama.cpp uses it where the device supports it, as llama-server's default), true or false.",
+      ),
     gpu_layers: z
       .union([z.enum(["auto", "max"]), z.int().min(0)])
       .default("auto")
@@ -163,6 +169,26 @@ export const LlamaModel = z
     keep_alive: Duration.optional().describe(
       'How long the model stays loaded after its last request ("5m", "1h"; 0: unloaded as soon as it is idle), as Ollama\'s keep_alive; unset: until evicted for another model or the server stops. A model with requests in flight is never unloaded.',
     ),
+    prompt_cache: z
+      .union([
+        z.literal(false),
+        z.strictObject({
+          max_bytes: ByteSize.default("2GiB").describe(
+            "Most bytes of saved conversation states (least recently used go first). They live in RAM (/dev/shm) and count against the machine's memory.",
+          ),
+          dir: z
+            .string()
+            .min(1)
+            .optional()
+            .describe(
+              "Folder for them, relative to this file's folder or absolute; default /dev/shm where it has room for max_bytes, else the temp folder.",
+            ),
+        }),
+      ])
+      .prefault({})
+      .describe(
+        "Keeps a conversation's KV state when its sequence is given to another request and loads it back when the conversation returns, as llama-server's --cache-ram; false: off.",
+      ),
     sha256: z
       .string()
       .regex(/^[0-9a-fA-F]{64}$/, { error: "expected 64 hexadecimal digits" })

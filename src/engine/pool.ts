@@ -19,6 +19,14 @@ import { ModelLoadError } from "./errors.ts";
 import { type LoadedModelState, type PoolLimits, planEviction } from "./eviction.ts";
 import { readGguf } from "./gguf.ts";
 import { LockstepDriver } from "./lockstep.ts";
+import {
+  commonPrefix,
+  copySequence,
+  type PrefixSource,
+  PromptCache,
+  planPrefix,
+  type SavedPrompt,
+} from "./prompt-cache.ts";
 import { pickSequences, SequenceSlots } from "./slots.ts";
 import {
   type ReasoningSetting,
@@ -35,6 +43,8 @@ export interface LocalModelSpec {
   parallel: number;
   threads: number;
   batchSize?: number | undefined;
+  /** models.yaml `flash_attention`; default auto. */
+  flashAttention?: "auto" | boolean | undefined;
   gpuLayers: "auto" | "max" | number;
   sha256?: string | undefined;
   chatTemplate?: string | undefined;
@@ -50,6 +60,8 @@ export interface LocalModelSpec {
   operations?: readonly ("chat" | "completions" | "embeddings")[] | undefined;
   /** Unloaded this long after its last request ends (keep_alive); undefined: until evicted. */
   keepAliveMs?: number | undefined;
+  /** Conversations' states kept when their sequence is given away (prompt_cache); undefined: none. */
+  promptCache?: { maxBytes: number; dir?: string | undefined } | undefined;
 }
 
 export interface LoadedModel {
@@ -72,6 +84,10 @@ export interface LoadedModel {
   inFlight: number;
   /** Made on the first embeddings request (a context of its own, in embeddings mode). */
   embedding?: Promise<LlamaEmbeddingContext> | undefined;
+  /** Saved sequence states (prompt_cache), when configured. */
+  promptCache?: PromptCache | undefined;
+  /** The prompt each sequence's request is computing (one-sequence requests, from their start to their end). */
+  computing: Map<LlamaContextSequence, readonly Token[]>;
 }
 
 export interface ModelLease {
@@ -79,9 +95,12 @@ export interface ModelLease {
   sequences: LlamaContextSequence[];
   /**
    * Moves the request to the sequences best for `prompt` (pickSequences): those already holding
-   * most of it, else the least recently used. Called once its prompt is tokenized.
+   * most of it, else the least recently used. Called once its prompt is tokenized. A request on
+   * one sequence then gets the best start of its prompt that is anywhere (planPrefix): copied
+   * from an idle sequence or loaded from the prompt cache, and what its sequence held is saved
+   * first when it would be lost.
    */
-  preferPrefix(prompt: readonly Token[]): void;
+  preferPrefix(prompt: readonly Token[], signal?: AbortSignal): Promise<void>;
   release(): void;
 }
 
@@ -91,7 +110,11 @@ export interface PoolEvents {
   queued?(id: string, seconds: number, deferred: boolean): void;
   /** `reason`: evicted for another model, idle past keep_alive, asked (admin), or shutting down / removed. */
   unloaded?(id: string, reason: UnloadReason): void;
+  /** A sequence's state was saved, restored from a saved one, or copied from another sequence (`count`: its tokens); `count` saved states dropped. */
+  promptCache?(id: string, operation: PromptCacheOperation, count: number): void;
 }
+
+export type PromptCacheOperation = "saved" | "restored" | "copied" | "dropped";
 
 export type UnloadReason = "evicted" | "keep_alive" | "requested" | "removed" | "shutdown";
 
@@ -199,12 +222,13 @@ export class ModelPool {
     const lease: ModelLease = {
       loaded,
       sequences: ids.map(sequenceOf),
-      preferPrefix: (prompt) => {
+      preferPrefix: async (prompt, signal) => {
         if (released) return;
         const tokens = [...prompt];
+        const prefixOf = (i: number) => sequenceOf(i).compareContextTokens(tokens).firstDifferentIndex;
         const candidates = [...ids, ...loaded.slots.freeIds].map((i) => ({
           id: i,
-          commonPrefix: sequenceOf(i).compareContextTokens(tokens).firstDifferentIndex,
+          commonPrefix: prefixOf(i),
           lastUsed: loaded.slots.lastUsed(i),
           held: ids.includes(i),
         }));
@@ -212,12 +236,23 @@ export class ModelPool {
         loaded.slots.exchange(ids, chosen);
         ids = chosen;
         lease.sequences = ids.map(sequenceOf);
+        // Several choices or prompts each compute their own.
+        if (ids.length !== 1) return;
+        const target = sequenceOf(ids[0] as number);
+        try {
+          await this.restorePrefix(loaded, target, tokens, signal);
+        } catch {
+          // Whatever failed (a model unloading under it), the request computes its whole prompt.
+          await target.clearHistory().catch(() => {});
+        }
+        if (!released) loaded.computing.set(target, tokens);
       },
       release: () => {
         if (released) return;
         released = true;
         loaded.inFlight--;
         loaded.lastUsed = ++this.clock;
+        for (const i of ids) loaded.computing.delete(sequenceOf(i));
         loaded.slots.release(ids);
         if (loaded.inFlight > 0) return;
         if (!this.specs.has(id)) void this.unload(id, "removed");
@@ -225,6 +260,58 @@ export class ModelPool {
       },
     };
     return lease;
+  }
+
+  /** The preferPrefix step after the choice of sequence: see ModelLease. */
+  private async restorePrefix(
+    loaded: LoadedModel,
+    target: LlamaContextSequence,
+    prompt: Token[],
+    signal: AbortSignal | undefined,
+  ): Promise<void> {
+    type Source = { sequence: LlamaContextSequence } | { saved: SavedPrompt };
+    const cache = loaded.promptCache;
+    for (;;) {
+      const sources: PrefixSource<Source>[] = [
+        ...loaded.sequences
+          .filter((s) => s !== target)
+          .map((s) => {
+            const computing = loaded.computing.get(s);
+            return {
+              source: { sequence: s },
+              commonPrefix: s.compareContextTokens(prompt).firstDifferentIndex,
+              promised: computing && commonPrefix(computing, prompt),
+            };
+          }),
+        ...(cache?.candidates(prompt).map((c) => ({ source: { saved: c.source }, commonPrefix: c.commonPrefix })) ?? []),
+      ];
+      const held = target.contextTokens;
+      const plan = planPrefix(
+        {
+          held: held.length,
+          heldPrefix: target.compareContextTokens(prompt).firstDifferentIndex,
+          // Without a prompt cache nothing is saved.
+          heldSaved: cache === undefined || cache.covers(held),
+        },
+        sources,
+        prompt.length,
+      );
+      if (plan.wait && "sequence" in plan.wait && !signal?.aborted) {
+        await computed(loaded, plan.wait.sequence, prompt, signal);
+        continue;
+      }
+      if (plan.save) await cache?.save(target);
+      const from = plan.restore;
+      const events = this.options.events;
+      if (from === undefined) return;
+      if ("sequence" in from) {
+        const upTo = Math.min(from.sequence.compareContextTokens(prompt).firstDifferentIndex, prompt.length - 1);
+        if (await copySequence(target, from.sequence, upTo)) events?.promptCache?.(loaded.spec.id, "copied", upTo);
+      } else if (await cache?.restore(target, from.saved)) {
+        events?.promptCache?.(loaded.spec.id, "restored", from.saved.tokens.length);
+      }
+      return;
+    }
   }
 
   load(id: string): Promise<LoadedModel> {
@@ -283,6 +370,7 @@ export class ModelPool {
           contextSize: spec.contextSize,
           sequences: spec.parallel,
           threads: spec.threads,
+          flashAttention: spec.flashAttention ?? "auto",
           createSignal: signal,
           ...(spec.batchSize ? { batchSize: spec.batchSize } : {}),
         });
@@ -296,6 +384,12 @@ export class ModelPool {
         throw new Error("the server is shutting down");
       }
       const sequences = Array.from({ length: spec.parallel }, () => context.getSequence());
+      const promptCache = spec.promptCache?.maxBytes
+        ? await PromptCache.open(spec.promptCache.maxBytes, spec.promptCache.dir, {
+            saved: (tokens) => this.options.events?.promptCache?.(id, "saved", tokens),
+            dropped: (count) => this.options.events?.promptCache?.(id, "dropped", count),
+          })
+        : undefined;
       const templateSource = spec.chatTemplate ?? stringMeta(model, "tokenizer.chat_template");
       const template = new ChatTemplate(templateSource, {
         bos: model.tokens.bosString ?? "",
@@ -324,6 +418,8 @@ export class ModelPool {
         bytes,
         lastUsed: ++this.clock,
         inFlight: 0,
+        promptCache,
+        computing: new Map(),
       };
       this.loaded.set(id, loaded);
       this.options.events?.loaded?.(id, (performance.now() - started) / 1000);
@@ -346,6 +442,7 @@ export class ModelPool {
       sequences: spec.parallel,
       modelGpuLayers: gpuLayers,
       batchSize: spec.batchSize,
+      flashAttention: spec.flashAttention ?? "auto",
     });
     return model.cpuRam + model.gpuVram + context.cpuRam + context.gpuVram;
   }
@@ -400,6 +497,7 @@ export class ModelPool {
     this.stopIdling(id);
     this.loaded.delete(id);
     await (await m.embedding?.catch(() => undefined))?.dispose();
+    await m.promptCache?.clear();
     await m.context.dispose();
     await m.model.dispose();
     this.options.events?.unloaded?.(id, reason);
@@ -416,6 +514,32 @@ export class ModelPool {
     for (const id of [...this.loaded.keys()]) await this.unload(id, "shutdown");
   }
 }
+
+/**
+ * Resolves once `source` holds as much of `prompt` as the prompt it is computing shares with it,
+ * or stops computing it (its request ended or failed), or `signal` aborts. Polled: node-llama-cpp
+ * reports a prompt's progress only through the tokens a sequence holds, one batch at a time.
+ */
+async function computed(
+  loaded: LoadedModel,
+  source: LlamaContextSequence,
+  prompt: readonly Token[],
+  signal: AbortSignal | undefined,
+): Promise<void> {
+  const planned = loaded.computing.get(source);
+  if (!planned) return;
+  const goal = Math.min(commonPrefix(planned, prompt), prompt.length - 1);
+  while (
+    loaded.computing.get(source) === planned &&
+    !signal?.aborted &&
+    source.compareContextTokens([...prompt]).firstDifferentIndex < goal
+  ) {
+    await new Promise((resolve) => setTimeout(resolve, COMPUTED_POLL_MS));
+  }
+}
+
+/** How often a request waiting for another sequence's prompt looks at its progress. */
+const COMPUTED_POLL_MS = 5;
 
 function vocabularySize(model: LlamaModel): number {
   const tokens = metaValue(model, "tokenizer.ggml.tokens");

@@ -133,7 +133,7 @@ export class LlamaProvider implements ChatProvider {
       throw err;
     }
     // One prompt: to the sequence that already holds it, if one does.
-    if (plans.length === 1 && plans[0]) lease.preferPrefix(plans[0].prompt);
+    if (plans.length === 1 && plans[0]) await lease.preferPrefix(plans[0].prompt, ctx.signal);
     const stop = stopList(req.stop);
 
     const queue = new EventQueue<ChatEvent>();
@@ -238,7 +238,7 @@ export class LlamaProvider implements ChatProvider {
       throw err;
     }
     // To the sequence that already holds this conversation, if one does.
-    lease.preferPrefix(prepared.prompt);
+    await lease.preferPrefix(prepared.prompt, ctx.signal);
 
     const queue = new EventQueue<ChatEvent>();
     const usage = runChoices(
@@ -312,7 +312,7 @@ export class LlamaProvider implements ChatProvider {
       lease.release();
       throw err;
     }
-    lease.preferPrefix(prepared.prompt);
+    await lease.preferPrefix(prepared.prompt, ctx.signal);
 
     const queue = new EventQueue<ChatEvent>();
     let reasoningTokens = 0;

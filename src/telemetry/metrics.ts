@@ -14,6 +14,8 @@ export interface ModelGaugeSample {
   waiting: number;
   /** Tokens held in the model's KV cache over its capacity, 0..1. */
   kvCacheUsage: number;
+  /** Bytes of its saved conversation states (prompt_cache). */
+  promptCacheBytes: number;
 }
 
 const PREFIX = "roundhouse_";
@@ -31,6 +33,7 @@ export class Metrics {
   private readonly timePerOutputToken: Histogram<"model" | "variant">;
   private readonly prefixQueries: Counter<"model">;
   private readonly prefixHits: Counter<"model">;
+  private readonly promptCacheOps: Counter<"model" | "operation">;
   /** Set by the fine-tuning jobs (later issue). */
   readonly fineTuneJobs: Gauge<"status">;
   /** Incremented by the rollback rules (later issue). */
@@ -124,6 +127,21 @@ export class Metrics {
       labelNames: ["model"],
       registers,
     });
+    this.promptCacheOps = new Counter({
+      name: `${PREFIX}prompt_cache_operations_total`,
+      help: "Conversation states of local models saved when their sequence was given away, restored from those, copied from another sequence, or dropped (least recently used, past prompt_cache.max_bytes).",
+      labelNames: ["model", "operation"],
+      registers,
+    });
+    new Gauge({
+      name: `${PREFIX}prompt_cache_bytes`,
+      help: "Bytes of saved conversation states per model (prompt_cache), in RAM.",
+      labelNames: ["model"],
+      registers,
+      collect() {
+        for (const m of models()) this.set({ model: m.model }, m.promptCacheBytes);
+      },
+    });
     new Gauge({
       name: `${PREFIX}kv_cache_usage_ratio`,
       help: "Tokens held in the model's KV cache (all its sequences) over what they can hold, 0..1.",
@@ -207,6 +225,11 @@ export class Metrics {
     const label = modelLabel(model);
     this.queueTime.observe({ model: label }, seconds);
     if (deferred) this.deferred.inc({ model: label });
+  }
+
+  /** `count`: states dropped, else 1. */
+  promptCache(model: string, operation: "saved" | "restored" | "copied" | "dropped", count: number): void {
+    this.promptCacheOps.inc({ model: modelLabel(model), operation }, operation === "dropped" ? count : 1);
   }
 
   modelLoaded(model: string, seconds: number): void {

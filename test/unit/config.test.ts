@@ -47,11 +47,13 @@ describe("loadConfig: defaults and resolution", () => {
         parallel: 4,
         threads: Math.max(1, availableParallelism() - 1),
         gpu_layers: "auto",
+        flash_attention: "auto",
         preload: false,
         sha256: undefined,
         tool_format: "auto",
         reasoning: "auto",
         queue: { max_waiting: 32, timeout_ms: 30_000 },
+        prompt_cache: { max_bytes: "2GiB", dir: undefined },
         at: { index: 0, line: expect.any(Function) },
       },
     ]);

@@ -30,7 +30,7 @@ describe("Metrics", () => {
   it("turns records into counters and histograms with bounded labels", async () => {
     const registry = new Registry();
     const metrics = new Metrics(registry, () => [
-      { model: "tiny", loaded: true, busy: 2, waiting: 3, kvCacheUsage: 0.4 },
+      { model: "tiny", loaded: true, busy: 2, waiting: 3, kvCacheUsage: 0.4, promptCacheBytes: 0 },
     ]);
     metrics.observe(record());
     metrics.observe(
