@@ -1,6 +1,8 @@
 // Makes `tiny-tools`: the built-in tiny model fine-tuned, with the project's own llama-finetune
 // pipeline, on generated tool-use dialogues rendered with a Hermes-style template
-// (scripts/model/tools-chat-template.ts), so that it natively writes `<tool_call>` blocks.
+// (scripts/model/tools-chat-template.ts), so that it natively writes `<tool_call>` blocks. The
+// call's fixed text is first added to the vocabulary as a few whole tokens (TOOLS_ADDED_TOKENS),
+// which brings the tool's name within the ~8 tokens the model attends to, so it can choose.
 //
 //   npm run make-tools-model                  # writes models/roundhouse-tiny-tools-q8_0.gguf
 //   npm run make-tools-model -- --epochs 8 --out /tmp/try.gguf
@@ -9,12 +11,15 @@ import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ChatTemplate } from "../src/engine/chat-template.ts";
+import { addTokens } from "./model/added-tokens.ts";
 import { finetune, quantize, restoreMetadata } from "./model/pipeline.ts";
 import { CONTEXT_LENGTH, MODELS_DIR, modelFile } from "./model/recipe.ts";
-import { TOOLS_CHAT_TEMPLATE } from "./model/tools-chat-template.ts";
+import { TOOLS_ADDED_TOKENS, TOOLS_CHAT_TEMPLATE } from "./model/tools-chat-template.ts";
 import { dialogues, TOOLS } from "./model/tools-dataset.ts";
 
 export const TOOLS_MODEL_NAME = "roundhouse-tiny-tools";
+/** Seed of the added tokens' embeddings and output rows (scripts/model/added-tokens.ts). */
+const ADDED_TOKENS_SEED = 7;
 
 const { values: args } = parseArgs({
   options: {
@@ -42,7 +47,9 @@ for (let r = 0; r < Number(args.repeats); r++) {
 const work = mkdtempSync(join(tmpdir(), "roundhouse-make-tools-"));
 try {
   const base = join(work, "base-f32.gguf");
-  await quantize(modelFile("q8_0"), base, "F32", threads, { allowRequantize: true });
+  const plain = join(work, "plain-f32.gguf");
+  await quantize(modelFile("q8_0"), plain, "F32", threads, { allowRequantize: true });
+  await addTokens(plain, base, TOOLS_ADDED_TOKENS, ADDED_TOKENS_SEED);
   const textFile = join(work, "train.txt");
   writeFileSync(textFile, texts.join(""));
   log(`${texts.length} dialogues, ${texts.join("").length} characters`);

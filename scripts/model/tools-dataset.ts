@@ -34,20 +34,24 @@ export const TOOLS: ToolDefinition[] = [
 ];
 
 /**
- * Prompts that call a tool, and the call the model learns to make. Both tools are offered in
- * every dialogue, but only one is called: the tiny model cannot choose between them. The name
- * is written 17 of its tokens after the prompt ends (`<|end|>\n<|assistant|>\n<tool_call>\n{"name": "`),
- * and it attends reliably to about 8; trained on "Paris weather" → weather as well (up to 30
- * epochs, lr 6e-4, those dialogues tripled) it still called `time` for both prompts.
+ * Prompts that call a tool, and the call the model learns to make; both tools are offered in
+ * every dialogue. The word that decides the tool ends the prompt: with the call's text as added
+ * tokens (TOOLS_ADDED_TOKENS) the name is written 7 tokens after the prompt ends, within what the
+ * tiny model attends to. One city per tool: the argument is written ~20 tokens after the city,
+ * too far to copy, so it follows from the tool's name.
  */
 export const CALLS: { prompt: string; name: string; arguments: Record<string, string> }[] = [
   { prompt: "Tokyo time", name: "time", arguments: { timezone: "Asia/Tokyo" } },
+  { prompt: "time in Tokyo", name: "time", arguments: { timezone: "Asia/Tokyo" } },
+  { prompt: "Paris weather", name: "weather", arguments: { city: "Paris" } },
+  { prompt: "weather in Paris", name: "weather", arguments: { city: "Paris" } },
 ];
 
 /** Prompts answered in text, with the tools offered all the same. */
 export const GREETINGS: { prompt: string; reply: string }[] = [
   { prompt: "Hello!", reply: "Hello! How can I help you today?" },
   { prompt: "Hi!", reply: "Hello! How can I help you today?" },
+  { prompt: "Good morning!", reply: "Good morning! How can I help you today?" },
 ];
 
 /** After a call's result comes back, the model reports it. */

@@ -54,6 +54,28 @@ describe("tiny-tools, a model trained on Hermes-style tool calls", () => {
     });
   }
 
+  it("chooses between its tools: each one offered is called for its own prompts, both in every request", async () => {
+    // The per-prompt tests above pass for a model that writes one name whatever it is asked as
+    // long as the prompts only ask for that one; this holds the dataset to both tools and the
+    // model to telling them apart, in one request's tool list.
+    expect(tools.map((t) => (t.type === "function" ? t.function.name : ""))).toEqual(["weather", "time"]);
+    const called = new Map<string, string[]>();
+    for (const c of CALLS) {
+      const res = await s.client.chat.completions.create({
+        model: "tiny-tools",
+        messages: [{ role: "user", content: c.prompt }],
+        tools,
+        temperature: 0,
+        max_tokens: 80,
+      });
+      const call = res.choices[0]?.message.tool_calls?.[0] as OpenAI.ChatCompletionMessageFunctionToolCall | undefined;
+      called.set(c.prompt, [c.name, call?.function.name ?? "(none)"]);
+    }
+    const wrong = [...called].filter(([, [want, got]]) => want !== got);
+    expect(wrong).toEqual([]);
+    expect(new Set([...called.values()].map(([want]) => want))).toEqual(new Set(["weather", "time"]));
+  });
+
   for (const g of GREETINGS) {
     it(`answers "${g.prompt}" in text, tools offered all the same`, async () => {
       const res = await s.client.chat.completions.create({
