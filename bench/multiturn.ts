@@ -13,6 +13,9 @@
 //   BENCH_MT_THREADS   cores - 1 (at least 1)
 //   BENCH_MT_TOKENS    24        completion tokens per turn
 //   BENCH_MT_SYSTEM    300 words (30 on the tiny model, whose context is 512 tokens)
+//   BENCH_FLASH_ATTENTION  auto | on | off, for both servers (default auto, both servers' default)
+//   BENCH_MT_WARM      1: one unmeasured request with the system prompt first, as on a server
+//                      that has served it before (default 0: cold, computed in the first turn)
 import { mkdtempSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
@@ -20,7 +23,7 @@ import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { newAgent } from "./load.ts";
 import { ensureRealisticModel } from "./realistic-model.ts";
-import { type RunningServer, startLlamaServer, startRoundhouse } from "./servers.ts";
+import { flashAttentionFromEnv, type RunningServer, startLlamaServer, startRoundhouse } from "./servers.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
 const TINY = join(REPO_ROOT, "models", "roundhouse-tiny-q8_0.gguf");
@@ -117,11 +120,12 @@ export interface MultiturnResult {
 
 async function workload(
   server: RunningServer,
-  w: { users: number; turns: number; maxTokens: number; systemWords: number },
+  w: { users: number; turns: number; maxTokens: number; systemWords: number; warm: boolean },
   seed: number,
 ): Promise<MultiturnResult> {
   const { users, turns, maxTokens } = w;
   const system: Message = { role: "system", content: text(w.systemWords, seed) };
+  if (w.warm) await turn(server, [system, { role: "user", content: text(12, seed + 7) }], 1);
   const ttfts: number[][] = Array.from({ length: turns }, () => []);
   const started = performance.now();
   await Promise.all(
@@ -157,6 +161,8 @@ export async function runMultiturnBench(): Promise<MultiturnResult[]> {
   const maxTokens = Number(process.env.BENCH_MT_TOKENS ?? 24);
   const systemWords = Number(process.env.BENCH_MT_SYSTEM ?? (model === "realistic" ? 300 : 30));
   const contextSize = model === "realistic" ? 2048 : 512;
+  const flashAttention = flashAttentionFromEnv();
+  const warm = process.env.BENCH_MT_WARM === "1";
   const modelPath = model === "realistic" ? (await ensureRealisticModel(TINY, undefined, log)).path : TINY;
   const results: MultiturnResult[] = [];
   const seed = Date.now() % 100_000;
@@ -167,10 +173,12 @@ export async function runMultiturnBench(): Promise<MultiturnResult[]> {
   ] as const;
   for (const [i, [name, start]] of targets.entries()) {
     const workDir = mkdtempSync(join(tmpdir(), `roundhouse-mt-${name}-`));
-    const server = await start({ modelPath, contextSize, parallel, threads, workDir });
+    const server = await start({ modelPath, contextSize, parallel, threads, workDir, flashAttention });
     try {
-      log(`${name}: ${users} users × ${turns} turns on ${parallel} sequences, ${threads} threads …`);
-      results.push(await workload(server, { users, turns, maxTokens, systemWords }, seed + i));
+      log(
+        `${name}: ${users} users × ${turns} turns on ${parallel} sequences, ${threads} threads, flash attention ${flashAttention}${warm ? ", system prompt seen before" : ""} …`,
+      );
+      results.push(await workload(server, { users, turns, maxTokens, systemWords, warm }, seed + i));
     } finally {
       await server.stop();
       rmSync(workDir, { recursive: true, force: true });

@@ -24,6 +24,18 @@ export interface ServeOptions {
   workDir: string;
   /** Serve embeddings (Roundhouse: `operations: [embeddings]`; llama-server: --embeddings). */
   embeddings?: boolean;
+  /** Flash attention for both (Roundhouse's `flash_attention`, llama-server's --flash-attn); default auto. */
+  flashAttention?: FlashAttention;
+}
+
+export type FlashAttention = "auto" | "on" | "off";
+
+/** BENCH_FLASH_ATTENTION=auto|on|off, for both targets. */
+export function flashAttentionFromEnv(): FlashAttention {
+  const v = process.env.BENCH_FLASH_ATTENTION ?? "auto";
+  if (v !== "auto" && v !== "on" && v !== "off")
+    throw new Error(`BENCH_FLASH_ATTENTION: expected auto, on or off, not ${v}`);
+  return v;
 }
 
 export interface RunningServer {
@@ -185,6 +197,8 @@ export async function startRoundhouse(o: ServeOptions, nodeArgs: readonly string
         parallel: o.parallel,
         threads: o.threads,
         preload: true,
+        flash_attention:
+          o.flashAttention === undefined || o.flashAttention === "auto" ? "auto" : o.flashAttention === "on",
         ...(o.embeddings ? { operations: ["embeddings"] } : {}),
       },
     ],
@@ -210,8 +224,9 @@ export async function startRoundhouse(o: ServeOptions, nodeArgs: readonly string
 }
 
 /** llama-server configured like Roundhouse's engine: `parallel` slots of `contextSize`
- * tokens each (so -c is the total), the same threads, flash attention off (node-llama-cpp's
- * default for contexts), no web UI. */
+ * tokens each (so -c is the total), the same threads, flash attention auto (llama-server's
+ * default, and node-llama-cpp's since 3.x: both turn it on where the device supports it, as
+ * this CPU build does), no web UI. */
 export async function startLlamaServer(
   o: ServeOptions,
   extraArgs: readonly string[] = [],
@@ -236,7 +251,7 @@ export async function startLlamaServer(
       "-t",
       String(o.threads),
       "--flash-attn",
-      "off",
+      o.flashAttention ?? "auto",
       "--no-webui",
       // Pooling as the GGUF says, as node-llama-cpp's embedding context reads it.
       ...(o.embeddings ? ["--embeddings"] : []),
