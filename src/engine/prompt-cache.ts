@@ -117,7 +117,8 @@ export class PromptCache {
    * `maxBytes`, else the temp folder). Folders left by a process that is gone are removed.
    */
   static async open(maxBytes: number, root?: string, events: PromptCacheEvents = {}): Promise<PromptCache> {
-    const parent = join(root ?? (await ramFolder(maxBytes)), "roundhouse-prompt-cache");
+    // One parent per user: /dev/shm is shared, and another user's folder is not writable.
+    const parent = join(root ?? (await ramFolder(maxBytes)), `roundhouse-prompt-cache-${process.getuid?.() ?? 0}`);
     await mkdir(parent, { recursive: true });
     await removeOrphans(parent);
     const dir = await mkdtemp(join(parent, `${process.pid}-`));

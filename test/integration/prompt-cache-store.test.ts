@@ -1,7 +1,8 @@
 // The prompt cache's store on the real tiny model: states saved from one sequence load into
 // another, the least recently used go first past max_bytes, a dropped state cannot be loaded,
 // and the folder goes with the cache.
-import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp";
@@ -100,9 +101,22 @@ describe("PromptCache", () => {
     const cache = await PromptCache.open(1 << 30, root);
     await hold(a, "a folder of its own for every loaded model");
     await cache.save(a);
-    expect(cache.folder.startsWith(join(root, "roundhouse-prompt-cache", `${process.pid}-`))).toBe(true);
+    expect(
+      cache.folder.startsWith(join(root, `roundhouse-prompt-cache-${process.getuid?.() ?? 0}`, `${process.pid}-`)),
+    ).toBe(true);
     expect(readdirSync(cache.folder)).toHaveLength(1);
     await cache.clear();
     expect(existsSync(cache.folder)).toBe(false);
+  });
+
+  it("removes the folders of a process that is gone (killed before it could clean up)", async () => {
+    const parent = join(root, `roundhouse-prompt-cache-${process.getuid?.() ?? 0}`);
+    const gone = spawnSync("true").pid;
+    mkdirSync(join(parent, `${gone}-left`), { recursive: true });
+    writeFileSync(join(parent, `${gone}-left`, "0.state"), "x");
+    const mine = await PromptCache.open(1 << 30, root);
+    expect(existsSync(join(parent, `${gone}-left`))).toBe(false);
+    expect(existsSync(mine.folder)).toBe(true);
+    await mine.clear();
   });
 });
