@@ -19,14 +19,8 @@ import { ModelLoadError } from "./errors.ts";
 import { type LoadedModelState, type PoolLimits, planEviction } from "./eviction.ts";
 import { readGguf } from "./gguf.ts";
 import { LockstepDriver } from "./lockstep.ts";
-import {
-  commonPrefix,
-  copySequence,
-  type PrefixSource,
-  PromptCache,
-  planPrefix,
-  type SavedPrompt,
-} from "./prompt-cache.ts";
+import { restorePrefix } from "./prefix.ts";
+import { PromptCache } from "./prompt-cache.ts";
 import { pickSequences, SequenceSlots } from "./slots.ts";
 import {
   type ReasoningSetting,
@@ -240,7 +234,9 @@ export class ModelPool {
         if (ids.length !== 1) return;
         const target = sequenceOf(ids[0] as number);
         try {
-          await this.restorePrefix(loaded, target, tokens, signal);
+          await restorePrefix(loaded, target, tokens, signal, (operation, count) =>
+            this.options.events?.promptCache?.(id, operation, count),
+          );
         } catch {
           // Whatever failed (a model unloading under it), the request computes its whole prompt.
           await target.clearHistory().catch(() => {});
@@ -260,58 +256,6 @@ export class ModelPool {
       },
     };
     return lease;
-  }
-
-  /** The preferPrefix step after the choice of sequence: see ModelLease. */
-  private async restorePrefix(
-    loaded: LoadedModel,
-    target: LlamaContextSequence,
-    prompt: Token[],
-    signal: AbortSignal | undefined,
-  ): Promise<void> {
-    type Source = { sequence: LlamaContextSequence } | { saved: SavedPrompt };
-    const cache = loaded.promptCache;
-    for (;;) {
-      const sources: PrefixSource<Source>[] = [
-        ...loaded.sequences
-          .filter((s) => s !== target)
-          .map((s) => {
-            const computing = loaded.computing.get(s);
-            return {
-              source: { sequence: s },
-              commonPrefix: s.compareContextTokens(prompt).firstDifferentIndex,
-              promised: computing && commonPrefix(computing, prompt),
-            };
-          }),
-        ...(cache?.candidates(prompt).map((c) => ({ source: { saved: c.source }, commonPrefix: c.commonPrefix })) ?? []),
-      ];
-      const held = target.contextTokens;
-      const plan = planPrefix(
-        {
-          held: held.length,
-          heldPrefix: target.compareContextTokens(prompt).firstDifferentIndex,
-          // Without a prompt cache nothing is saved.
-          heldSaved: cache === undefined || cache.covers(held),
-        },
-        sources,
-        prompt.length,
-      );
-      if (plan.wait && "sequence" in plan.wait && !signal?.aborted) {
-        await computed(loaded, plan.wait.sequence, prompt, signal);
-        continue;
-      }
-      if (plan.save) await cache?.save(target);
-      const from = plan.restore;
-      const events = this.options.events;
-      if (from === undefined) return;
-      if ("sequence" in from) {
-        const upTo = Math.min(from.sequence.compareContextTokens(prompt).firstDifferentIndex, prompt.length - 1);
-        if (await copySequence(target, from.sequence, upTo)) events?.promptCache?.(loaded.spec.id, "copied", upTo);
-      } else if (await cache?.restore(target, from.saved)) {
-        events?.promptCache?.(loaded.spec.id, "restored", from.saved.tokens.length);
-      }
-      return;
-    }
   }
 
   load(id: string): Promise<LoadedModel> {
@@ -514,32 +458,6 @@ export class ModelPool {
     for (const id of [...this.loaded.keys()]) await this.unload(id, "shutdown");
   }
 }
-
-/**
- * Resolves once `source` holds as much of `prompt` as the prompt it is computing shares with it,
- * or stops computing it (its request ended or failed), or `signal` aborts. Polled: node-llama-cpp
- * reports a prompt's progress only through the tokens a sequence holds, one batch at a time.
- */
-async function computed(
-  loaded: LoadedModel,
-  source: LlamaContextSequence,
-  prompt: readonly Token[],
-  signal: AbortSignal | undefined,
-): Promise<void> {
-  const planned = loaded.computing.get(source);
-  if (!planned) return;
-  const goal = Math.min(commonPrefix(planned, prompt), prompt.length - 1);
-  while (
-    loaded.computing.get(source) === planned &&
-    !signal?.aborted &&
-    source.compareContextTokens([...prompt]).firstDifferentIndex < goal
-  ) {
-    await new Promise((resolve) => setTimeout(resolve, COMPUTED_POLL_MS));
-  }
-}
-
-/** How often a request waiting for another sequence's prompt looks at its progress. */
-const COMPUTED_POLL_MS = 5;
 
 function vocabularySize(model: LlamaModel): number {
   const tokens = metaValue(model, "tokenizer.ggml.tokens");

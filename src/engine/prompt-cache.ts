@@ -1,80 +1,13 @@
 // Conversations' KV state kept when their sequence goes to someone else, as llama-server's
-// --cache-ram: a sequence about to be overwritten is saved with node-llama-cpp's sequence state
-// files into a RAM-backed folder (/dev/shm where it exists), the least recently used dropped past
-// `max_bytes`; a request whose prompt a saved state (or another sequence) starts better than its
-// own sequence does gets that state loaded (or copied) first, and a start another sequence is
-// computing right now is waited for and copied rather than computed twice. On the 115M shape a
-// 1,810-token state saves in 29 ms and loads in 16 ms (66 MB) where computing it again takes
-// 5.4 s on one thread, so a returning user pays for their new tokens only.
+// --cache-ram: saved with node-llama-cpp's sequence state files into a RAM-backed folder
+// (/dev/shm where it exists), the least recently used dropped past `max_bytes`. On the 115M shape
+// a 1,810-token state saves in 29 ms and loads in 16 ms (66 MB) where computing it again takes
+// 5.4 s on one thread, so a returning user pays for their new tokens only. When to save and load
+// is prefix.ts's.
 import { mkdir, mkdtemp, readdir, rm, statfs } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { LlamaContextSequence, Token } from "node-llama-cpp";
-
-/**
- * Tokens a source must start the prompt with beyond what the request's own sequence holds, for
- * loading or copying it to pay: below it, computing them again is as quick.
- */
-export const MIN_RESTORE_GAIN = 32;
-
-/** A sequence holding fewer tokens than this is not saved when overwritten: they are quickly computed again. */
-export const MIN_SAVE_TOKENS = 64;
-
-/** Where a request's prefix could come from, as the choice sees it. */
-export interface PrefixSource<T> {
-  source: T;
-  /** Tokens of the prompt it holds now, from the start. */
-  commonPrefix: number;
-  /**
-   * A sequence still computing its own prompt: the tokens of this prompt it will hold once it
-   * gets there (its prompt and this one share them).
-   */
-  promised?: number | undefined;
-}
-
-export interface PrefixPlan<T> {
-  /**
-   * Wait until this sequence has computed the start both prompts share, then plan again: it is
-   * computed once instead of twice side by side (a shared system prompt, several users at once).
-   */
-  wait: T | undefined;
-  /** Load or copy this first; undefined: keep what the sequence holds. */
-  restore: T | undefined;
-  /** Save the sequence's state before it is overwritten. */
-  save: boolean;
-}
-
-/**
- * What to do with the sequence a request runs on before it starts (pure): wait for a sequence
- * that is computing a longer start of the prompt than is anywhere now; else load the source
- * holding the most of it when that beats the sequence's own prefix by MIN_RESTORE_GAIN, and save
- * the sequence first when it would lose at least MIN_SAVE_TOKENS' worth of a conversation nobody
- * saved yet (`held`: tokens it holds; `heldPrefix`: of them, the prompt's start; `heldSaved`: a
- * saved state covers them already).
- */
-export function planPrefix<T>(
-  sequence: { held: number; heldPrefix: number; heldSaved: boolean },
-  sources: readonly PrefixSource<T>[],
-  promptLength: number,
-): PrefixPlan<T> {
-  // Generation always computes the prompt's last token again (for its logits).
-  const usable = (n: number) => Math.min(n, Math.max(0, promptLength - 1));
-  let best: PrefixSource<T> | undefined;
-  let promised: PrefixSource<T> | undefined;
-  for (const s of sources) {
-    if (!best || s.commonPrefix > best.commonPrefix) best = s;
-    if (s.promised !== undefined && (!promised || s.promised > (promised.promised ?? 0))) promised = s;
-  }
-  const have = Math.max(usable(sequence.heldPrefix), usable(best?.commonPrefix ?? 0));
-  if (promised && usable(promised.promised ?? 0) >= have + MIN_RESTORE_GAIN) {
-    return { wait: promised.source, restore: undefined, save: false };
-  }
-  const restore =
-    best && usable(best.commonPrefix) >= usable(sequence.heldPrefix) + MIN_RESTORE_GAIN ? best.source : undefined;
-  const kept = restore === undefined ? usable(sequence.heldPrefix) : 0;
-  const save = !sequence.heldSaved && sequence.held >= MIN_SAVE_TOKENS && sequence.held - kept >= MIN_RESTORE_GAIN;
-  return { wait: undefined, restore, save };
-}
 
 /** How many tokens `a` and `b` share from the start. */
 export function commonPrefix<T>(a: readonly T[], b: readonly T[]): number {
@@ -139,7 +72,7 @@ export class PromptCache {
   }
 
   /** The saved states, each with how many tokens of `prompt` it starts with. */
-  candidates(prompt: readonly Token[]): PrefixSource<SavedPrompt>[] {
+  candidates(prompt: readonly Token[]): { source: SavedPrompt; commonPrefix: number }[] {
     return this.entries.map((e) => ({ source: e, commonPrefix: commonPrefix(e.tokens, prompt) }));
   }
 
@@ -218,24 +151,6 @@ export class PromptCache {
     this.events.dropped?.(victims.length);
     await Promise.all(victims.map((e) => rm(e.file, { force: true })));
   }
-}
-
-/**
- * Copies what `source` holds of the first `upTo` tokens into `target` (llama.cpp's seq_cp: no
- * file, no compute). node-llama-cpp has it only as an internal method (the version is pinned in
- * package.json); without it the caller falls back to saved states and computing.
- */
-export async function copySequence(
-  target: LlamaContextSequence,
-  source: LlamaContextSequence,
-  upTo: number,
-): Promise<boolean> {
-  const copy = (target as unknown as { _copyStateFromOtherSequence?: unknown })._copyStateFromOtherSequence;
-  if (typeof copy !== "function") return false;
-  if ((await copy.call(target, source, upTo)) === true) return true;
-  // A copy that did not come out as asked may leave the tokens it lists and the state apart.
-  await target.clearHistory();
-  return false;
 }
 
 async function ramFolder(maxBytes: number): Promise<string> {

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { commonPrefix, MIN_RESTORE_GAIN, MIN_SAVE_TOKENS, planPrefix } from "../../src/engine/prompt-cache.ts";
+import { MIN_RESTORE_GAIN, MIN_SAVE_TOKENS, planPrefix } from "../../src/engine/prefix.ts";
+import { commonPrefix } from "../../src/engine/prompt-cache.ts";
 
 const fresh = { held: 0, heldPrefix: 0, heldSaved: false };
 
