@@ -131,7 +131,7 @@ models:
     const file = join(ROOT, "models.yaml");
     expect(readFileSync(file, "utf8").split("\n")[0]).toBe("# yaml-language-server: $schema=./models.schema.json");
     const config = loadConfig(file, NO_ENV);
-    expect(config.models).toHaveLength(3);
+    expect(config.models).toHaveLength(4);
     expect(config.models[0]).toMatchObject({
       id: "roundhouse-tiny",
       aliases: ["tiny"],
@@ -150,6 +150,12 @@ models:
       aliases: ["tiny-tools"],
       path: join(ROOT, "models", "roundhouse-tiny-tools-q8_0.gguf"),
       tool_format: "auto",
+    });
+    expect(config.models[3]).toMatchObject({
+      id: "roundhouse-tiny-think",
+      aliases: ["tiny-think"],
+      path: join(ROOT, "models", "roundhouse-tiny-think-q8_0.gguf"),
+      reasoning: "auto",
     });
   });
 });

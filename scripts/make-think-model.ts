@@ -1,0 +1,84 @@
+// Makes `tiny-think`: the built-in tiny model fine-tuned, with the project's own llama-finetune
+// pipeline, on generated dialogues (scripts/model/think-dataset.ts) rendered with a Qwen 3-style
+// template (scripts/model/think-chat-template.ts), so that it writes a short thought in
+// `<think>…</think>` before it answers, and answers at once when the template's
+// `enable_thinking` switch puts an empty block in the prompt. `<think>` and `</think>` are first
+// added to the vocabulary as whole tokens (THINK_ADDED_TOKENS), as Qwen 3 carries them.
+//
+//   npm run make-think-model                  # writes models/roundhouse-tiny-think-q8_0.gguf
+//   npm run make-think-model -- --epochs 8 --out /tmp/try.gguf
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { availableParallelism, tmpdir } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { ChatTemplate } from "../src/engine/chat-template.ts";
+import { addTokens } from "./model/added-tokens.ts";
+import { finetune, quantize, restoreMetadata } from "./model/pipeline.ts";
+import { CONTEXT_LENGTH, MODELS_DIR, modelFile } from "./model/recipe.ts";
+import { THINK_ADDED_TOKENS, THINK_CHAT_TEMPLATE } from "./model/think-chat-template.ts";
+import { dialogues } from "./model/think-dataset.ts";
+
+export const THINK_MODEL_NAME = "roundhouse-tiny-think";
+/** Seed of the added tokens' embeddings and output rows (scripts/model/added-tokens.ts). */
+const ADDED_TOKENS_SEED = 7;
+
+const { values: args } = parseArgs({
+  options: {
+    epochs: { type: "string", default: "16" },
+    lr: { type: "string", default: "0.0003" },
+    repeats: { type: "string", default: "20" },
+    threads: { type: "string", default: String(Math.max(1, availableParallelism())) },
+    out: { type: "string", default: join(MODELS_DIR, `${THINK_MODEL_NAME}-q8_0.gguf`) },
+  },
+});
+const threads = Number(args.threads);
+const t0 = performance.now();
+const log = (msg: string) => console.log(`[make-think-model ${((performance.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
+
+const template = new ChatTemplate(THINK_CHAT_TEMPLATE, { bos: "", eos: "" });
+const all = dialogues();
+const texts: string[] = [];
+for (let r = 0; r < Number(args.repeats); r++) {
+  // A fixed rotation per repeat: every dialogue follows a different one each time.
+  for (let i = 0; i < all.length; i++) {
+    const d = all[(i * (r + 1) + r) % all.length] ?? all[i];
+    if (d) texts.push(template.render(d, { addGenerationPrompt: false }));
+  }
+}
+const work = mkdtempSync(join(tmpdir(), "roundhouse-make-think-"));
+try {
+  const base = join(work, "base-f32.gguf");
+  const plain = join(work, "plain-f32.gguf");
+  await quantize(modelFile("q8_0"), plain, "F32", threads, { allowRequantize: true });
+  await addTokens(plain, base, THINK_ADDED_TOKENS, ADDED_TOKENS_SEED);
+  const textFile = join(work, "train.txt");
+  writeFileSync(textFile, texts.join(""));
+  log(`${texts.length} dialogues, ${texts.join("").length} characters`);
+  const trained = join(work, "trained.gguf");
+  const result = await finetune({
+    model: base,
+    textFile,
+    out: trained,
+    context: 32,
+    epochs: Number(args.epochs),
+    lr: Number(args.lr),
+    lrMin: 1e-5,
+    decayEpochs: Number(args.epochs),
+    valSplit: 0.05,
+    threads,
+    onEpoch: (e, r) =>
+      log(`epoch ${e}: train loss ${r.train.loss.toFixed(3)} acc ${(r.train.accuracy * 100).toFixed(1)}%`),
+  });
+  log(`trained in ${result.seconds.toFixed(0)} s`);
+  const f32 = join(work, "final-f32.gguf");
+  await restoreMetadata(trained, f32, {
+    chatTemplate: THINK_CHAT_TEMPLATE,
+    contextLength: CONTEXT_LENGTH,
+    fileType: 0,
+    name: THINK_MODEL_NAME,
+  });
+  const size = await quantize(f32, args.out as string, "Q8_0", threads);
+  log(`wrote ${args.out} (${(size / 1e6).toFixed(2)} MB)`);
+} finally {
+  rmSync(work, { recursive: true, force: true });
+}
