@@ -4,7 +4,15 @@
 // parsing one is the slow, synchronous part of building it.
 import { createHash } from "node:crypto";
 import { LRUCache } from "lru-cache";
-import { type GbnfJsonSchema, isLlamaText, type Llama, type LlamaGrammar } from "node-llama-cpp";
+import {
+  type GbnfJsonSchema,
+  isLlamaText,
+  type Llama,
+  type LlamaGrammar,
+  LlamaGrammarEvaluationState,
+  type LlamaModel,
+  type Token,
+} from "node-llama-cpp";
 
 export type OutputConstraint = { type: "json_object" } | { type: "json_schema"; schema: Record<string, unknown> };
 
@@ -99,4 +107,39 @@ export function grammarStops(grammar: LlamaGrammar): string[] {
       typeof t === "string" ? t : isLlamaText(t) ? t.toString() : t.filter((p) => typeof p === "string").join(""),
     )
     .filter((s) => s.length > 0);
+}
+
+interface GrammarBindings {
+  AddonSampler: {
+    acceptGrammarEvaluationStateToken(state: unknown, token: Token): void;
+    canBeNextTokenForGrammarEvaluationState(state: unknown, token: Token): boolean;
+  };
+}
+
+/**
+ * A grammar state that has already read `text`: for a lazy grammar whose trigger ended inside a
+ * token, the rest of that token was sampled free and must count as the grammar's first text.
+ * node-llama-cpp accepts text into a state only token by token, through internal bindings (the
+ * version is pinned in package.json); the grammar reads a token's text, so any tokenization of
+ * `text` gives the same state. Undefined when the bindings are not there or the grammar cannot
+ * start with `text`: the caller then leaves the output unconstrained, as before.
+ */
+export function grammarStateAfter(
+  model: LlamaModel,
+  grammar: LlamaGrammar,
+  text: string,
+): LlamaGrammarEvaluationState | undefined {
+  const state = new LlamaGrammarEvaluationState({ model, grammar });
+  const internal = state as unknown as { _llama?: { _bindings?: GrammarBindings }; _state?: unknown };
+  const sampler = internal._llama?._bindings?.AddonSampler;
+  if (typeof sampler?.acceptGrammarEvaluationStateToken !== "function") return undefined;
+  for (const token of model.tokenize(text, false)) {
+    if (!sampler.canBeNextTokenForGrammarEvaluationState(internal._state, token)) return undefined;
+    try {
+      sampler.acceptGrammarEvaluationStateToken(internal._state, token);
+    } catch {
+      return undefined;
+    }
+  }
+  return state;
 }

@@ -4,6 +4,7 @@
 // lazy tool-call grammar on where a call starts and off where it ends.
 import { randomBytes } from "node:crypto";
 import { type LlamaGrammar, LlamaGrammarEvaluationState, type LlamaModel, type Token, TokenBias } from "node-llama-cpp";
+import { grammarStateAfter } from "../engine/grammar.ts";
 import type { ReasoningSetting, ToolFamily } from "../engine/tool-formats/families.ts";
 import { type ParseEvent, ToolOutputParser } from "../engine/tool-formats/parser.ts";
 import type { FinishReason, TokenLogprob } from "../openai/chat.ts";
@@ -124,12 +125,13 @@ export class NativeReply {
   private lazyState(e: Extract<ParseEvent, { type: "constrain" }>): LlamaGrammarEvaluationState | undefined {
     const g = this.o.grammars;
     if (!g) return undefined;
-    // The grammar starts where the marker ended; text already sampled past it (in the same
-    // token) would be unknown to it, so a call whose marker shares a token with more than
-    // whitespace stays unconstrained.
-    if (/\S/.test(e.after)) return undefined;
     const grammar = e.scope === "call" ? g.call : e.name !== undefined ? g.args.get(e.name) : undefined;
-    return grammar ? new LlamaGrammarEvaluationState({ model: this.o.model, grammar }) : undefined;
+    if (!grammar) return undefined;
+    // The grammar starts where the marker ended; text already sampled past it in the same token
+    // (`{"` after Llama 3's `{`-led call, `<tool_call>\n{"na` from a tokenizer without the marker
+    // as one token) is read into it first. Text it cannot start with leaves the call free.
+    if (/\S/.test(e.after)) return grammarStateAfter(this.o.model, grammar, e.after.replace(/^\s+/, ""));
+    return new LlamaGrammarEvaluationState({ model: this.o.model, grammar });
   }
 }
 

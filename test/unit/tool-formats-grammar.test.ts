@@ -3,7 +3,7 @@
 // literals and character classes alone.
 import type { Llama } from "node-llama-cpp";
 import { beforeAll, describe, expect, it } from "vitest";
-import { GrammarCache } from "../../src/engine/grammar.ts";
+import { GrammarCache, grammarStateAfter } from "../../src/engine/grammar.ts";
 import { openRuntime } from "../../src/engine/runtime.ts";
 import { TOOL_FAMILIES } from "../../src/engine/tool-formats/families.ts";
 import {
@@ -13,6 +13,7 @@ import {
   prefixRules,
   type ToolGrammarInput,
 } from "../../src/engine/tool-formats/grammar.ts";
+import { TINY_MODEL } from "../helpers/server.ts";
 
 let llama: Llama;
 let tools: ToolGrammarInput[];
@@ -58,5 +59,25 @@ describe("tool-call grammars", () => {
       't0-root ::= "root" [a-z] t0-item\nt0-item ::= "x\\"y"',
     );
     expect(literal('say "hi"\n')).toBe('"say \\"hi\\"\\n"');
+  });
+});
+
+describe("a lazy grammar whose trigger ended inside a token", () => {
+  it("reads the rest of that token first: a state when the call can start so, none when it cannot", async () => {
+    const model = await llama.loadModel({ modelPath: TINY_MODEL });
+    try {
+      const gbnf = lazyCallGbnf("llama3", "call", tools, { parallel: true }) as string;
+      const grammar = await llama.createGrammar({ grammar: gbnf });
+      const stateAfter = (text: string) => grammarStateAfter(model, grammar, text);
+      expect(stateAfter('{"')).toBeDefined();
+      expect(stateAfter('{"name": "get_w')).toBeDefined();
+      expect(stateAfter('{"name": "get_weather", "parameters": {"city": "Oslo", "unit": "c"}}')).toBeDefined();
+      // Not a tool's name, not its arguments' schema, not a call at all.
+      expect(stateAfter('{"name": "get_wx')).toBeUndefined();
+      expect(stateAfter('{"name": "get_time", "parameters": {"city"')).toBeUndefined();
+      expect(stateAfter("Sure, here")).toBeUndefined();
+    } finally {
+      await model.dispose();
+    }
   });
 });
