@@ -6,7 +6,8 @@
 // (bench/finetune.ts: llama-finetune on the tiny, 115M and 0.5B-class shapes); `npm run bench --
 // finetune-answer` a real job on the 115M shape and whether it answers what it was trained on
 // (bench/finetune-answer.ts); `npm run bench -- multiturn` the multi-user, multi-turn chat
-// workload against llama-server (bench/multiturn.ts).
+// workload against llama-server (bench/multiturn.ts); `npm run bench -- speculative` prompt
+// lookup against the same server without it (bench/speculative.ts).
 //
 // For each model and thread count both servers are started as their own processes
 // (Roundhouse: `node --import tsx src/main.ts` with a generated models.yaml; llama-server
@@ -71,6 +72,7 @@ import {
   startRoundhouse,
   type TargetName,
 } from "./servers.ts";
+import { formatSpeculative, runSpeculativeBench } from "./speculative.ts";
 import { runUpstreamBench } from "./upstream.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -277,6 +279,10 @@ async function main(): Promise<void> {
   }
   if (process.argv.slice(2).includes("embeddings")) {
     await runEmbeddingsBench();
+    return;
+  }
+  if (process.argv.slice(2).includes("speculative")) {
+    process.stdout.write(`\n${formatSpeculative(await runSpeculativeBench())}\n`);
     return;
   }
   if (process.argv.slice(2).includes("multiturn")) {

@@ -26,6 +26,8 @@ export interface ServeOptions {
   embeddings?: boolean;
   /** Flash attention for both (Roundhouse's `flash_attention`, llama-server's --flash-attn); default auto. */
   flashAttention?: FlashAttention;
+  /** More keys for Roundhouse's model entry (models.yaml), e.g. `speculative`. */
+  modelExtra?: Record<string, unknown>;
 }
 
 export type FlashAttention = "auto" | "on" | "off";
@@ -200,6 +202,7 @@ export async function startRoundhouse(o: ServeOptions, nodeArgs: readonly string
         flash_attention:
           o.flashAttention === undefined || o.flashAttention === "auto" ? "auto" : o.flashAttention === "on",
         ...(o.embeddings ? { operations: ["embeddings"] } : {}),
+        ...o.modelExtra,
       },
     ],
   };

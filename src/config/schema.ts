@@ -189,6 +189,17 @@ export const LlamaModel = z
       .describe(
         "Keeps a conversation's KV state when its sequence is given to another request and loads it back when the conversation returns, as llama-server's --cache-ram; false: off.",
       ),
+    speculative: z
+      .strictObject({
+        method: z
+          .literal("prompt_lookup")
+          .describe(
+            "prompt_lookup: guess the next tokens from where the reply's last tokens appear in the prompt, and check the guesses in one batch (pays when replies copy their input: RAG quotes, code edits).",
+          ),
+        max_tokens: z.int().min(1).max(16).default(3).describe("Tokens guessed per step."),
+      })
+      .optional()
+      .describe("Speculative decoding; off unless set (it costs time when the guesses miss)."),
     sha256: z
       .string()
       .regex(/^[0-9a-fA-F]{64}$/, { error: "expected 64 hexadecimal digits" })

@@ -3,6 +3,7 @@
 // sequences held back, and reports logprobs and token counts. It runs as a Stepper so
 // the model's LockstepDriver can advance all generations in one batch.
 import {
+  InputLookupTokenPredictor,
   type LlamaContextSequence,
   type LlamaGrammar,
   LlamaGrammarEvaluationState,
@@ -138,6 +139,9 @@ export class Generation implements Stepper {
     if (keep < this.sequence.nextTokenIndex) {
       await this.sequence.eraseContextTokenRanges([{ start: keep, end: this.sequence.nextTokenIndex }]);
     }
+    // Prompt lookup guesses from the prompt: it is told what this one is.
+    const predictor = this.sequence.tokenPredictor;
+    if (predictor instanceof InputLookupTokenPredictor) predictor.updateInputTokens(prompt);
     const options = this.evaluateOptions();
     const wantProbabilities = this.input.topLogprobs !== undefined;
     return this.sequence.evaluateWithMetadata(

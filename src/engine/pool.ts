@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import {
   GgufInsights,
+  InputLookupTokenPredictor,
   type Llama,
   type LlamaContext,
   type LlamaContextSequence,
@@ -54,6 +55,8 @@ export interface LocalModelSpec {
   operations?: readonly ("chat" | "completions" | "embeddings")[] | undefined;
   /** Unloaded this long after its last request ends (keep_alive); undefined: until evicted. */
   keepAliveMs?: number | undefined;
+  /** models.yaml `speculative`; undefined: off. */
+  speculative?: { method: "prompt_lookup"; maxTokens: number } | undefined;
   /** Conversations' states kept when their sequence is given away (prompt_cache); undefined: none. */
   promptCache?: { maxBytes: number; dir?: string | undefined } | undefined;
 }
@@ -327,7 +330,14 @@ export class ModelPool {
         await model.dispose();
         throw new Error("the server is shutting down");
       }
-      const sequences = Array.from({ length: spec.parallel }, () => context.getSequence());
+      const speculative = spec.speculative;
+      const sequences = Array.from({ length: spec.parallel }, () =>
+        context.getSequence(
+          speculative
+            ? { tokenPredictor: new InputLookupTokenPredictor({ predictionLength: { max: speculative.maxTokens } }) }
+            : undefined,
+        ),
+      );
       const promptCache = spec.promptCache?.maxBytes
         ? await PromptCache.open(spec.promptCache.maxBytes, spec.promptCache.dir, {
             saved: (tokens) => this.options.events?.promptCache?.(id, "saved", tokens),

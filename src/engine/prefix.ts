@@ -75,13 +75,16 @@ export function planPrefix<T>(
 /**
  * Copies what `source` holds of the first `upTo` tokens into `target` (llama.cpp's seq_cp: no
  * file, no compute). node-llama-cpp has it only as an internal method (the version is pinned in
- * package.json); without it the caller falls back to saved states and computing.
+ * package.json), and not for sequences with a token predictor; without it the caller falls back
+ * to saved states and computing.
  */
 export async function copySequence(
   target: LlamaContextSequence,
   source: LlamaContextSequence,
   upTo: number,
 ): Promise<boolean> {
+  // node-llama-cpp's copy leaves a token predictor (speculative decoding) out of step.
+  if (target.tokenPredictor !== undefined || source.tokenPredictor !== undefined) return false;
   const copy = (target as unknown as { _copyStateFromOtherSequence?: unknown })._copyStateFromOtherSequence;
   if (typeof copy !== "function") return false;
   if ((await copy.call(target, source, upTo)) === true) return true;
@@ -106,7 +109,8 @@ export async function restorePrefix(
   for (;;) {
     const sources: PrefixSource<Source>[] = [
       ...loaded.sequences
-        .filter((s) => s !== target)
+        // A sequence with a token predictor cannot be copied into (copySequence).
+        .filter((s) => s !== target && target.tokenPredictor === undefined)
         .map((s) => {
           const computing = loaded.computing.get(s);
           return {
