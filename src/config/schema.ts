@@ -217,7 +217,7 @@ export const LlamaModel = z
       .enum(["auto", "hide", "none"])
       .default("auto")
       .describe(
-        "Thoughts (<think>, Harmony analysis): auto returns them as reasoning_content, hide parses them out and drops them, none leaves them in the text.",
+        "Thoughts (<think>, Harmony analysis): auto returns them as reasoning_content, hide parses them out and drops them, none leaves them in the text (between <think> tags for the families that write them).",
       ),
     max_tokens: z.int().min(1).optional().describe("Cap on generated tokens per request."),
     queue: Queue.prefault({}),

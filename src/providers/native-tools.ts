@@ -6,7 +6,7 @@ import { randomBytes } from "node:crypto";
 import { type LlamaGrammar, LlamaGrammarEvaluationState, type LlamaModel, type Token, TokenBias } from "node-llama-cpp";
 import { grammarStateAfter } from "../engine/grammar.ts";
 import type { ReasoningSetting, ToolFamily } from "../engine/tool-formats/families.ts";
-import { type ParseEvent, ToolOutputParser } from "../engine/tool-formats/parser.ts";
+import { type ParseEvent, ToolOutputParser, thinks } from "../engine/tool-formats/parser.ts";
 import type { FinishReason, TokenLogprob } from "../openai/chat.ts";
 import type { ChatEvent } from "./provider.ts";
 import { newCallId } from "./tool-calls.ts";
@@ -74,10 +74,17 @@ export class NativeReply {
     this.o.push({ type: "finish", index: this.o.index, reason: finish });
   }
 
+  /** reasoning: none, thoughts under way in the content: their closing tag is still to come. */
+  private rawThoughts = false;
+
   private apply(events: ParseEvent[]): "stop" | undefined {
     const index = this.o.index;
     let stop: "stop" | undefined;
     for (const e of events) {
+      if (this.rawThoughts && e.type !== "reasoning" && e.type !== "constrain" && e.type !== "release") {
+        this.rawThoughts = false;
+        if (thinks(this.o.family)) this.o.push({ type: "content", index, text: "</think>" });
+      }
       switch (e.type) {
         case "content":
           this.o.push({ type: "content", index, text: e.text, logprobs: this.logprobs });
@@ -85,7 +92,13 @@ export class NativeReply {
           break;
         case "reasoning":
           if (this.o.reasoning === "auto") this.o.push({ type: "reasoning", index, text: e.text });
-          else if (this.o.reasoning === "none") this.o.push({ type: "content", index, text: e.text });
+          else if (this.o.reasoning === "none") {
+            // Left in the text as the model wrote it, between its tags (the opening one too when
+            // the template opened the thoughts in the prompt), so a client that reads them finds them.
+            const open = this.rawThoughts || !thinks(this.o.family) ? "" : "<think>";
+            this.rawThoughts = true;
+            this.o.push({ type: "content", index, text: open + e.text });
+          }
           break;
         case "call": {
           if (stop) break;

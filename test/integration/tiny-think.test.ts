@@ -135,11 +135,13 @@ describe("tiny-think, a model trained to think in Qwen 3's format", () => {
     expect(message.content).toBe(first.answer);
   });
 
-  it("reasoning: none leaves the thoughts in the content", async () => {
+  it("reasoning: none leaves the thoughts in the content, between their tags", async () => {
     const res = await ask("think-none", first.prompt);
     const message = res.choices[0]?.message as OpenAI.ChatCompletionMessage & Thinking;
     expect(message.reasoning_content).toBeUndefined();
     expect(message.content).toContain(first.thought);
+    // Between their tags (the template opened them in the prompt; the content opens them too).
+    expect(message.content).toMatch(/^<think>[\s\S]*<\/think>/);
     expect(message.content?.trimEnd().endsWith(first.answer)).toBe(true);
   });
 

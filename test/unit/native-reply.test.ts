@@ -77,7 +77,12 @@ describe("a thinking model's reply", () => {
       { type: "finish", index: 0, reason: "stop" },
     ]);
     const none = run("qwen3", ["<think>hmm</think>Hi"], { reasoning: "none" }).events;
-    expect(none.filter((e) => e.type === "content").map((e) => (e as { text: string }).text)).toEqual(["hmm", "Hi"]);
+    // Between their tags, as written, so a client that reads <think> finds them.
+    expect(none.filter((e) => e.type === "content").map((e) => (e as { text: string }).text)).toEqual([
+      "<think>hmm",
+      "</think>",
+      "Hi",
+    ]);
   });
 
   it("parallel_tool_calls: false ends the reply after its first call", () => {
