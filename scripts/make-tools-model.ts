@@ -6,14 +6,12 @@
 //
 //   npm run make-tools-model                  # writes models/roundhouse-tiny-tools-q8_0.gguf
 //   npm run make-tools-model -- --epochs 8 --out /tmp/try.gguf
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { availableParallelism, tmpdir } from "node:os";
+import { availableParallelism } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ChatTemplate } from "../src/engine/chat-template.ts";
-import { addTokens } from "./model/added-tokens.ts";
-import { finetune, quantize, restoreMetadata } from "./model/pipeline.ts";
-import { CONTEXT_LENGTH, MODELS_DIR, modelFile } from "./model/recipe.ts";
+import { makeChatModel } from "./model/chat-model.ts";
+import { MODELS_DIR } from "./model/recipe.ts";
 import { TOOLS_ADDED_TOKENS, TOOLS_CHAT_TEMPLATE } from "./model/tools-chat-template.ts";
 import { dialogues, TOOLS } from "./model/tools-dataset.ts";
 
@@ -44,40 +42,15 @@ for (let r = 0; r < Number(args.repeats); r++) {
     if (d) texts.push(template.render(d, { addGenerationPrompt: false, variables: { tools: TOOLS } }));
   }
 }
-const work = mkdtempSync(join(tmpdir(), "roundhouse-make-tools-"));
-try {
-  const base = join(work, "base-f32.gguf");
-  const plain = join(work, "plain-f32.gguf");
-  await quantize(modelFile("q8_0"), plain, "F32", threads, { allowRequantize: true });
-  await addTokens(plain, base, TOOLS_ADDED_TOKENS, ADDED_TOKENS_SEED);
-  const textFile = join(work, "train.txt");
-  writeFileSync(textFile, texts.join(""));
-  log(`${texts.length} dialogues, ${texts.join("").length} characters`);
-  const trained = join(work, "trained.gguf");
-  const result = await finetune({
-    model: base,
-    textFile,
-    out: trained,
-    context: 32,
-    epochs: Number(args.epochs),
-    lr: Number(args.lr),
-    lrMin: 1e-5,
-    decayEpochs: Number(args.epochs),
-    valSplit: 0.05,
-    threads,
-    onEpoch: (e, r) =>
-      log(`epoch ${e}: train loss ${r.train.loss.toFixed(3)} acc ${(r.train.accuracy * 100).toFixed(1)}%`),
-  });
-  log(`trained in ${result.seconds.toFixed(0)} s`);
-  const f32 = join(work, "final-f32.gguf");
-  await restoreMetadata(trained, f32, {
-    chatTemplate: TOOLS_CHAT_TEMPLATE,
-    contextLength: CONTEXT_LENGTH,
-    fileType: 0,
-    name: TOOLS_MODEL_NAME,
-  });
-  const size = await quantize(f32, args.out as string, "Q8_0", threads);
-  log(`wrote ${args.out} (${(size / 1e6).toFixed(2)} MB)`);
-} finally {
-  rmSync(work, { recursive: true, force: true });
-}
+await makeChatModel({
+  name: TOOLS_MODEL_NAME,
+  chatTemplate: TOOLS_CHAT_TEMPLATE,
+  addedTokens: TOOLS_ADDED_TOKENS,
+  seed: ADDED_TOKENS_SEED,
+  texts,
+  epochs: Number(args.epochs),
+  lr: Number(args.lr),
+  threads,
+  out: args.out as string,
+  log,
+});
