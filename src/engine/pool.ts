@@ -310,7 +310,21 @@ export class ModelPool {
       const bytes = await this.estimateBytes(spec, path);
       await this.makeRoom(id, bytes);
       const signal = this.stopping.signal;
-      const model = await this.llama.loadModel({ modelPath: path, gpuLayers: spec.gpuLayers, loadSignal: signal });
+      // Opened first: a folder it cannot use fails the load before anything is allocated.
+      const promptCache = spec.promptCache?.maxBytes
+        ? await PromptCache.open(spec.promptCache.maxBytes, spec.promptCache.dir, {
+            saved: (tokens) => this.options.events?.promptCache?.(id, "saved", tokens),
+            dropped: (count) => this.options.events?.promptCache?.(id, "dropped", count),
+          }).catch((err: unknown) => {
+            throw new Error(`prompt_cache: ${(err as Error).message}`);
+          })
+        : undefined;
+      const model = await this.llama
+        .loadModel({ modelPath: path, gpuLayers: spec.gpuLayers, loadSignal: signal })
+        .catch(async (err: unknown) => {
+          await promptCache?.clear();
+          throw err;
+        });
       let context: LlamaContext;
       try {
         context = await model.createContext({
@@ -323,11 +337,13 @@ export class ModelPool {
         });
       } catch (err) {
         await model.dispose();
+        await promptCache?.clear();
         throw err;
       }
       if (signal.aborted) {
         await context.dispose();
         await model.dispose();
+        await promptCache?.clear();
         throw new Error("the server is shutting down");
       }
       const speculative = spec.speculative;
@@ -338,12 +354,6 @@ export class ModelPool {
             : undefined,
         ),
       );
-      const promptCache = spec.promptCache?.maxBytes
-        ? await PromptCache.open(spec.promptCache.maxBytes, spec.promptCache.dir, {
-            saved: (tokens) => this.options.events?.promptCache?.(id, "saved", tokens),
-            dropped: (count) => this.options.events?.promptCache?.(id, "dropped", count),
-          })
-        : undefined;
       const templateSource = spec.chatTemplate ?? stringMeta(model, "tokenizer.chat_template");
       const template = new ChatTemplate(templateSource, {
         bos: model.tokens.bosString ?? "",

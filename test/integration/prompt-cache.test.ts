@@ -28,6 +28,8 @@ beforeAll(async () => {
       model("one-seq", 1),
       model("two-seq", 2),
       model("waiting", 2),
+      // A folder it cannot make (under a file): the model does not load, and says why.
+      model("bad-dir", 1, ["    prompt_cache: {dir: /etc/hostname/roundhouse}"]).replace("    preload: true\n", ""),
       // What every answer is checked against: nothing saved, nothing restored.
       model("uncached", 1, ["    prompt_cache: false"]),
     ].join("\n"),
@@ -146,5 +148,17 @@ describe("prompt_cache", () => {
     c.release();
     await dDone;
     d.release();
+  });
+
+  it("a prompt_cache folder that cannot be used fails the load with a 503 naming it, not a crash", async () => {
+    const res = await fetch(`${s.baseURL}/chat/completions`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ model: "bad-dir", messages: [{ role: "user", content: "Hi" }], max_tokens: 2 }),
+    });
+    expect(res.status).toBe(503);
+    const body = (await res.json()) as { error: { message: string } };
+    expect(body.error.message).toContain("prompt_cache");
+    expect(s.services.pool.isLoaded("bad-dir")).toBe(false);
   });
 });
