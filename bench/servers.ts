@@ -202,6 +202,8 @@ export async function startRoundhouse(o: ServeOptions, nodeArgs: readonly string
         flash_attention:
           o.flashAttention === undefined || o.flashAttention === "auto" ? "auto" : o.flashAttention === "on",
         ...(o.embeddings ? { operations: ["embeddings"] } : {}),
+        // BENCH_PROMPT_CACHE=off: without saved conversation states (models.yaml prompt_cache: false).
+        ...(process.env.BENCH_PROMPT_CACHE === "off" ? { prompt_cache: false } : {}),
         ...o.modelExtra,
       },
     ],
