@@ -39,6 +39,7 @@
 //   BENCH_REALISTIC_SHAPE      768,12,12,3072   n_embd,n_layer,n_head,n_ff (multiples of 32)
 //   BENCH_LLAMA_SERVER_ARGS    (none)           extra llama-server flags, space-separated
 //   BENCH_LLAMA_SERVER         (npm run tools)  another llama-server binary to compare against
+//   BENCH_FLASH_ATTENTION      auto             auto | on | off, for both servers
 //   BENCH_PROMPT_CACHE         (on)             off: Roundhouse without saved conversation states
 //   BENCH_NODE_ARGS            (none)           extra node flags for Roundhouse, e.g. to profile it:
 //                                               "--cpu-prof --cpu-prof-dir=/tmp/sy-prof"
@@ -66,6 +67,7 @@ import { formatMultiturn, runMultiturnBench } from "./multiturn.ts";
 import { DEFAULT_SHAPE, ensureRealisticModel, type RealisticShape } from "./realistic-model.ts";
 import { formatTable, type LevelSummary, summariseLevel } from "./report.ts";
 import {
+  flashAttentionFromEnv,
   installCleanup,
   type RunningServer,
   type ServeOptions,
@@ -209,6 +211,7 @@ async function runCase(s: Settings, model: ModelInfo, threads: number, workRoot:
     parallel: s.parallel,
     threads,
     workDir,
+    flashAttention: flashAttentionFromEnv(),
   };
   const servers: RunningServer[] = [];
   try {
