@@ -7,11 +7,9 @@
 //
 //   npm run make-think-model                  # writes models/roundhouse-tiny-think-q8_0.gguf
 //   npm run make-think-model -- --epochs 8 --out /tmp/try.gguf
-import { availableParallelism } from "node:os";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { ChatTemplate } from "../src/engine/chat-template.ts";
-import { makeChatModel } from "./model/chat-model.ts";
+import { chatModelArgs, makeChatModel, rotated } from "./model/chat-model.ts";
 import { MODELS_DIR } from "./model/recipe.ts";
 import { THINK_ADDED_TOKENS, THINK_CHAT_TEMPLATE } from "./model/think-chat-template.ts";
 import { dialogues } from "./model/think-dataset.ts";
@@ -20,38 +18,17 @@ export const THINK_MODEL_NAME = "roundhouse-tiny-think";
 /** Seed of the added tokens' embeddings and output rows (scripts/model/added-tokens.ts). */
 const ADDED_TOKENS_SEED = 7;
 
-const { values: args } = parseArgs({
-  options: {
-    epochs: { type: "string", default: "16" },
-    lr: { type: "string", default: "0.0003" },
-    repeats: { type: "string", default: "20" },
-    threads: { type: "string", default: String(Math.max(1, availableParallelism())) },
-    out: { type: "string", default: join(MODELS_DIR, `${THINK_MODEL_NAME}-q8_0.gguf`) },
-  },
+const args = chatModelArgs("make-think-model", {
+  repeats: 20,
+  out: join(MODELS_DIR, `${THINK_MODEL_NAME}-q8_0.gguf`),
 });
-const threads = Number(args.threads);
-const t0 = performance.now();
-const log = (msg: string) => console.log(`[make-think-model ${((performance.now() - t0) / 1000).toFixed(1)}s] ${msg}`);
-
 const template = new ChatTemplate(THINK_CHAT_TEMPLATE, { bos: "", eos: "" });
-const all = dialogues();
-const texts: string[] = [];
-for (let r = 0; r < Number(args.repeats); r++) {
-  // A fixed rotation per repeat: every dialogue follows a different one each time.
-  for (let i = 0; i < all.length; i++) {
-    const d = all[(i * (r + 1) + r) % all.length] ?? all[i];
-    if (d) texts.push(template.render(d, { addGenerationPrompt: false }));
-  }
-}
+const texts = rotated(dialogues(), args.repeats).map((d) => template.render(d, { addGenerationPrompt: false }));
 await makeChatModel({
   name: THINK_MODEL_NAME,
   chatTemplate: THINK_CHAT_TEMPLATE,
   addedTokens: THINK_ADDED_TOKENS,
   seed: ADDED_TOKENS_SEED,
   texts,
-  epochs: Number(args.epochs),
-  lr: Number(args.lr),
-  threads,
-  out: args.out as string,
-  log,
+  ...args,
 });

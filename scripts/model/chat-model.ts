@@ -2,11 +2,46 @@
 // tokens added to its vocabulary (added-tokens.ts), fine-tuned by llama-finetune on dialogues
 // already rendered with a chat template, given that template, and quantized to Q8_0.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
+import { parseArgs } from "node:util";
 import { addTokens } from "./added-tokens.ts";
 import { finetune, quantize, restoreMetadata } from "./pipeline.ts";
 import { CONTEXT_LENGTH, modelFile } from "./recipe.ts";
+
+/** The scripts' command line: --epochs, --lr, --repeats, --threads, --out; and a timed log. */
+export function chatModelArgs(script: string, defaults: { repeats: number; out: string }) {
+  const { values } = parseArgs({
+    options: {
+      epochs: { type: "string", default: "16" },
+      lr: { type: "string", default: "0.0003" },
+      repeats: { type: "string", default: String(defaults.repeats) },
+      threads: { type: "string", default: String(Math.max(1, availableParallelism())) },
+      out: { type: "string", default: defaults.out },
+    },
+  });
+  const t0 = performance.now();
+  return {
+    epochs: Number(values.epochs),
+    lr: Number(values.lr),
+    repeats: Number(values.repeats),
+    threads: Number(values.threads),
+    out: values.out as string,
+    log: (msg: string) => console.log(`[${script} ${((performance.now() - t0) / 1000).toFixed(1)}s] ${msg}`),
+  };
+}
+
+/** `repeats` passes over the dialogues, each in a fixed rotation: every one follows a different one each time. */
+export function rotated<T>(all: readonly T[], repeats: number): T[] {
+  const out: T[] = [];
+  for (let r = 0; r < repeats; r++) {
+    for (let i = 0; i < all.length; i++) {
+      const d = all[(i * (r + 1) + r) % all.length] ?? all[i];
+      if (d !== undefined) out.push(d);
+    }
+  }
+  return out;
+}
 
 export interface ChatModelRecipe {
   name: string;
