@@ -33,6 +33,23 @@ export function testRuntime(): Promise<Llama> {
   return shared;
 }
 
+/** One models.yaml entry (indented under `models:`) serving the tiny model as `id`; `extra` lines go under it. */
+export function tinyModelEntry(
+  id: string,
+  o: { contextSize?: number; parallel?: number; preload?: boolean; extra?: readonly string[] } = {},
+): string {
+  return [
+    `  - id: ${id}`,
+    "    provider: llama",
+    `    path: ${TINY_MODEL}`,
+    `    context_size: ${o.contextSize ?? 256}`,
+    `    parallel: ${o.parallel ?? 1}`,
+    "    threads: 1",
+    ...(o.preload === false ? [] : ["    preload: true"]),
+    ...(o.extra ?? []).map((l) => `    ${l}`),
+  ].join("\n");
+}
+
 /** models.yaml text serving the built-in tiny model as `tiny`, with overrides appended to the model. */
 export function tinyConfig(modelExtra = "", globalExtra = ""): string {
   return [

@@ -4,21 +4,12 @@
 // computing it again. Measured by what the server reports (usage.prompt_tokens_details), and
 // checked against a server that computes every prompt itself.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { startServer, type TestServer, TINY_MODEL } from "../helpers/server.ts";
+import { startServer, type TestServer, tinyModelEntry } from "../helpers/server.ts";
 
 type Message = { role: "system" | "user" | "assistant"; content: string };
 
 const model = (id: string, parallel: number, extra: string[] = []) =>
-  [
-    `  - id: ${id}`,
-    "    provider: llama",
-    `    path: ${TINY_MODEL}`,
-    "    context_size: 512",
-    `    parallel: ${parallel}`,
-    "    threads: 1",
-    "    preload: true",
-    ...extra,
-  ].join("\n");
+  tinyModelEntry(id, { contextSize: 512, parallel, extra });
 
 let s: TestServer;
 beforeAll(async () => {
@@ -29,9 +20,9 @@ beforeAll(async () => {
       model("two-seq", 2),
       model("waiting", 2),
       // A folder it cannot make (under a file): the model does not load, and says why.
-      model("bad-dir", 1, ["    prompt_cache: {dir: /etc/hostname/roundhouse}"]).replace("    preload: true\n", ""),
+      tinyModelEntry("bad-dir", { preload: false, extra: ["prompt_cache: {dir: /etc/hostname/roundhouse}"] }),
       // What every answer is checked against: nothing saved, nothing restored.
-      model("uncached", 1, ["    prompt_cache: false"]),
+      model("uncached", 1, ["prompt_cache: false"]),
     ].join("\n"),
   });
 });

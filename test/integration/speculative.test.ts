@@ -2,28 +2,16 @@
 // how fast a reply comes, never what it says. The tiny model's answers echo their questions
 // ("The capital of France is …"), so guesses are made and some hold.
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { startServer, type TestServer, TINY_MODEL } from "../helpers/server.ts";
+import { startServer, type TestServer, tinyModelEntry } from "../helpers/server.ts";
 
-const model = (id: string, extra: string[] = []) =>
-  [
-    `  - id: ${id}`,
-    "    provider: llama",
-    `    path: ${TINY_MODEL}`,
-    "    context_size: 256",
-    "    parallel: 2",
-    "    threads: 1",
-    "    preload: true",
-    ...extra,
-  ].join("\n");
+const model = (id: string, extra: string[] = []) => tinyModelEntry(id, { parallel: 2, extra });
 
 let s: TestServer;
 beforeAll(async () => {
   s = await startServer({
-    config: [
-      "models:",
-      model("plain"),
-      model("lookup", ["    speculative: {method: prompt_lookup, max_tokens: 3}"]),
-    ].join("\n"),
+    config: ["models:", model("plain"), model("lookup", ["speculative: {method: prompt_lookup, max_tokens: 3}"])].join(
+      "\n",
+    ),
   });
 });
 afterAll(async () => {

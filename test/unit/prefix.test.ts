@@ -52,6 +52,29 @@ describe("planPrefix", () => {
   });
 });
 
+describe("planPrefix: a start another sequence is computing", () => {
+  it("waits for it when it will hold MIN_RESTORE_GAIN more of the prompt than anything holds now", () => {
+    const computing = { source: "busy", commonPrefix: 0, promised: 300 };
+    expect(planPrefix(fresh, [computing, { source: "idle", commonPrefix: 100 }], 400)).toEqual({
+      wait: "busy",
+      restore: undefined,
+      save: false,
+    });
+  });
+
+  it("does not wait for less, and takes what is there instead", () => {
+    const computing = { source: "busy", commonPrefix: 0, promised: 100 + MIN_RESTORE_GAIN - 1 };
+    const plan = planPrefix(fresh, [computing, { source: "idle", commonPrefix: 100 }], 400);
+    expect(plan.wait).toBeUndefined();
+    expect(plan.restore).toBe("idle");
+  });
+
+  it("stops waiting once the computing sequence holds it: it is then copied", () => {
+    const done = { source: "busy", commonPrefix: 300, promised: 300 };
+    expect(planPrefix(fresh, [done], 400)).toEqual({ wait: undefined, restore: "busy", save: false });
+  });
+});
+
 describe("commonPrefix", () => {
   it("counts the tokens two lists share from the start", () => {
     expect(commonPrefix([1, 2, 3], [1, 2, 4, 5])).toBe(2);
