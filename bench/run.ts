@@ -64,6 +64,7 @@ import { formatFinetuneRows, runFinetuneBench } from "./finetune.ts";
 import { formatFinetuneAnswer, runFinetuneAnswerBench } from "./finetune-answer.ts";
 import { type Endpoint, type LevelRun, newAgent, type RequestSpec, runLevel } from "./load.ts";
 import { formatMultiturn, runMultiturnBench } from "./multiturn.ts";
+import { formatStall, runStallBench } from "./prefill-stall.ts";
 import { DEFAULT_SHAPE, ensureRealisticModel, type RealisticShape } from "./realistic-model.ts";
 import { formatTable, type LevelSummary, summariseLevel } from "./report.ts";
 import {
@@ -283,6 +284,10 @@ async function main(): Promise<void> {
   }
   if (process.argv.slice(2).includes("embeddings")) {
     await runEmbeddingsBench();
+    return;
+  }
+  if (process.argv.slice(2).includes("prefill-stall")) {
+    process.stdout.write(`\n${formatStall(await runStallBench())}\n`);
     return;
   }
   if (process.argv.slice(2).includes("speculative")) {
