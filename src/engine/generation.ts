@@ -66,6 +66,12 @@ export interface GenerationEvents {
   end(result: { finishReason: FinishReason | "aborted"; completionTokens: number; cachedPromptTokens: number }): void;
 }
 
+/**
+ * Prompt tokens computed per step while running streams wait for their next token: smaller keeps
+ * them flowing, larger computes the prompt in fewer, fuller batches.
+ */
+const PREFILL_CHUNK = 256;
+
 /** The request was sized to fit the sequence before it started, so no context shift can happen. */
 export class Generation implements Stepper {
   private iterator: AsyncGenerator<{ token: Token; probabilities?: Map<Token, number> }, void, void> | undefined;
@@ -77,6 +83,8 @@ export class Generation implements Stepper {
   private endTokens = 0;
   /** Prompt tokens the sequence already held when this generation started. */
   private reused = 0;
+  /** Prompt tokens still to compute; undefined until the first step. */
+  private unevaluated: Token[] | undefined;
 
   constructor(
     private readonly model: LlamaModel,
@@ -99,7 +107,18 @@ export class Generation implements Stepper {
       });
       return false;
     }
-    if (!this.iterator) this.iterator = await this.start();
+    if (!this.iterator) {
+      // A long prompt is computed a chunk per step, each chunk in the same batch as the running
+      // streams' next tokens: they keep flowing instead of waiting for the whole prompt.
+      this.unevaluated ??= await this.prepare();
+      if (this.unevaluated.length > PREFILL_CHUNK) {
+        const chunk = this.unevaluated.slice(0, PREFILL_CHUNK);
+        this.unevaluated = this.unevaluated.slice(PREFILL_CHUNK);
+        await this.sequence.evaluateWithoutGeneratingNewTokens(chunk);
+        return true;
+      }
+      this.iterator = this.start(this.unevaluated);
+    }
     if (this.generated.length >= this.input.maxTokens) return this.finish("length");
     const next = await this.iterator.next();
     if (next.done) return this.finish("stop");
@@ -129,7 +148,8 @@ export class Generation implements Stepper {
     return true;
   }
 
-  private async start() {
+  /** The prompt's tokens the sequence must still compute (after erasing what differs). */
+  private async prepare(): Promise<Token[]> {
     // Reuse what the sequence already holds of this prompt (multi-turn chats share
     // their history), but always evaluate at least the last prompt token for logits.
     const prompt = [...this.input.prompt];
@@ -142,10 +162,14 @@ export class Generation implements Stepper {
     // Prompt lookup guesses from the prompt: it is told what this one is.
     const predictor = this.sequence.tokenPredictor;
     if (predictor instanceof InputLookupTokenPredictor) predictor.updateInputTokens(prompt);
+    return prompt.slice(keep);
+  }
+
+  private start(rest: Token[]) {
     const options = this.evaluateOptions();
     const wantProbabilities = this.input.topLogprobs !== undefined;
     return this.sequence.evaluateWithMetadata(
-      prompt.slice(keep),
+      rest,
       { probabilities: wantProbabilities },
       { ...options, yieldEogToken: true },
     );
