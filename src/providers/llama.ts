@@ -113,27 +113,30 @@ export class LlamaProvider implements ChatProvider {
     const n = req.n ?? 1;
     const choices = prompts.length * n;
     // More choices than sequences run in waves on the sequences leased.
-    const lease = await this.pool.acquire(modelId, Math.min(choices, spec.parallel), ctx.signal);
-    let plans: { prompt: Token[]; echo: string; maxTokens: number }[];
-    let sampling: Sampling;
-    try {
-      const loaded = lease.loaded;
-      plans = prompts.map((prompt, i) => {
-        const tokens = this.rawPrompt(loaded, prompt, req.suffix, i);
-        const maxTokens =
-          (req.max_tokens ?? LEGACY_DEFAULT_MAX_TOKENS) === 0
-            ? 0
-            : completionBudget(loaded, tokens.length, req.max_tokens ?? LEGACY_DEFAULT_MAX_TOKENS, "max_tokens");
-        const echo = req.echo ? (typeof prompt === "string" ? prompt : loaded.model.detokenize(prompt as Token[])) : "";
-        return { prompt: tokens, echo, maxTokens };
-      });
-      sampling = samplingFor(req, loaded);
-    } catch (err) {
-      lease.release();
-      throw err;
-    }
-    // One prompt: to the sequence that already holds it, if one does.
-    if (plans.length === 1 && plans[0]) await lease.preferPrefix(plans[0].prompt, ctx.signal);
+    const { lease, prepared } = await this.leased(
+      modelId,
+      Math.min(choices, spec.parallel),
+      ctx.signal,
+      (loaded) => ({
+        plans: prompts.map((prompt, i) => {
+          const tokens = this.rawPrompt(loaded, prompt, req.suffix, i);
+          const maxTokens =
+            (req.max_tokens ?? LEGACY_DEFAULT_MAX_TOKENS) === 0
+              ? 0
+              : completionBudget(loaded, tokens.length, req.max_tokens ?? LEGACY_DEFAULT_MAX_TOKENS, "max_tokens");
+          const echo = req.echo
+            ? typeof prompt === "string"
+              ? prompt
+              : loaded.model.detokenize(prompt as Token[])
+            : "";
+          return { prompt: tokens, echo, maxTokens };
+        }),
+        sampling: samplingFor(req, loaded),
+      }),
+      // One prompt: to the sequence that already holds it, if one does.
+      ({ plans }) => (plans.length === 1 ? plans[0]?.prompt : undefined),
+    );
+    const { plans, sampling } = prepared;
     const stop = stopList(req.stop);
 
     const queue = new EventQueue<ChatEvent>();
@@ -229,16 +232,14 @@ export class LlamaProvider implements ChatProvider {
     // Checked before waiting for a sequence: a schema no grammar can enforce is the client's to fix.
     const constraint = outputConstraint(req, tools);
 
-    const lease = await this.pool.acquire(modelId, n, ctx.signal);
-    let prepared: Prepared;
-    try {
-      prepared = await this.prepare(lease.loaded, req, tools, constraint);
-    } catch (err) {
-      lease.release();
-      throw err;
-    }
-    // To the sequence that already holds this conversation, if one does.
-    await lease.preferPrefix(prepared.prompt, ctx.signal);
+    const { lease, prepared } = await this.leased(
+      modelId,
+      n,
+      ctx.signal,
+      (loaded) => this.prepare(loaded, req, tools, constraint),
+      // To the sequence that already holds this conversation, if one does.
+      (p) => p.prompt,
+    );
 
     const queue = new EventQueue<ChatEvent>();
     const usage = runChoices(
@@ -265,6 +266,31 @@ export class LlamaProvider implements ChatProvider {
       queue,
     );
     return { events: queue, usage };
+  }
+
+  /**
+   * Waits for `count` of the model's sequences and builds what the request runs on the loaded
+   * model (released again if that fails); a request with one prompt then moves to the sequence
+   * best placed for it (ModelLease.preferPrefix).
+   */
+  private async leased<P>(
+    modelId: string,
+    count: number,
+    signal: AbortSignal,
+    build: (loaded: LoadedModel) => P | Promise<P>,
+    promptOf: (prepared: P) => readonly Token[] | undefined,
+  ): Promise<{ lease: ModelLease; prepared: P }> {
+    const lease = await this.pool.acquire(modelId, count, signal);
+    let prepared: P;
+    try {
+      prepared = await build(lease.loaded);
+    } catch (err) {
+      lease.release();
+      throw err;
+    }
+    const prompt = promptOf(prepared);
+    if (prompt) await lease.preferPrefix(prompt, signal);
+    return { lease, prepared };
   }
 
   async toolFormat(modelId: string): Promise<ToolFormatInfo | undefined> {
@@ -299,20 +325,19 @@ export class LlamaProvider implements ChatProvider {
     const schemas = toolsOn ? callable.map((t) => toolSchema(t, req.tools ?? [])) : [];
     const answer = outputConstraint({ ...req, tools: undefined }, undefined);
 
-    const lease = await this.pool.acquire(modelId, n, ctx.signal);
-    let prepared: Prepared & { grammars: NativeGrammars | undefined; startInReasoning: boolean };
-    try {
-      prepared = await this.prepareNative(lease.loaded, req, family, {
-        toolsOn,
-        callable: callable.map((t, i) => ({ name: t.function.name, schema: schemas[i] as Record<string, unknown> })),
-        mustCall: toolsOn && (choice === "required" || typeof choice === "object"),
-        answer,
-      });
-    } catch (err) {
-      lease.release();
-      throw err;
-    }
-    await lease.preferPrefix(prepared.prompt, ctx.signal);
+    const { lease, prepared } = await this.leased(
+      modelId,
+      n,
+      ctx.signal,
+      (loaded) =>
+        this.prepareNative(loaded, req, family, {
+          toolsOn,
+          callable: callable.map((t, i) => ({ name: t.function.name, schema: schemas[i] as Record<string, unknown> })),
+          mustCall: toolsOn && (choice === "required" || typeof choice === "object"),
+          answer,
+        }),
+      (p) => p.prompt,
+    );
 
     const queue = new EventQueue<ChatEvent>();
     let reasoningTokens = 0;
