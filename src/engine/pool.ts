@@ -222,10 +222,9 @@ export class ModelPool {
       preferPrefix: async (prompt, signal) => {
         if (released) return;
         const tokens = [...prompt];
-        const prefixOf = (i: number) => sequenceOf(i).compareContextTokens(tokens).firstDifferentIndex;
         const candidates = [...ids, ...loaded.slots.freeIds].map((i) => ({
           id: i,
-          commonPrefix: prefixOf(i),
+          commonPrefix: sequenceOf(i).compareContextTokens(tokens).firstDifferentIndex,
           lastUsed: loaded.slots.lastUsed(i),
           held: ids.includes(i),
         }));

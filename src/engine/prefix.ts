@@ -75,16 +75,15 @@ export function planPrefix<T>(
 /**
  * Copies what `source` holds of the first `upTo` tokens into `target` (llama.cpp's seq_cp: no
  * file, no compute). node-llama-cpp has it only as an internal method (the version is pinned in
- * package.json), and not for sequences with a token predictor; without it the caller falls back
- * to saved states and computing.
+ * package.json); without it the caller falls back to saved states and computing. It leaves a
+ * token predictor (speculative decoding) out of step, so restorePrefix offers no sequence of such
+ * a model as a source.
  */
 export async function copySequence(
   target: LlamaContextSequence,
   source: LlamaContextSequence,
   upTo: number,
 ): Promise<boolean> {
-  // node-llama-cpp's copy leaves a token predictor (speculative decoding) out of step.
-  if (target.tokenPredictor !== undefined || source.tokenPredictor !== undefined) return false;
   const copy = (target as unknown as { _copyStateFromOtherSequence?: unknown })._copyStateFromOtherSequence;
   if (typeof copy !== "function") return false;
   if ((await copy.call(target, source, upTo)) === true) return true;
@@ -109,7 +108,8 @@ export async function restorePrefix(
   for (;;) {
     const sources: PrefixSource<Source>[] = [
       ...loaded.sequences
-        // A sequence with a token predictor cannot be copied into (copySequence).
+        // A sequence with a token predictor cannot be copied into (copySequence); a model's
+        // sequences all have one or none.
         .filter((s) => s !== target && target.tokenPredictor === undefined)
         .map((s) => {
           const computing = loaded.computing.get(s);
@@ -157,7 +157,7 @@ export async function restorePrefix(
 async function computed(
   loaded: LoadedModel,
   source: LlamaContextSequence,
-  prompt: readonly Token[],
+  prompt: Token[],
   signal: AbortSignal | undefined,
 ): Promise<void> {
   const planned = loaded.computing.get(source);
@@ -166,7 +166,7 @@ async function computed(
   while (
     loaded.computing.get(source) === planned &&
     !signal?.aborted &&
-    source.compareContextTokens([...prompt]).firstDifferentIndex < goal
+    source.compareContextTokens(prompt).firstDifferentIndex < goal
   ) {
     await new Promise((resolve) => setTimeout(resolve, COMPUTED_POLL_MS));
   }
