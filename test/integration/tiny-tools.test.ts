@@ -29,6 +29,14 @@ afterAll(async () => {
 
 const tools = TOOLS as OpenAI.ChatCompletionTool[];
 
+/** One request to tiny-tools at temperature 0 with its tools offered; `extra` overrides. */
+const ask = (
+  messages: OpenAI.ChatCompletionMessageParam[],
+  extra: Partial<OpenAI.ChatCompletionCreateParamsNonStreaming> = {},
+) =>
+  s.client.chat.completions.create({ model: "tiny-tools", messages, tools, temperature: 0, max_tokens: 80, ...extra });
+const user = (content: string): OpenAI.ChatCompletionMessageParam[] => [{ role: "user", content }];
+
 describe("tiny-tools, a model trained on Hermes-style tool calls", () => {
   it("is served with its native format", async () => {
     const body = (await (await fetch(`${s.url}/v1/models/tiny-tools`)).json()) as Record<string, unknown>;
@@ -37,13 +45,7 @@ describe("tiny-tools, a model trained on Hermes-style tool calls", () => {
 
   for (const c of CALLS) {
     it(`calls ${c.name} for "${c.prompt}" on its own (tool_choice auto)`, async () => {
-      const res = await s.client.chat.completions.create({
-        model: "tiny-tools",
-        messages: [{ role: "user", content: c.prompt }],
-        tools,
-        temperature: 0,
-        max_tokens: 80,
-      });
+      const res = await ask(user(c.prompt));
       const choice = res.choices[0];
       expect(choice?.finish_reason).toBe("tool_calls");
       expect(choice?.message.content).toBeNull();
@@ -61,13 +63,7 @@ describe("tiny-tools, a model trained on Hermes-style tool calls", () => {
     expect(tools.map((t) => (t.type === "function" ? t.function.name : ""))).toEqual(["weather", "time"]);
     const called = new Map<string, string[]>();
     for (const c of CALLS) {
-      const res = await s.client.chat.completions.create({
-        model: "tiny-tools",
-        messages: [{ role: "user", content: c.prompt }],
-        tools,
-        temperature: 0,
-        max_tokens: 80,
-      });
+      const res = await ask(user(c.prompt));
       const call = res.choices[0]?.message.tool_calls?.[0] as OpenAI.ChatCompletionMessageFunctionToolCall | undefined;
       called.set(c.prompt, [c.name, call?.function.name ?? "(none)"]);
     }
@@ -78,13 +74,7 @@ describe("tiny-tools, a model trained on Hermes-style tool calls", () => {
 
   for (const g of GREETINGS) {
     it(`answers "${g.prompt}" in text, tools offered all the same`, async () => {
-      const res = await s.client.chat.completions.create({
-        model: "tiny-tools",
-        messages: [{ role: "user", content: g.prompt }],
-        tools,
-        temperature: 0,
-        max_tokens: 40,
-      });
+      const res = await ask(user(g.prompt), { max_tokens: 40 });
       expect(res.choices[0]?.finish_reason).toBe("stop");
       expect(res.choices[0]?.message.tool_calls).toBeUndefined();
       expect(res.choices[0]?.message.content).toBe(g.reply);
@@ -121,20 +111,10 @@ describe("tiny-tools, a model trained on Hermes-style tool calls", () => {
   it("a full round trip: the call, its result as a tool message, then the answer", async () => {
     const c = CALLS[0] as (typeof CALLS)[number];
     const messages: OpenAI.ChatCompletionMessageParam[] = [{ role: "user", content: c.prompt }];
-    const first = await s.client.chat.completions.create({
-      model: "tiny-tools",
-      messages,
-      tools,
-      temperature: 0,
-      max_tokens: 80,
-    });
+    const first = await ask(messages);
     const message = first.choices[0]?.message as OpenAI.ChatCompletionMessage;
     const call = message.tool_calls?.[0] as OpenAI.ChatCompletionMessageFunctionToolCall;
-    const second = await s.client.chat.completions.create({
-      model: "tiny-tools",
-      messages: [...messages, message, { role: "tool", tool_call_id: call.id, content: "21 degrees" }],
-      tools,
-      temperature: 0,
+    const second = await ask([...messages, message, { role: "tool", tool_call_id: call.id, content: "21 degrees" }], {
       max_tokens: 40,
     });
     expect(second.choices[0]?.finish_reason).toBe("stop");
@@ -142,14 +122,7 @@ describe("tiny-tools, a model trained on Hermes-style tool calls", () => {
   });
 
   it("tool_choice none: no call, and no marker text in the content", async () => {
-    const res = await s.client.chat.completions.create({
-      model: "tiny-tools",
-      messages: [{ role: "user", content: (CALLS[0] as (typeof CALLS)[number]).prompt }],
-      tools,
-      tool_choice: "none",
-      temperature: 0,
-      max_tokens: 40,
-    });
+    const res = await ask(user((CALLS[0] as (typeof CALLS)[number]).prompt), { tool_choice: "none", max_tokens: 40 });
     expect(res.choices[0]?.message.tool_calls).toBeUndefined();
   });
 
@@ -172,13 +145,7 @@ describe("tiny-tools, a model trained on Hermes-style tool calls", () => {
           }
         : t,
     );
-    const res = await s.client.chat.completions.create({
-      model: "tiny-tools",
-      messages: [{ role: "user", content: c.prompt }],
-      tools: restricted,
-      temperature: 0,
-      max_tokens: 80,
-    });
+    const res = await ask(user(c.prompt), { tools: restricted });
     // (What the model writes after a call forced off its habits is its own business.)
     const call = res.choices[0]?.message.tool_calls?.[0] as OpenAI.ChatCompletionMessageFunctionToolCall;
     expect(call.function.name).toBe(c.name);
@@ -186,13 +153,8 @@ describe("tiny-tools, a model trained on Hermes-style tool calls", () => {
   });
 
   it("a named tool_choice overrides what it would call", async () => {
-    const res = await s.client.chat.completions.create({
-      model: "tiny-tools",
-      messages: [{ role: "user", content: (CALLS[0] as (typeof CALLS)[number]).prompt }],
-      tools,
+    const res = await ask(user((CALLS[0] as (typeof CALLS)[number]).prompt), {
       tool_choice: { type: "function", function: { name: "weather" } },
-      temperature: 0,
-      max_tokens: 80,
     });
     const call = res.choices[0]?.message.tool_calls?.[0] as OpenAI.ChatCompletionMessageFunctionToolCall;
     expect(call.function.name).toBe("weather");
