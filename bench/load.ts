@@ -56,8 +56,12 @@ interface ChunkShape {
   error?: unknown;
 }
 
-/** One streaming chat completion, at temperature 0 with a fixed seed. */
-export function streamChat(endpoint: Endpoint, spec: RequestSpec): Promise<RequestResult> {
+/** One streaming chat completion, at temperature 0 with a fixed seed; `onContent` hears each content chunk as it comes. */
+export function streamChat(
+  endpoint: Endpoint,
+  spec: RequestSpec,
+  onContent?: (at: number) => void,
+): Promise<RequestResult> {
   const body = JSON.stringify({
     model: endpoint.model,
     messages: [{ role: "user", content: spec.prompt }],
@@ -84,6 +88,7 @@ export function streamChat(endpoint: Endpoint, spec: RequestSpec): Promise<Reque
       const chunk = JSON.parse(data) as ChunkShape;
       if (chunk.error !== undefined) throw new Error(`stream error: ${data}`);
       for (const choice of chunk.choices ?? []) {
+        if (choice.delta?.content) onContent?.(performance.now());
         if (ttftMs === null && choice.delta?.content) ttftMs = performance.now() - started;
         if (choice.finish_reason) finishReason = choice.finish_reason;
       }

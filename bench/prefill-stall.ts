@@ -10,11 +10,10 @@
 // BENCH_STALL_WORDS (400), BENCH_STALL_THREADS (cores - 1), BENCH_STALL_BATCH (Roundhouse's batch_size),
 // BENCH_FLASH_ATTENTION.
 import { mkdtempSync, rmSync } from "node:fs";
-import { request } from "node:http";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { newAgent } from "./load.ts";
+import { newAgent, streamChat } from "./load.ts";
 import { ensureRealisticModel } from "./realistic-model.ts";
 import { flashAttentionFromEnv, type RunningServer, startLlamaServer, startRoundhouse } from "./servers.ts";
 
@@ -24,42 +23,11 @@ const AGENT = newAgent();
 const WORDS = "harbour lantern orchard meadow copper river station garden signal ferry market window".split(" ");
 
 /** Streams one chat completion; resolves with the time (performance.now()) of every content chunk. */
-function stream(server: RunningServer, content: string, maxTokens: number): Promise<number[]> {
-  const body = JSON.stringify({
-    model: server.model,
-    messages: [{ role: "user", content }],
-    stream: true,
-    max_tokens: maxTokens,
-    temperature: 0,
-  });
-  return new Promise((resolve, reject) => {
-    const req = request(
-      `${server.baseUrl}/v1/chat/completions`,
-      {
-        method: "POST",
-        agent: AGENT,
-        headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) },
-      },
-      (res) => {
-        const times: number[] = [];
-        let rest = "";
-        res.setEncoding("utf8");
-        res.on("data", (chunk: string) => {
-          const lines = (rest + chunk).split("\n");
-          rest = lines.pop() ?? "";
-          for (const line of lines) {
-            if (!line.startsWith("data: ") || line === "data: [DONE]") continue;
-            const parsed = JSON.parse(line.slice(6)) as { choices?: { delta?: { content?: string } }[] };
-            if (parsed.choices?.[0]?.delta?.content) times.push(performance.now());
-          }
-        });
-        res.on("end", () => (res.statusCode === 200 ? resolve(times) : reject(new Error(`HTTP ${res.statusCode}`))));
-        res.on("error", reject);
-      },
-    );
-    req.on("error", reject);
-    req.end(body);
-  });
+async function contentTimes(server: RunningServer, prompt: string, maxTokens: number): Promise<number[]> {
+  const times: number[] = [];
+  const endpoint = { baseUrl: server.baseUrl, model: server.model, agent: AGENT, cpuSeconds: server.cpuSeconds };
+  await streamChat(endpoint, { prompt, maxTokens }, (at) => times.push(at));
+  return times;
 }
 
 export interface StallResult {
@@ -73,11 +41,13 @@ export interface StallResult {
 }
 
 async function measure(server: RunningServer, streams: number, words: number): Promise<StallResult> {
-  const running = Array.from({ length: streams }, (_, i) => stream(server, `Tell me a long story, number ${i}.`, 300));
+  const running = Array.from({ length: streams }, (_, i) =>
+    contentTimes(server, `Tell me a long story, number ${i}.`, 300),
+  );
   await new Promise((r) => setTimeout(r, 1500));
   const long = Array.from({ length: words }, (_, i) => WORDS[(i * 7) % WORDS.length]).join(" ");
   const sent = performance.now();
-  const longTimes = await stream(server, long, 8);
+  const longTimes = await contentTimes(server, long, 8);
   const firstLong = longTimes[0] ?? performance.now();
   const all = await Promise.all(running);
   const gaps = (times: number[], from: number, to: number) =>
