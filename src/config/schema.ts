@@ -101,15 +101,15 @@ export const FineTune = z
 export const OPERATIONS = ["chat", "completions", "embeddings", "rerank"] as const;
 export type Operation = (typeof OPERATIONS)[number];
 
-/** What a local model may serve: reranking is an upstream's (a reranker GGUF's head is not loaded here yet). */
-export const LOCAL_OPERATIONS = ["chat", "completions", "embeddings"] as const;
+/** What a local model serves unless models.yaml says: reranking needs a reranker GGUF, so it is asked for by name. */
+export const LOCAL_DEFAULT_OPERATIONS = ["chat", "completions", "embeddings"] as const;
 
 const LocalOperations = z
-  .array(z.enum(LOCAL_OPERATIONS))
+  .array(z.enum(OPERATIONS))
   .min(1)
   .optional()
   .describe(
-    "What the model serves: chat (/v1/chat/completions), completions (/v1/completions), embeddings (/v1/embeddings). Default: all three; an embedding model lists only embeddings, and asking it for a chat is a 400. Reranking is served by upstream models only.",
+    "What the model serves: chat (/v1/chat/completions), completions (/v1/completions), embeddings (/v1/embeddings), rerank (/v1/rerank, a reranker GGUF only: one with a classification head). Default: chat, completions and embeddings; an embedding model lists only embeddings, a reranker only rerank, and asking either for a chat is a 400.",
   );
 
 const Operations = z

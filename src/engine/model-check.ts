@@ -1,8 +1,9 @@
 // Configured local models checked before the server listens, so a config that cannot work
 // fails at start with file:line:field rather than as 503s later: the file exists and is a GGUF
-// (its sha256 checked when pinned), context_size is within what the model was trained on (or
-// lowered to it, unless allow_context_overflow), and the model with context_size × parallel
-// sequences fits in this machine's memory and in memory_budget.
+// (its sha256 checked when pinned), a model that lists rerank has a classification head,
+// context_size is within what the model was trained on (or lowered to it, unless
+// allow_context_overflow), and the model with context_size × parallel sequences fits in this
+// machine's memory and in memory_budget.
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open, stat } from "node:fs/promises";
@@ -50,6 +51,15 @@ export async function checkLocalModels(
       continue;
     }
     const insights = await GgufInsights.from(await readGgufFileInfo(model.path), llama);
+    if (model.operations?.includes("rerank") && !insights.supportsRanking) {
+      problems.push(
+        problem(
+          "operations",
+          `${model.id} lists rerank, but its GGUF cannot rerank: it has no classification head (cls.weight or cls.output.weight); use a reranker GGUF (bge-reranker, Qwen3-Reranker) or leave rerank out`,
+        ),
+      );
+      continue;
+    }
     const trained = insights.trainContextSize;
     let contextSize = model.context_size;
     if (trained !== undefined && contextSize > trained && !model.allow_context_overflow) {

@@ -11,10 +11,12 @@ import {
   type LlamaContextSequence,
   type LlamaEmbeddingContext,
   type LlamaModel,
+  type LlamaRankingContext,
   readGgufFileInfo,
   resolveModelFile,
   type Token,
 } from "node-llama-cpp";
+import type { Operation } from "../config/schema.ts";
 import { ChatTemplate } from "./chat-template.ts";
 import { ModelLoadError } from "./errors.ts";
 import { type LoadedModelState, type PoolLimits, planEviction } from "./eviction.ts";
@@ -52,7 +54,7 @@ export interface LocalModelSpec {
   /** Largest completion a request may ask for. */
   maxTokens?: number | undefined;
   /** What clients may ask of it; default: everything. */
-  operations?: readonly ("chat" | "completions" | "embeddings")[] | undefined;
+  operations?: readonly Operation[] | undefined;
   /** Unloaded this long after its last request ends (keep_alive); undefined: until evicted. */
   keepAliveMs?: number | undefined;
   /** models.yaml `speculative`; undefined: off. */
@@ -81,6 +83,8 @@ export interface LoadedModel {
   inFlight: number;
   /** Made on the first embeddings request (a context of its own, in embeddings mode). */
   embedding?: Promise<LlamaEmbeddingContext> | undefined;
+  /** Made on the first rerank request (a context of its own, in ranking mode). */
+  ranking?: Promise<LlamaRankingContext> | undefined;
   /** Saved sequence states (prompt_cache), when configured. */
   promptCache?: PromptCache | undefined;
   /** The prompt each sequence's request is computing (one-sequence requests, from their start to their end). */
@@ -460,6 +464,7 @@ export class ModelPool {
     this.stopIdling(id);
     this.loaded.delete(id);
     await (await m.embedding?.catch(() => undefined))?.dispose();
+    await (await m.ranking?.catch(() => undefined))?.dispose();
     await m.promptCache?.clear();
     await m.context.dispose();
     await m.model.dispose();

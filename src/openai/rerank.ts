@@ -1,7 +1,8 @@
 // POST /v1/rerank (also /rerank and /v1/reranking), as llama-server, vLLM, Jina and Cohere
 // clients send it: a query, documents (strings, or objects with `text`), `top_n`,
-// `return_documents`. Served by upstream rerankers, to which the body passes as sent (loose:
-// the upstream judges its own extra fields); the answer's results come back as it sent them.
+// `return_documents`. Served by local reranker GGUFs (scored here, shaped by rankedResults) and by
+// upstream rerankers, to which the body passes as sent (loose: the upstream judges its own extra
+// fields); an upstream's results come back as it sent them.
 import { z } from "zod";
 
 const Document = z.union([z.string(), z.looseObject({ text: z.string() })]);
@@ -14,6 +15,28 @@ export const RerankRequest = z.looseObject({
   return_documents: z.boolean().optional(),
 });
 export type RerankRequest = z.output<typeof RerankRequest>;
+
+/** A document's text: the string, or the object's `text`. */
+export function documentText(document: RerankRequest["documents"][number]): string {
+  return typeof document === "string" ? document : document.text;
+}
+
+/**
+ * Scores (one per document, in order) as results: most relevant first, the first `top_n`, each
+ * with its document when `return_documents` asks (as Cohere and Jina return it: `{text}`, or the
+ * object as sent).
+ */
+export function rankedResults(req: RerankRequest, scores: readonly number[]): RerankResult[] {
+  return scores
+    .map((relevance_score, index) => ({ index, relevance_score }))
+    .sort((a, b) => b.relevance_score - a.relevance_score || a.index - b.index)
+    .slice(0, req.top_n ?? scores.length)
+    .map((r) => {
+      const document = req.documents[r.index];
+      if (!req.return_documents || document === undefined) return r;
+      return { ...r, document: typeof document === "string" ? { text: document } : document };
+    });
+}
 
 export interface RerankResult {
   index: number;

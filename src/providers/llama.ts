@@ -4,7 +4,7 @@
 import { createHash, randomInt } from "node:crypto";
 import { statSync } from "node:fs";
 import type { Llama, LlamaContextSequence, LlamaGrammar, LlamaModel, Token } from "node-llama-cpp";
-import { LOCAL_OPERATIONS } from "../config/schema.ts";
+import { LOCAL_DEFAULT_OPERATIONS } from "../config/schema.ts";
 import { embed, embeddingContext, evaluatedLength } from "../engine/embeddings.ts";
 import {
   type FinishReason as EngineFinish,
@@ -17,12 +17,14 @@ import { GrammarCache, grammarStops, type OutputConstraint } from "../engine/gra
 import { grammarSchema, SchemaRefusal } from "../engine/json-schema.ts";
 import type { LoadedModel, LocalModelSpec, ModelLease, ModelPool } from "../engine/pool.ts";
 import { promptBytes, tokenizePrompt } from "../engine/prompt-tokens.ts";
+import { cannotRank, pairLength, rank, rankingContext } from "../engine/ranking.ts";
 import type { ReasoningSetting, ResolvedFormat, ToolFamily } from "../engine/tool-formats/families.ts";
 import { forcedCallGbnf, lazyCallGbnf, prefixRules, type ToolGrammarInput } from "../engine/tool-formats/grammar.ts";
 import { thinks } from "../engine/tool-formats/parser.ts";
 import { type ChatCompletionRequest, requestedMaxTokens, type Tool, tokenBudgetParam } from "../openai/chat.ts";
 import { type EmbeddingRequest, embeddingInputs } from "../openai/embeddings.ts";
 import { completionDoesNotFit, contextLengthExceeded, invalidRequest, unsupportedValue } from "../openai/errors.ts";
+import { documentText, type RerankRequest, rankedResults } from "../openai/rerank.ts";
 import { type CompletionRequest, completionPrompts, LEGACY_DEFAULT_MAX_TOKENS } from "../openai/text-completions.ts";
 import { EventQueue } from "./event-queue.ts";
 import { type NativeGrammars, NativeReply } from "./native-tools.ts";
@@ -34,6 +36,7 @@ import type {
   ChatStream,
   EmbeddingResult,
   ModelDescription,
+  RerankAnswer,
   TokenUsage,
   ToolFormatInfo,
 } from "./provider.ts";
@@ -62,7 +65,7 @@ export class LlamaProvider implements ChatProvider {
           .digest("hex")
           .slice(0, 10)}`,
         defaultTemperature: spec?.sampling.temperature ?? 1,
-        operations: spec?.operations ?? LOCAL_OPERATIONS,
+        operations: spec?.operations ?? LOCAL_DEFAULT_OPERATIONS,
       };
       if (spec) this.descriptions.set(modelId, description);
     }
@@ -101,6 +104,34 @@ export class LlamaProvider implements ChatProvider {
       });
       const vectors = await embed(context, inputs, ctx.signal);
       return { vectors, usage: { promptTokens, completionTokens: 0 } };
+    } finally {
+      lease.release();
+    }
+  }
+
+  async rerank(modelId: string, req: RerankRequest, ctx: ChatContext): Promise<RerankAnswer> {
+    const lease = await this.pool.acquire(modelId, 1, ctx.signal);
+    try {
+      const { model, spec } = lease.loaded;
+      const why = cannotRank(model);
+      if (why) throw invalidRequest(`Model ${spec.id} cannot rerank: ${why}.`, "model");
+      const context = await rankingContext(lease.loaded);
+      const documents = req.documents.map(documentText);
+      let promptTokens = 0;
+      documents.forEach((document, index) => {
+        const length = pairLength(context, req.query, document);
+        // Never a silent truncation: the client learns which document is too long, and by how much.
+        if (length >= context.contextSize) {
+          throw invalidRequest(
+            `documents[${index}] with the query is ${length} tokens long; model ${spec.id} reads at most ${context.contextSize - 1} tokens per document.`,
+            "documents",
+            "context_length_exceeded",
+          );
+        }
+        promptTokens += length;
+      });
+      const scores = await rank(context, req.query, documents, ctx.signal);
+      return { results: rankedResults(req, scores), usage: { promptTokens, completionTokens: 0 } };
     } finally {
       lease.release();
     }

@@ -96,7 +96,7 @@ export interface ChatProvider {
    * serve it (the caller translates onto chat instead). Providers without it translate always.
    */
   responses?(modelId: string, body: Record<string, unknown>, ctx: ChatContext): Promise<NativeResponses | undefined>;
-  /** Reranking, by a model that serves it (an upstream's /rerank): the body as the client sent it. */
+  /** Reranking, by a model that serves it (a local reranker GGUF, an upstream's /rerank): the body as the client sent it. */
   rerank?(modelId: string, body: RerankRequest, ctx: ChatContext): Promise<RerankAnswer>;
 }
 

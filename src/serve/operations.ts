@@ -76,7 +76,7 @@ export const completionsOperation: Operation<CompletionRequest, ChatStream> = {
   watch: chatOperation.watch,
 };
 
-/** Reranking: an upstream reranker's, passed through; not cached (no key or codec: a key would hash every document). */
+/** Reranking: a local reranker GGUF's scores, or an upstream reranker's passed through; not cached (no key or codec: a key would hash every document). */
 export const rerankOperation: Operation<RerankRequest, RerankAnswer> = {
   name: "rerank",
   run(provider, modelId, req, ctx) {

@@ -1,5 +1,6 @@
 // Configs that cannot work fail at start, naming file:line:field (#21 item 10): a model file
-// that is missing or not a GGUF, a context that cannot fit in memory; a context_size past the
+// that is missing or not a GGUF, a context that cannot fit in memory, rerank on a model without a
+// classification head; a context_size past the
 // trained context is lowered unless allow_context_overflow; SIGTERM during a load ends the process
 // without waiting for the load.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -65,6 +66,12 @@ describe("checked before listening", () => {
     expect(err.message).toMatch(
       /m needs about [\d.]+ GiB \(model \d+ MiB \+ context [\d.]+ GiB for context_size 100000000 × parallel 64\), more than this machine's [\d.]+ GiB of RAM/,
     );
+  });
+
+  it("refuses a model that lists rerank but has no classification head", async () => {
+    const err = await startError(config(TINY_MODEL, ["operations: [chat, rerank]"]));
+    expect([err.line, err.field]).toEqual([6, "models[0].operations"]);
+    expect(err.message).toContain("m lists rerank, but its GGUF cannot rerank: it has no classification head");
   });
 
   it("refuses a model bigger than memory_budget", async () => {

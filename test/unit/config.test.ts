@@ -131,7 +131,7 @@ models:
     const file = join(ROOT, "models.yaml");
     expect(readFileSync(file, "utf8").split("\n")[0]).toBe("# yaml-language-server: $schema=./models.schema.json");
     const config = loadConfig(file, NO_ENV);
-    expect(config.models).toHaveLength(4);
+    expect(config.models).toHaveLength(5);
     expect(config.models[0]).toMatchObject({
       id: "roundhouse-tiny",
       aliases: ["tiny"],
@@ -156,6 +156,12 @@ models:
       aliases: ["tiny-think"],
       path: join(ROOT, "models", "roundhouse-tiny-think-q8_0.gguf"),
       reasoning: "auto",
+    });
+    expect(config.models[4]).toMatchObject({
+      id: "roundhouse-tiny-rerank",
+      aliases: ["tiny-rerank"],
+      path: join(ROOT, "models", "roundhouse-tiny-rerank-f16.gguf"),
+      operations: ["rerank"],
     });
   });
 });
