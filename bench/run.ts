@@ -2,12 +2,13 @@
 // same concurrency, measured in the same run. `npm run bench -- upstream` runs the upstream
 // overhead benchmark instead (bench/upstream.ts: Roundhouse and Portkey's gateway in front of
 // a fake OpenAI-compatible server); `npm run bench -- embeddings` /v1/embeddings against
-// llama-server's (bench/embeddings.ts); `npm run bench -- finetune` the fine-tuning benchmark
-// (bench/finetune.ts: llama-finetune on the tiny, 115M and 0.5B-class shapes); `npm run bench --
-// finetune-answer` a real job on the 115M shape and whether it answers what it was trained on
-// (bench/finetune-answer.ts); `npm run bench -- multiturn` the multi-user, multi-turn chat
-// workload against llama-server (bench/multiturn.ts); `npm run bench -- speculative` prompt
-// lookup against the same server without it (bench/speculative.ts).
+// llama-server's (bench/embeddings.ts; `-- rerank` /rerank the same way); `npm run bench --
+// finetune` the fine-tuning benchmark (bench/finetune.ts: llama-finetune on the tiny, 115M and
+// 0.5B-class shapes); `npm run bench -- finetune-answer` a real job on the 115M shape and
+// whether it answers what it was trained on (bench/finetune-answer.ts); `npm run bench --
+// multiturn` the multi-user, multi-turn chat workload against llama-server (bench/multiturn.ts);
+// `npm run bench -- speculative` prompt lookup against the same server without it
+// (bench/speculative.ts).
 //
 // For each model and thread count both servers are started as their own processes
 // (Roundhouse: `node --import tsx src/main.ts` with a generated models.yaml; llama-server
@@ -283,7 +284,11 @@ async function main(): Promise<void> {
     return;
   }
   if (process.argv.slice(2).includes("embeddings")) {
-    await runEmbeddingsBench();
+    await runEmbeddingsBench("embeddings");
+    return;
+  }
+  if (process.argv.slice(2).includes("rerank")) {
+    await runEmbeddingsBench("rerank");
     return;
   }
   if (process.argv.slice(2).includes("prefill-stall")) {

@@ -22,8 +22,9 @@ export interface ServeOptions {
   threads: number;
   /** Scratch folder for config files, data and logs; the caller removes it. */
   workDir: string;
-  /** Serve embeddings (Roundhouse: `operations: [embeddings]`; llama-server: --embeddings). */
-  embeddings?: boolean;
+  /** Serve embeddings (Roundhouse: `operations: [embeddings]`; llama-server: --embeddings) or
+   * reranking (`operations: [rerank]`; --reranking) instead of chat. */
+  operation?: "embeddings" | "rerank";
   /** Flash attention for both (Roundhouse's `flash_attention`, llama-server's --flash-attn); default auto. */
   flashAttention?: FlashAttention;
   /** More keys for Roundhouse's model entry (models.yaml), e.g. `speculative`. */
@@ -201,7 +202,7 @@ export async function startRoundhouse(o: ServeOptions, nodeArgs: readonly string
         preload: true,
         flash_attention:
           o.flashAttention === undefined || o.flashAttention === "auto" ? "auto" : o.flashAttention === "on",
-        ...(o.embeddings ? { operations: ["embeddings"] } : {}),
+        ...(o.operation ? { operations: [o.operation] } : {}),
         // BENCH_PROMPT_CACHE=off: without saved conversation states (models.yaml prompt_cache: false).
         ...(process.env.BENCH_PROMPT_CACHE === "off" ? { prompt_cache: false } : {}),
         ...o.modelExtra,
@@ -258,8 +259,8 @@ export async function startLlamaServer(
       "--flash-attn",
       o.flashAttention ?? "auto",
       "--no-webui",
-      // Pooling as the GGUF says, as node-llama-cpp's embedding context reads it.
-      ...(o.embeddings ? ["--embeddings"] : []),
+      // Pooling as the GGUF says, as node-llama-cpp's embedding and ranking contexts read it.
+      ...(o.operation === "embeddings" ? ["--embeddings"] : o.operation === "rerank" ? ["--reranking"] : []),
       ...extraArgs,
     ],
     cwd: o.workDir,
