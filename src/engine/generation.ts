@@ -194,10 +194,7 @@ export class Generation implements Stepper {
     }
     let fixed: TokenBias | undefined;
     if (s.logitBias && Object.keys(s.logitBias).length > 0) {
-      fixed = new TokenBias(this.model.tokenizer);
-      for (const [id, value] of Object.entries(s.logitBias)) {
-        fixed.set(Number(id) as Token, value <= -100 ? "never" : { logit: value });
-      }
+      fixed = logitBias(this.model, s.logitBias);
       options.tokenBias = fixed;
     }
     const dynamic = this.input.tokenBias;
@@ -263,4 +260,24 @@ export class Generation implements Stepper {
     await this.iterator?.return();
     return false;
   }
+}
+
+/**
+ * OpenAI's logit_bias as node-llama-cpp's TokenBias: −100 (or less) bans a token, anything else
+ * is added to its logit. TokenBias.set skips end-of-generation tokens (its docs: a bias on EOS
+ * or EOT "has no effect"), but OpenAI's applies to every token, and −100 on the end token is how
+ * a client asks for a reply that does not end early (llama-server and vLLM honour it too). For
+ * those the bias goes into TokenBias's map directly, which the sampler reads as it reads any
+ * other (the node-llama-cpp version is pinned; test/integration/chat.test.ts checks it still works).
+ */
+export function logitBias(model: LlamaModel, biases: Readonly<Record<number, number>>): TokenBias {
+  const bias = new TokenBias(model.tokenizer);
+  const map = (bias as unknown as { _biases?: unknown })._biases;
+  for (const [key, value] of Object.entries(biases)) {
+    const token = Number(key) as Token;
+    const logit = value <= -100 ? Number.NEGATIVE_INFINITY : value;
+    if (model.isEogToken(token) && map instanceof Map) map.set(token, logit);
+    else bias.set(token, value <= -100 ? "never" : { logit });
+  }
+  return bias;
 }

@@ -1,6 +1,6 @@
 // POST /v1/chat/completions against the real server and the built-in model, driven by
 // the official openai package; every body is checked against OpenAI's published spec.
-import { getLlama } from "node-llama-cpp";
+import { getLlama, type Token } from "node-llama-cpp";
 import type OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { renderChat } from "../../scripts/model/chat-template.ts";
@@ -63,6 +63,37 @@ describe("non-streaming", () => {
     const res = await s.client.chat.completions.create({ model: "tiny", messages: ask("Hello!"), max_tokens: 3 });
     expect(res.choices[0]?.finish_reason).toBe("length");
     expect(res.usage?.completion_tokens).toBe(3);
+  });
+
+  it("applies logit_bias: −100 bans a token, the end token included; a large bias forces one", async () => {
+    const params = { model: "tiny", messages: ask("What is the capital of France?"), temperature: 0, max_tokens: 12 };
+    const free = await s.client.chat.completions.create({ ...params, logprobs: true });
+    const first = free.choices[0]?.logprobs?.content?.[0]?.token ?? "";
+    expect(free.choices[0]?.finish_reason).toBe("stop");
+    // The first token's id, as the model tokenizes it.
+    const model = await (await getLlama({ gpu: false })).loadModel({ modelPath: TINY_MODEL });
+    const firstId = model.tokenize(first, false, "trimLeadingSpace")[0] as number;
+    const forcedId = model.tokenize("Paris", false, "trimLeadingSpace")[0] as number;
+    // Every end-of-generation token of its vocabulary (</s> and <|end|>).
+    const vocabulary = model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0;
+    const ends = Array.from({ length: vocabulary }, (_, id) => id).filter((id) => model.isEogToken(id as Token));
+    expect(ends.length).toBeGreaterThan(0);
+    await model.dispose();
+    const banned = await s.client.chat.completions.create({ ...params, logit_bias: { [firstId]: -100 } });
+    expect(banned.choices[0]?.message.content?.startsWith(first)).toBe(false);
+    const forced = await s.client.chat.completions.create({
+      ...params,
+      max_tokens: 1,
+      logit_bias: { [forcedId]: 100 },
+    });
+    expect(forced.choices[0]?.message.content).toBe("Paris");
+    // Without its end tokens the reply cannot finish by itself: it runs to max_tokens.
+    const endless = await s.client.chat.completions.create({
+      ...params,
+      logit_bias: Object.fromEntries(ends.map((t) => [t, -100])),
+    });
+    expect(endless.choices[0]?.finish_reason).toBe("length");
+    expect(endless.usage?.completion_tokens).toBe(12);
   });
 
   it("repeats itself exactly for the same seed and parameters", async () => {
@@ -297,6 +328,7 @@ describe("streaming", () => {
   it("frees the sequence at once when the client aborts", async () => {
     const loaded = s.services.pool.get("roundhouse-tiny");
     if (!loaded) throw new Error("model not loaded");
+    const held = loaded.sequences.map((seq) => seq.nextTokenIndex);
     const controller = new AbortController();
     const stream = await s.client.chat.completions.create(
       { model: "tiny", messages: ask("Hello!"), stream: true, max_tokens: 400, temperature: 1 },
@@ -311,8 +343,10 @@ describe("streaming", () => {
     for (let i = 0; i < 100 && loaded.slots.busy > 0; i++) await new Promise((r) => setTimeout(r, 20));
     expect(loaded.slots.busy).toBe(0);
     expect(loaded.inFlight).toBe(0);
-    // Generation stopped at the abort, not at max_tokens: sequence 0 (the only one used)
-    // holds the prompt and the few tokens generated before the client left.
-    expect(loaded.sequences[0]?.nextTokenIndex).toBeLessThan(100);
+    // Generation stopped at the abort, not at max_tokens: the sequence it used holds the prompt
+    // and the few tokens generated before the client left.
+    const used = loaded.sequences.filter((seq, i) => seq.nextTokenIndex !== held[i]);
+    expect(used).toHaveLength(1);
+    expect(used[0]?.nextTokenIndex).toBeLessThan(100);
   });
 });
