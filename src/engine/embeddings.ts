@@ -2,19 +2,10 @@
 // first use, pooled as the GGUF says (`<arch>.pooling_type`), each vector L2-normalised as
 // OpenAI's are, so a dot product is the cosine.
 import type { LlamaEmbeddingContext, Token } from "node-llama-cpp";
-import type { LoadedModel } from "./pool.ts";
+import { type LoadedModel, sideContext } from "./pool.ts";
 
 export function embeddingContext(loaded: LoadedModel): Promise<LlamaEmbeddingContext> {
-  loaded.embedding ??= loaded.model.createEmbeddingContext({
-    contextSize: loaded.spec.contextSize,
-    threads: loaded.spec.threads,
-    ...(loaded.spec.batchSize ? { batchSize: loaded.spec.batchSize } : {}),
-  });
-  // A failed creation is not cached: the next request tries again.
-  loaded.embedding.catch(() => {
-    loaded.embedding = undefined;
-  });
-  return loaded.embedding;
+  return sideContext(loaded, "embedding", (model, options) => model.createEmbeddingContext(options));
 }
 
 /** Tokens the model evaluates for an input: its tokens plus the BOS/EOS the embedding context adds. */

@@ -483,6 +483,27 @@ export class ModelPool {
   }
 }
 
+/**
+ * The embedding or ranking context of a loaded model, made on first use and kept with it (the
+ * pool disposes of it at unload). A failed creation is not kept: the next request tries again.
+ */
+export function sideContext<K extends "embedding" | "ranking">(
+  loaded: LoadedModel,
+  kind: K,
+  make: (model: LlamaModel, options: { contextSize: number; threads: number; batchSize?: number }) => LoadedModel[K],
+): NonNullable<LoadedModel[K]> {
+  let made = loaded[kind];
+  if (!made) {
+    const { contextSize, threads, batchSize } = loaded.spec;
+    made = make(loaded.model, { contextSize, threads, ...(batchSize ? { batchSize } : {}) });
+    loaded[kind] = made;
+    made?.catch(() => {
+      loaded[kind] = undefined as LoadedModel[K];
+    });
+  }
+  return made as NonNullable<LoadedModel[K]>;
+}
+
 function vocabularySize(model: LlamaModel): number {
   const tokens = metaValue(model, "tokenizer.ggml.tokens");
   if (Array.isArray(tokens)) return tokens.length;

@@ -3,7 +3,7 @@
 // pooling: a BERT-style reranker reads its first token, a Qwen 3 reranker its last), through the
 // model's own rerank template (`tokenizer.chat_template.rerank`) when it has one.
 import type { LlamaModel, LlamaRankingContext } from "node-llama-cpp";
-import type { LoadedModel } from "./pool.ts";
+import { type LoadedModel, sideContext } from "./pool.ts";
 
 /** Why a model cannot rerank, or undefined when it can (its GGUF has a classification head). */
 export function cannotRank(model: LlamaModel): string | undefined {
@@ -12,16 +12,7 @@ export function cannotRank(model: LlamaModel): string | undefined {
 }
 
 export function rankingContext(loaded: LoadedModel): Promise<LlamaRankingContext> {
-  loaded.ranking ??= loaded.model.createRankingContext({
-    contextSize: loaded.spec.contextSize,
-    threads: loaded.spec.threads,
-    ...(loaded.spec.batchSize ? { batchSize: loaded.spec.batchSize } : {}),
-  });
-  // A failed creation is not cached: the next request tries again.
-  loaded.ranking.catch(() => {
-    loaded.ranking = undefined;
-  });
-  return loaded.ranking;
+  return sideContext(loaded, "ranking", (model, options) => model.createRankingContext(options));
 }
 
 /** Tokens the model evaluates for one pair: the template's, the query's and the document's. */
