@@ -32,7 +32,6 @@ const pieces = metadata.get("tokenizer.ggml.tokens")?.value as string[];
 const tok: Tokenizer = {
   pieces,
   types: metadata.get("tokenizer.ggml.token_type")?.value as number[],
-  bos: model.tokens.bos ?? 1,
   separator: pieces.indexOf("<|user|>"),
   tokenize: (text) => model.tokenize(text, false, "trimLeadingSpace"),
 };

@@ -62,7 +62,6 @@ export interface Tokenizer {
   pieces: readonly string[];
   /** llama.cpp token types: 1 normal, 3 control, 6 byte… */
   types: readonly number[];
-  bos: number;
   separator: number;
   tokenize(text: string): number[];
 }
