@@ -1,7 +1,7 @@
 // Local GGUF models through node-llama-cpp: renders the prompt with the model's chat
 // template, sizes it against the context, and runs one Generation per choice on the
 // model's lock-step driver.
-import { createHash, randomInt } from "node:crypto";
+import { createHash } from "node:crypto";
 import { statSync } from "node:fs";
 import type { Llama, LlamaContextSequence, LlamaGrammar, LlamaModel, Token } from "node-llama-cpp";
 import { LOCAL_DEFAULT_OPERATIONS } from "../config/schema.ts";
@@ -23,10 +23,11 @@ import { forcedCallGbnf, lazyCallGbnf, prefixRules, type ToolGrammarInput } from
 import { thinks } from "../engine/tool-formats/parser.ts";
 import { type ChatCompletionRequest, requestedMaxTokens, type Tool, tokenBudgetParam } from "../openai/chat.ts";
 import { type EmbeddingRequest, embeddingInputs } from "../openai/embeddings.ts";
-import { completionDoesNotFit, contextLengthExceeded, invalidRequest, unsupportedValue } from "../openai/errors.ts";
+import { contextLengthExceeded, invalidRequest, unsupportedValue } from "../openai/errors.ts";
 import { documentText, type RerankRequest, rankedResults } from "../openai/rerank.ts";
 import { type CompletionRequest, completionPrompts, LEGACY_DEFAULT_MAX_TOKENS } from "../openai/text-completions.ts";
 import { EventQueue } from "./event-queue.ts";
+import { checkTokenIds, choiceSampling, completionBudget, samplingFor, stopList } from "./llama-request.ts";
 import { type NativeGrammars, NativeReply } from "./native-tools.ts";
 import { toTemplateMessages } from "./prompt.ts";
 import type {
@@ -583,72 +584,6 @@ export class LlamaProvider implements ChatProvider {
 }
 
 /** The sampling parameters chat and legacy completions share, with the model's defaults. */
-interface SamplingRequest {
-  temperature?: number | null | undefined;
-  top_p?: number | null | undefined;
-  seed?: number | null | undefined;
-  presence_penalty?: number | null | undefined;
-  frequency_penalty?: number | null | undefined;
-  logit_bias?: Record<string, number> | null | undefined;
-}
-
-function samplingFor(req: SamplingRequest, loaded: LoadedModel): Sampling {
-  const { spec } = loaded;
-  checkTokenIds(loaded, Object.keys(req.logit_bias ?? {}).map(Number), "logit_bias", "logit_bias");
-  return {
-    temperature: req.temperature ?? spec.sampling.temperature ?? 1,
-    // OpenAI's defaults (no truncation) unless the model's config sets its own; this also
-    // keeps every candidate in the distribution that top_logprobs reads.
-    topP: req.top_p ?? spec.sampling.topP ?? 1,
-    topK: spec.sampling.topK ?? 0,
-    minP: spec.sampling.minP ?? 0,
-    seed: req.seed ?? undefined,
-    repeatPenalty: spec.sampling.repeatPenalty,
-    presencePenalty: req.presence_penalty ?? undefined,
-    frequencyPenalty: req.frequency_penalty ?? undefined,
-    logitBias: req.logit_bias
-      ? Object.fromEntries(Object.entries(req.logit_bias).map(([k, v]) => [Number(k), v]))
-      : undefined,
-  };
-}
-
-/** Token ids a client sent: one past the vocabulary would index outside llama.cpp's arrays. */
-function checkTokenIds(loaded: LoadedModel, ids: readonly number[], where: string, param: string): void {
-  const outside = ids.find((id) => id >= loaded.vocabularySize);
-  if (outside !== undefined) {
-    throw invalidRequest(
-      `${where}: token id ${outside} is outside the vocabulary of ${loaded.spec.id} (size ${loaded.vocabularySize}).`,
-      param,
-    );
-  }
-}
-
-/** The stop strings a request gave, as a list without empty ones. */
-function stopList(stop: string | readonly string[] | null | undefined): string[] {
-  return (typeof stop === "string" ? [stop] : (stop ?? [])).filter((s) => s.length > 0);
-}
-
-/** Tokens a completion may take: what was asked, within the model's cap and what the context has left. */
-function completionBudget(
-  loaded: LoadedModel,
-  promptLength: number,
-  asked: number | undefined,
-  param: "max_tokens" | "max_completion_tokens",
-): number {
-  const { spec } = loaded;
-  const room = loaded.contextSize - promptLength;
-  if (asked !== undefined && spec.maxTokens !== undefined && asked > spec.maxTokens) {
-    throw invalidRequest(
-      `${param} is too large: ${asked}. Model ${spec.id} supports at most ${spec.maxTokens} completion tokens.`,
-      param,
-    );
-  }
-  if (room < 1 || (asked !== undefined && asked > room)) {
-    throw completionDoesNotFit(loaded.contextSize, promptLength, asked, param);
-  }
-  return Math.min(asked ?? room, spec.maxTokens ?? room, room);
-}
-
 interface Prepared {
   prompt: Token[];
   maxTokens: number;
@@ -775,12 +710,6 @@ function fileDigest(spec: LocalModelSpec | undefined): string {
   } catch {
     return spec.path;
   }
-}
-
-/** Each choice gets its own seed, so n > 1 gives n samples yet a seeded request repeats exactly. */
-function choiceSampling(sampling: Sampling, index: number): Sampling {
-  const seed = sampling.seed !== undefined ? sampling.seed + index : randomInt(2 ** 31);
-  return { ...sampling, seed };
 }
 
 /** reasoning_effort where the model's template has a switch for it; a 400 elsewhere. */
