@@ -207,7 +207,7 @@ export class LlamaProvider implements ChatProvider {
         },
         ctx.signal,
       );
-      await lease.loaded.driver.run(generation);
+      await lease.loaded.driver.run(generation, lease.loaded.sequences.indexOf(sequence));
     };
     const runs = lease.sequences.map(async (sequence, slot) => {
       for (let index = slot; index < choices; index += lease.sequences.length) {
@@ -681,7 +681,7 @@ function runChoices(
       },
       ctx.signal,
     );
-    return lease.loaded.driver.run(generation);
+    return lease.loaded.driver.run(generation, lease.loaded.sequences.indexOf(sequence));
   });
   settle(runs, lease, queue);
   return () => ({ promptTokens: prepared.prompt.length, completionTokens, cachedPromptTokens });

@@ -39,7 +39,7 @@ it("a running stream is stepped while a long prompt is being computed", async ()
         return !done;
       },
     };
-    const runningDone = driver.run(running);
+    const runningDone = driver.run(running, 1);
     const generation = new Generation(
       model,
       sequence,
@@ -47,7 +47,7 @@ it("a running stream is stepped while a long prompt is being computed", async ()
       { text: () => undefined, end: () => {} },
       undefined,
     );
-    await driver.run(generation);
+    await driver.run(generation, 0);
     done = true;
     await runningDone;
     expect(held.filter((n) => n > 0 && n < long.length).length).toBeGreaterThanOrEqual(2);
