@@ -17,7 +17,7 @@ import { GrammarCache, grammarStops, type OutputConstraint } from "../engine/gra
 import { grammarSchema, SchemaRefusal } from "../engine/json-schema.ts";
 import type { LoadedModel, LocalModelSpec, ModelLease, ModelPool } from "../engine/pool.ts";
 import { promptBytes, tokenizePrompt } from "../engine/prompt-tokens.ts";
-import { cannotRank, pairLength, rank, rankingContext } from "../engine/ranking.ts";
+import { cannotRank, pairLength, rank, rankingContext, rankingTokens } from "../engine/ranking.ts";
 import type { ReasoningSetting, ResolvedFormat, ToolFamily } from "../engine/tool-formats/families.ts";
 import { forcedCallGbnf, lazyCallGbnf, prefixRules, type ToolGrammarInput } from "../engine/tool-formats/grammar.ts";
 import { thinks } from "../engine/tool-formats/parser.ts";
@@ -117,10 +117,11 @@ export class LlamaProvider implements ChatProvider {
       const why = cannotRank(model);
       if (why) throw invalidRequest(`Model ${spec.id} cannot rerank: ${why}.`, "model");
       const context = await rankingContext(lease.loaded);
-      const documents = req.documents.map(documentText);
+      const query = rankingTokens(model, req.query);
+      const documents = req.documents.map((d) => rankingTokens(model, documentText(d)));
       let promptTokens = 0;
       documents.forEach((document, index) => {
-        const length = pairLength(context, req.query, document);
+        const length = pairLength(context, query, document);
         // Never a silent truncation: the client learns which document is too long, and by how much.
         if (length >= context.contextSize) {
           throw invalidRequest(
@@ -131,7 +132,7 @@ export class LlamaProvider implements ChatProvider {
         }
         promptTokens += length;
       });
-      const scores = await rank(context, req.query, documents, ctx.signal);
+      const scores = await rank(context, query, documents, ctx.signal);
       return { results: rankedResults(req, scores), usage: { promptTokens, completionTokens: 0 } };
     } finally {
       lease.release();
