@@ -33,15 +33,16 @@ export function testRuntime(): Promise<Llama> {
   return shared;
 }
 
-/** One models.yaml entry (indented under `models:`) serving the tiny model as `id`; `extra` lines go under it. */
+/** One models.yaml entry (indented under `models:`) serving the tiny model (or the GGUF at `path`)
+ * as `id`; `extra` lines go under it. */
 export function tinyModelEntry(
   id: string,
-  o: { contextSize?: number; parallel?: number; preload?: boolean; extra?: readonly string[] } = {},
+  o: { path?: string; contextSize?: number; parallel?: number; preload?: boolean; extra?: readonly string[] } = {},
 ): string {
   return [
     `  - id: ${id}`,
     "    provider: llama",
-    `    path: ${TINY_MODEL}`,
+    `    path: ${o.path ?? TINY_MODEL}`,
     `    context_size: ${o.contextSize ?? 256}`,
     `    parallel: ${o.parallel ?? 1}`,
     "    threads: 1",

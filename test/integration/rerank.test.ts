@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startLlamaServer } from "../../bench/servers.ts";
 import { type FakeUpstream, startFakeUpstream } from "../helpers/fake-upstream.ts";
 import { envelopeOf } from "../helpers/http.ts";
-import { REPO, startServer, type TestServer, tinyConfig } from "../helpers/server.ts";
+import { REPO, startServer, type TestServer, tinyConfig, tinyModelEntry } from "../helpers/server.ts";
 
 const RERANK_MODEL = `${REPO}/models/roundhouse-tiny-rerank-f16.gguf`;
 
@@ -26,13 +26,7 @@ beforeAll(async () => {
     model: bge-reranker-v2-m3
     retries: 0
     operations: [rerank]
-  - id: tiny-rerank
-    provider: llama
-    path: ${RERANK_MODEL}
-    operations: [rerank]
-    parallel: 1
-    threads: 1
-    context_size: 64`;
+${tinyModelEntry("tiny-rerank", { path: RERANK_MODEL, contextSize: 64, preload: false, extra: ["operations: [rerank]"] })}`;
   s = await startServer({ config: tinyConfig().concat(reranker), apiKeys: [KEY] });
 });
 afterAll(async () => {

@@ -8,27 +8,20 @@ import { join } from "node:path";
 import type OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { THOUGHTS } from "../../scripts/model/think-dataset.ts";
-import { REPO, startServer, type TestServer } from "../helpers/server.ts";
+import { REPO, startServer, type TestServer, tinyModelEntry } from "../helpers/server.ts";
 
 const PATH = join(REPO, "models", "roundhouse-tiny-think-q8_0.gguf");
-const entry = (id: string, extra: string[] = []) => [
-  `  - id: ${id}`,
-  "    provider: llama",
-  `    path: ${PATH}`,
-  "    context_size: 512",
-  "    parallel: 1",
-  "    threads: 1",
-  ...extra,
-];
+const entry = (id: string, o: { preload?: boolean; extra?: string[] } = {}) =>
+  tinyModelEntry(id, { path: PATH, contextSize: 512, preload: o.preload ?? false, extra: o.extra ?? [] });
 
 let s: TestServer;
 beforeAll(async () => {
   const config = [
     "models:",
-    ...entry("roundhouse-tiny-think", ["    aliases: [tiny-think]", "    preload: true"]),
+    entry("roundhouse-tiny-think", { preload: true, extra: ["aliases: [tiny-think]"] }),
     // The same file with the other two ways of handling thoughts.
-    ...entry("think-hide", ["    reasoning: hide"]),
-    ...entry("think-none", ["    reasoning: none"]),
+    entry("think-hide", { extra: ["reasoning: hide"] }),
+    entry("think-none", { extra: ["reasoning: none"] }),
   ].join("\n");
   s = await startServer({ config });
 });
