@@ -22,7 +22,7 @@ import { ModelLoadError } from "./errors.ts";
 import { type LoadedModelState, type PoolLimits, planEviction } from "./eviction.ts";
 import { readGguf } from "./gguf.ts";
 import { LockstepDriver } from "./lockstep.ts";
-import { restorePrefix } from "./prefix.ts";
+import { canCopyInto, restorePrefix } from "./prefix.ts";
 import { PromptCache } from "./prompt-cache.ts";
 import { pickSequences, SequenceSlots } from "./slots.ts";
 import {
@@ -95,8 +95,9 @@ export interface ModelLease {
   loaded: LoadedModel;
   sequences: LlamaContextSequence[];
   /**
-   * Moves the request to the sequences best for `prompt` (pickSequences): those already holding
-   * most of it, else the least recently used. Called once its prompt is tokenized. A request on
+   * Moves the request to the sequences best for `prompt` (pickSequences): those that keep the
+   * running sequences' ids consecutive (one pass per decode step), holding most of it, else the
+   * least recently used. Called once its prompt is tokenized. A request on
    * one sequence then gets the best start of its prompt that is anywhere (planPrefix): copied
    * from an idle sequence or loaded from the prompt cache, and what its sequence held is saved
    * first when it would be lost.
@@ -232,7 +233,8 @@ export class ModelPool {
           lastUsed: loaded.slots.lastUsed(i),
           held: ids.includes(i),
         }));
-        const chosen = pickSequences(candidates, ids.length, prompt.length);
+        const busy = loaded.sequences.map((_, i) => i).filter((i) => !candidates.some((c) => c.id === i));
+        const chosen = pickSequences(candidates, ids.length, prompt.length, busy, canCopyInto(sequenceOf(0)));
         loaded.slots.exchange(ids, chosen);
         ids = chosen;
         lease.sequences = ids.map(sequenceOf);

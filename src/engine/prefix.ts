@@ -75,21 +75,34 @@ export function planPrefix<T>(
 /**
  * Copies what `source` holds of the first `upTo` tokens into `target` (llama.cpp's seq_cp: no
  * file, no compute). node-llama-cpp has it only as an internal method (the version is pinned in
- * package.json); without it the caller falls back to saved states and computing. It leaves a
- * token predictor (speculative decoding) out of step, so restorePrefix offers no sequence of such
- * a model as a source.
+ * package.json); without it the caller falls back to saved states and computing.
  */
 export async function copySequence(
   target: LlamaContextSequence,
   source: LlamaContextSequence,
   upTo: number,
 ): Promise<boolean> {
-  const copy = (target as unknown as { _copyStateFromOtherSequence?: unknown })._copyStateFromOtherSequence;
-  if (typeof copy !== "function") return false;
+  const copy = copyMethod(target);
+  if (copy === undefined) return false;
   if ((await copy.call(target, source, upTo)) === true) return true;
   // A copy that did not come out as asked may leave the tokens it lists and the state apart.
   await target.clearHistory();
   return false;
+}
+
+/**
+ * Whether copySequence can copy into `target`: not when it has a token predictor (speculative
+ * decoding), which a copy leaves out of step; a model's sequences all have one or none.
+ */
+export function canCopyInto(target: LlamaContextSequence): boolean {
+  return target.tokenPredictor === undefined && copyMethod(target) !== undefined;
+}
+
+type CopyMethod = (source: LlamaContextSequence, upTo: number) => Promise<unknown>;
+
+function copyMethod(target: LlamaContextSequence): CopyMethod | undefined {
+  const copy = (target as unknown as { _copyStateFromOtherSequence?: unknown })._copyStateFromOtherSequence;
+  return typeof copy === "function" ? (copy as CopyMethod) : undefined;
 }
 
 /**
@@ -108,9 +121,7 @@ export async function restorePrefix(
   for (;;) {
     const sources: PrefixSource<Source>[] = [
       ...loaded.sequences
-        // A sequence with a token predictor cannot be copied into (copySequence); a model's
-        // sequences all have one or none.
-        .filter((s) => s !== target && target.tokenPredictor === undefined)
+        .filter((s) => s !== target && canCopyInto(target))
         .map((s) => {
           const computing = loaded.computing.get(s);
           return {

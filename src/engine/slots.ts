@@ -33,20 +33,53 @@ export interface SequenceCandidate {
 export const PROMPT_SIMILARITY = 0.5;
 
 /**
- * Which `count` sequences a request runs on: those holding the longest common prefix of its
- * prompt when the best holds at least PROMPT_SIMILARITY of it, else the least recently used;
- * ties go to the ones it holds already, then the lowest ids. Pure.
+ * Runs of consecutive ids in `ids`: the passes over the weights one decode step of those
+ * sequences costs. llama.cpp splits a batch wherever the next sequence id is not the last + 1
+ * (lockstep.ts), so {0, 1, 2, 3} decode in one pass and {0, 2, 5, 7} in four.
  */
-export function pickSequences(candidates: readonly SequenceCandidate[], count: number, promptLength: number): number[] {
+export function passes(ids: Iterable<number>): number {
+  const set = new Set(ids);
+  let runs = 0;
+  for (const id of set) if (!set.has(id - 1)) runs++;
+  return runs;
+}
+
+/**
+ * Which `count` sequences a request runs on, one at a time. First those that keep the running
+ * sequences (`busy`) and the ones picked so far in the fewest runs of consecutive ids, so that
+ * every decode step stays one pass; among those, the one holding the longest common prefix of
+ * its prompt when the best holds at least PROMPT_SIMILARITY of it, else the least recently
+ * used; ties go to the ones it holds already, then the lowest ids. A prompt held elsewhere is
+ * copied over (prefix.ts) at the cost of a memory copy. `canCopy` false (a model whose
+ * sequences cannot be copied into): where the prompt is held wins over the runs. Pure.
+ */
+export function pickSequences(
+  candidates: readonly SequenceCandidate[],
+  count: number,
+  promptLength: number,
+  busy: readonly number[] = [],
+  canCopy = true,
+): number[] {
   const best = Math.max(0, ...candidates.map((c) => c.commonPrefix));
   const similar = promptLength > 0 && best >= PROMPT_SIMILARITY * promptLength;
-  const order = [...candidates].sort(
-    (a, b) =>
-      (similar ? b.commonPrefix - a.commonPrefix : a.lastUsed - b.lastUsed) ||
-      Number(b.held) - Number(a.held) ||
-      a.id - b.id,
-  );
-  return order.slice(0, count).map((c) => c.id);
+  const running = new Set(busy);
+  const left = [...candidates];
+  const picked: number[] = [];
+  while (picked.length < count && left.length > 0) {
+    const runs = new Map(left.map((c) => [c.id, passes([...running, c.id])]));
+    left.sort(
+      (a, b) =>
+        (similar && !canCopy ? b.commonPrefix - a.commonPrefix : 0) ||
+        (runs.get(a.id) ?? 0) - (runs.get(b.id) ?? 0) ||
+        (similar ? b.commonPrefix - a.commonPrefix : a.lastUsed - b.lastUsed) ||
+        Number(b.held) - Number(a.held) ||
+        a.id - b.id,
+    );
+    const next = left.shift() as SequenceCandidate;
+    picked.push(next.id);
+    running.add(next.id);
+  }
+  return picked;
 }
 
 export class SequenceSlots {

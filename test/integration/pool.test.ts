@@ -1,5 +1,7 @@
+import type { LlamaContextSequence, Token } from "node-llama-cpp";
 import { afterEach, describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/config/errors.ts";
+import type { ModelLease } from "../../src/engine/pool.ts";
 import { startServer, type TestServer, TINY_MODEL } from "../helpers/server.ts";
 
 let s: TestServer | undefined;
@@ -74,6 +76,31 @@ describe("model pool", () => {
     const server = s;
     const results = await Promise.all([1, 2].map(() => chat(server, "one", 60)));
     expect(results.map((r) => r.status).sort()).toEqual([200, 503]);
+  });
+
+  it("runs a request where the running sequences stay consecutive, so a decode step is one pass", async () => {
+    s = await startServer({
+      config: ["models:", model("m", ["parallel: 4", "preload: true"])].join("\n"),
+    });
+    const pool = s.services.pool;
+    const leases: ModelLease[] = [];
+    const lease = async () => {
+      const l = await pool.acquire("m", 1);
+      await l.preferPrefix([1, 2, 3] as Token[]);
+      leases.push(l);
+      return l;
+    };
+    const index = (l: ModelLease) => l.loaded.sequences.indexOf(l.sequences[0] as LlamaContextSequence);
+    try {
+      const [a, b, c] = [await lease(), await lease(), await lease()];
+      expect([a, b, c].map(index)).toEqual([0, 1, 2]);
+      // Sequence 1 is now the most recently used and 3 was never used: running on 3 would
+      // leave {0, 2, 3}, two passes a step, so the next request takes 1 again.
+      b.release();
+      expect(index(await lease())).toBe(1);
+    } finally {
+      for (const l of leases) l.release();
+    }
   });
 
   it("refuses at start a model whose file does not match its sha256 pin, naming the field", async () => {

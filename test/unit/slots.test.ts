@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { AbortedError, QueueFullError, QueueTimeoutError } from "../../src/engine/errors.ts";
-import { pickSequences, SequenceSlots } from "../../src/engine/slots.ts";
+import { passes, pickSequences, SequenceSlots } from "../../src/engine/slots.ts";
 
 describe("SequenceSlots", () => {
   it("hands out the lowest free ids", async () => {
@@ -72,6 +72,34 @@ describe("pickSequences", () => {
     expect(pickSequences([c(0, 3, 5, true), c(1, 0, 2), c(2, 0, 0)], 2, 100)).toEqual([2, 1]);
     // All unused: the one held, then the lowest.
     expect(pickSequences([c(3, 0, 0, true), c(1, 0, 0), c(2, 0, 0)], 1, 10)).toEqual([3]);
+  });
+
+  it("keeps the running sequences' ids consecutive before anything else, so a decode step stays one pass", () => {
+    // 1 and 2 run; 4 was never used (LRU would take it), 0 and 3 extend the run.
+    const free = [c(0, 0, 5), c(3, 0, 6), c(4, 0, 0), c(7, 0, 1)];
+    expect(pickSequences(free, 1, 100, [1, 2])).toEqual([0]);
+    // A hole in the middle is filled first: {0, 1, 3} + 2 is one run.
+    expect(pickSequences([c(2, 0, 9), c(4, 0, 0), c(5, 0, 0)], 1, 100, [0, 1, 3])).toEqual([2]);
+    // Several at once extend the run one after the other.
+    expect(pickSequences(free, 2, 100, [1, 2])).toEqual([0, 3]);
+  });
+
+  it("copies a prompt held out of the run instead of going there, unless the model cannot copy", () => {
+    // 6 holds the whole prompt but would make 0..2 and 6 two passes.
+    const free = [c(3, 0, 4), c(6, 90, 2)];
+    expect(pickSequences(free, 1, 100, [0, 1, 2])).toEqual([3]);
+    expect(pickSequences(free, 1, 100, [0, 1, 2], false)).toEqual([6]);
+    // Among sequences that keep one run, the one holding the prompt.
+    expect(pickSequences([c(3, 0, 1), c(7, 90, 2)], 1, 100, [4, 5, 6])).toEqual([7]);
+  });
+});
+
+describe("passes", () => {
+  it("counts runs of consecutive ids", () => {
+    expect(passes([])).toBe(0);
+    expect(passes([0, 1, 2, 3])).toBe(1);
+    expect(passes([7, 5, 2, 0])).toBe(4);
+    expect(passes([3, 0, 1, 5, 6])).toBe(3);
   });
 });
 
