@@ -8,7 +8,8 @@
 // whether it answers what it was trained on (bench/finetune-answer.ts); `npm run bench --
 // multiturn` the multi-user, multi-turn chat workload against llama-server (bench/multiturn.ts);
 // `npm run bench -- speculative` prompt lookup against the same server without it
-// (bench/speculative.ts).
+// (bench/speculative.ts); `npm run bench -- ttft` the first token under staggered arrivals and
+// short replies (bench/ttft.ts).
 //
 // For each model and thread count both servers are started as their own processes
 // (Roundhouse: `node --import tsx src/main.ts` with a generated models.yaml; llama-server
@@ -78,6 +79,7 @@ import {
   type TargetName,
 } from "./servers.ts";
 import { formatSpeculative, runSpeculativeBench } from "./speculative.ts";
+import { formatTtft, runTtftBench } from "./ttft.ts";
 import { runUpstreamBench } from "./upstream.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
@@ -179,10 +181,15 @@ const PROMPTS = [
   "Count from 5 to 15.",
 ];
 
-function specs(round: number, maxTokens: number): (index: number) => RequestSpec {
-  // Shift the prompts each round so a sequence rarely sees its previous prompt again:
-  // both servers reuse cached prefixes, and a repeat would flatter TTFT.
-  return (index) => ({ prompt: PROMPTS[(index + round * 5) % PROMPTS.length] ?? "Hello", maxTokens });
+function specs(round: number, level: number, maxTokens: number): (index: number) => RequestSpec {
+  // Every request's prompt is new to both servers (both reuse a sequence's cached prefix, and a
+  // repeat would flatter TTFT): a tag of its own in front of the question. The questions were
+  // repeated from one level to the next before, and TTFT p50 at 8 streams then swung between
+  // 0.44x and 1.25x from run to run, depending on which requests found their prompt cached.
+  return (index) => ({
+    prompt: `(${round}.${level}.${index}) ${PROMPTS[(index + round * 5) % PROMPTS.length] ?? "Hello"}`,
+    maxTokens,
+  });
 }
 
 // ---------------------------------------------------------------- one model × thread count
@@ -235,7 +242,7 @@ async function runCase(s: Settings, model: ModelInfo, threads: number, workRoot:
 
     // Warm-up, unmeasured: first-use costs (lazy compilation, page faults of the weights,
     // every sequence touched once) should not land in the first measured level.
-    for (const t of TARGETS) await runLevel(endpoint(t), Math.max(...s.concurrency), 1, specs(99, 8));
+    for (const t of TARGETS) await runLevel(endpoint(t), Math.max(...s.concurrency), 1, specs(99, 0, 8));
 
     const raw: CaseResult["raw"] = [];
     for (let round = 0; round < s.rounds; round++) {
@@ -245,7 +252,12 @@ async function runCase(s: Settings, model: ModelInfo, threads: number, workRoot:
         for (const target of order) {
           // Let the other server's spinning worker threads go to sleep first.
           await sleep(500);
-          const run = await runLevel(endpoint(target), concurrency, s.requestsPerStream, specs(round, model.maxTokens));
+          const run = await runLevel(
+            endpoint(target),
+            concurrency,
+            s.requestsPerStream,
+            specs(round, ci, model.maxTokens),
+          );
           raw.push({ round, concurrency, target, run });
           progress(
             `  round ${round + 1}/${s.rounds}  ${concurrency} stream(s)  ${target.padEnd(12)} ` +
@@ -297,6 +309,10 @@ async function main(): Promise<void> {
   }
   if (process.argv.slice(2).includes("speculative")) {
     process.stdout.write(`\n${formatSpeculative(await runSpeculativeBench())}\n`);
+    return;
+  }
+  if (process.argv.slice(2).includes("ttft")) {
+    process.stdout.write(`\n${formatTtft(await runTtftBench())}\n`);
     return;
   }
   if (process.argv.slice(2).includes("multiturn")) {
