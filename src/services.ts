@@ -337,7 +337,15 @@ function toSpec(m: LlamaModelConfig, contextSize: number): LocalModelSpec {
     maxTokens: m.max_tokens,
     operations: m.operations,
     keepAliveMs: m.keep_alive_ms,
-    speculative: m.speculative && { method: m.speculative.method, maxTokens: m.speculative.max_tokens },
+    speculative:
+      m.speculative?.method === "draft"
+        ? {
+            method: "draft",
+            path: m.speculative.model,
+            maxTokens: m.speculative.max_tokens,
+            minConfidence: m.speculative.min_confidence,
+          }
+        : m.speculative && { method: m.speculative.method, maxTokens: m.speculative.max_tokens },
     promptCache: m.prompt_cache
       ? { maxBytes: parseByteSize(m.prompt_cache.max_bytes) ?? 0, dir: m.prompt_cache.dir }
       : undefined,

@@ -38,7 +38,7 @@ export interface LlamaModelConfig extends Omit<LlamaModelEntry, "threads" | "sha
   at: ModelPlace;
 }
 
-/** A model entry's index in `models` and the line of each of its fields (of the entry when unset). */
+/** A model entry's index in `models` and the line of each of its fields (`a.b` for a nested one; of the entry when unset). */
 export interface ModelPlace {
   index: number;
   line(field: string): number | undefined;
@@ -176,7 +176,7 @@ export function parseConfig(text: string, file: string, env: Env = {}): Config {
   }
   const place = (index: number): ModelPlace => ({
     index,
-    line: (field) => lineOfPath(doc, lines, ["models", index, field]),
+    line: (field) => lineOfPath(doc, lines, ["models", index, ...field.split(".")]),
   });
   return resolveConfig(parsed.data, resolve(file), env, place);
 }
@@ -246,6 +246,10 @@ function resolveConfig(file: ConfigFile, absFile: string, env: Env, place: (inde
         threads: model.threads ?? threads,
         sha256: model.sha256?.toLowerCase(),
         keep_alive_ms: model.keep_alive === undefined ? undefined : parseDurationMs(model.keep_alive),
+        speculative:
+          model.speculative?.method === "draft"
+            ? { ...model.speculative, model: resolve(dir, model.speculative.model) }
+            : model.speculative,
         prompt_cache: model.prompt_cache && {
           ...model.prompt_cache,
           dir: model.prompt_cache.dir === undefined ? undefined : resolve(dir, model.prompt_cache.dir),

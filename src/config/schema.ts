@@ -190,14 +190,34 @@ export const LlamaModel = z
         "Keeps a conversation's KV state when its sequence is given to another request and loads it back when the conversation returns, as llama-server's --cache-ram; false: off.",
       ),
     speculative: z
-      .strictObject({
-        method: z
-          .literal("prompt_lookup")
-          .describe(
-            "prompt_lookup: guess the next tokens from where the reply's last tokens appear in the prompt, and check the guesses in one batch (pays when replies copy their input: RAG quotes, code edits).",
-          ),
-        max_tokens: z.int().min(1).max(16).default(3).describe("Tokens guessed per step."),
-      })
+      .discriminatedUnion("method", [
+        z.strictObject({
+          method: z
+            .literal("prompt_lookup")
+            .describe(
+              "prompt_lookup: guess the next tokens from where the reply's last tokens appear in the prompt, and check the guesses in one batch (pays when replies copy their input: RAG quotes, code edits).",
+            ),
+          max_tokens: z.int().min(1).max(16).default(3).describe("Tokens guessed per step."),
+        }),
+        z.strictObject({
+          method: z
+            .literal("draft")
+            .describe(
+              "draft: a smaller model of the same vocabulary (Qwen2.5-0.5B for Qwen2.5-7B) drafts the next tokens and this model checks them in one batch, as llama-server's --model-draft; pays where a decode is bound by reading the weights (GPUs, large models).",
+            ),
+          model: z
+            .string()
+            .min(1)
+            .describe("The draft model's GGUF file (relative paths are read from this file's folder)."),
+          max_tokens: z.int().min(1).max(64).default(16).describe("Tokens drafted per step, at most."),
+          min_confidence: z
+            .number()
+            .min(0)
+            .max(1)
+            .default(0.6)
+            .describe("The draft stops at a token it gives less than this probability."),
+        }),
+      ])
       .optional()
       .describe("Speculative decoding; off unless set (it costs time when the guesses miss)."),
     sha256: z

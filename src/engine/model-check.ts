@@ -1,6 +1,7 @@
 // Configured local models checked before the server listens, so a config that cannot work
 // fails at start with file:line:field rather than as 503s later: the file exists and is a GGUF
-// (its sha256 checked when pinned), a model that lists rerank has a classification head,
+// (its sha256 checked when pinned), a draft model (speculative: draft) shares its vocabulary, a
+// model that lists rerank has a classification head,
 // context_size is within what the model was trained on (or lowered to it, unless
 // allow_context_overflow), and the model with context_size × parallel sequences fits in this
 // machine's memory and in memory_budget.
@@ -8,7 +9,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { open, stat } from "node:fs/promises";
 import { totalmem } from "node:os";
-import { GgufInsights, type Llama, readGgufFileInfo } from "node-llama-cpp";
+import { type GgufFileInfo, GgufInsights, type Llama, readGgufFileInfo } from "node-llama-cpp";
 import { ConfigError, type ConfigProblem } from "../config/errors.ts";
 import { isHuggingFaceUri, type LlamaModelConfig } from "../config/load.ts";
 
@@ -50,7 +51,14 @@ export async function checkLocalModels(
       problems.push(problem(fileProblem.field, fileProblem.message));
       continue;
     }
-    const insights = await GgufInsights.from(await readGgufFileInfo(model.path), llama);
+    const info = await readGgufFileInfo(model.path);
+    const draft = model.speculative?.method === "draft" ? model.speculative.model : undefined;
+    const draftInfo = draft === undefined ? undefined : await checkDraft(info, draft);
+    if (typeof draftInfo === "string") {
+      problems.push(problem("speculative.model", draftInfo));
+      continue;
+    }
+    const insights = await GgufInsights.from(info, llama);
     if (model.operations?.includes("rerank") && !insights.supportsRanking) {
       problems.push(
         problem(
@@ -69,6 +77,11 @@ export async function checkLocalModels(
       );
     }
     const need = await estimate(llama, insights, model, contextSize);
+    if (draftInfo) {
+      // The draft model has a context of the same size beside it.
+      const drafted = await estimate(llama, await GgufInsights.from(draftInfo, llama), model, contextSize);
+      for (const key of ["model", "context", "total", "ram", "vram"] as const) need[key] += drafted[key];
+    }
     const ram = options.ram ?? totalmem();
     const what = `${model.id} needs about ${gib(need.total)} (model ${gib(need.model)} + context ${gib(need.context)} for context_size ${contextSize} × parallel ${model.parallel})`;
     const fix = "lower context_size or parallel";
@@ -88,22 +101,8 @@ export async function checkLocalModels(
 }
 
 async function checkFile(model: LlamaModelConfig): Promise<{ field: string; message: string } | undefined> {
-  try {
-    const info = await stat(model.path);
-    if (!info.isFile()) return { field: "path", message: `${model.path} is not a file` };
-  } catch {
-    return { field: "path", message: `file not found: ${model.path}` };
-  }
-  const handle = await open(model.path, "r");
-  const magic = Buffer.alloc(4);
-  try {
-    await handle.read(magic, 0, 4, 0);
-  } finally {
-    await handle.close();
-  }
-  if (magic.toString("latin1") !== "GGUF") {
-    return { field: "path", message: `${model.path} is not a GGUF file (it does not begin with "GGUF")` };
-  }
+  const fileProblem = await checkGgufFile(model.path);
+  if (fileProblem) return { field: "path", message: fileProblem };
   if (model.sha256) {
     const actual = await sha256Of(model.path);
     if (actual !== model.sha256) {
@@ -111,6 +110,64 @@ async function checkFile(model: LlamaModelConfig): Promise<{ field: string; mess
     }
   }
   return undefined;
+}
+
+/** Why `path` is not a GGUF file, or undefined. */
+async function checkGgufFile(path: string): Promise<string | undefined> {
+  try {
+    const info = await stat(path);
+    if (!info.isFile()) return `${path} is not a file`;
+  } catch {
+    return `file not found: ${path}`;
+  }
+  const handle = await open(path, "r");
+  const magic = Buffer.alloc(4);
+  try {
+    await handle.read(magic, 0, 4, 0);
+  } finally {
+    await handle.close();
+  }
+  if (magic.toString("latin1") !== "GGUF") return `${path} is not a GGUF file (it does not begin with "GGUF")`;
+  return undefined;
+}
+
+/**
+ * Reads the draft model's GGUF and answers it, or why it cannot draft for the model: the checks
+ * llama.cpp's speculative decoding makes (common_speculative_are_compatible): the same tokenizer
+ * kind, BOS and EOS, at most 128 tokens more or fewer, and the same text for every token both
+ * have from id 5 on (a padded vocabulary, as Qwen2.5-0.5B's beside 7B's, passes).
+ */
+async function checkDraft(target: GgufFileInfo, path: string): Promise<GgufFileInfo | string> {
+  const fileProblem = await checkGgufFile(path);
+  if (fileProblem) return fileProblem;
+  const draft = await readGgufFileInfo(path);
+  const vocab = (info: GgufFileInfo) => {
+    const t = (info.metadata as { tokenizer?: { ggml?: Record<string, unknown> } }).tokenizer?.ggml ?? {};
+    return {
+      kind: t.model,
+      tokens: Array.isArray(t.tokens) ? (t.tokens as unknown[]) : [],
+      bos: t.bos_token_id,
+      eos: t.eos_token_id,
+    };
+  };
+  const [a, b] = [vocab(target), vocab(draft)];
+  const differs = (what: string, x: unknown, y: unknown) =>
+    `its ${what} (${String(y)}) is not the model's (${String(x)})`;
+  let why: string | undefined;
+  if (a.kind !== b.kind) why = differs("tokenizer", a.kind, b.kind);
+  else if (a.bos !== b.bos) why = differs("BOS token", a.bos, b.bos);
+  else if (a.eos !== b.eos) why = differs("EOS token", a.eos, b.eos);
+  else if (Math.abs(a.tokens.length - b.tokens.length) > 128) {
+    why = `it has ${b.tokens.length} tokens, the model ${a.tokens.length}`;
+  } else {
+    const shared = Math.min(a.tokens.length, b.tokens.length);
+    for (let id = 5; id < shared && why === undefined; id++) {
+      if (a.tokens[id] !== b.tokens[id]) {
+        why = `token ${id} is ${JSON.stringify(b.tokens[id])} in it and ${JSON.stringify(a.tokens[id])} in the model`;
+      }
+    }
+  }
+  return why === undefined ? draft : `${path} cannot draft for this model: ${why}; a draft must share its vocabulary`;
 }
 
 async function estimate(llama: Llama, insights: GgufInsights, model: LlamaModelConfig, contextSize: number) {

@@ -4,6 +4,7 @@
 import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import {
+  DraftSequenceTokenPredictor,
   GgufInsights,
   InputLookupTokenPredictor,
   type Llama,
@@ -58,7 +59,10 @@ export interface LocalModelSpec {
   /** Unloaded this long after its last request ends (keep_alive); undefined: until evicted. */
   keepAliveMs?: number | undefined;
   /** models.yaml `speculative`; undefined: off. */
-  speculative?: { method: "prompt_lookup"; maxTokens: number } | undefined;
+  speculative?:
+    | { method: "prompt_lookup"; maxTokens: number }
+    | { method: "draft"; path: string; maxTokens: number; minConfidence: number }
+    | undefined;
   /** Conversations' states kept when their sequence is given away (prompt_cache); undefined: none. */
   promptCache?: { maxBytes: number; dir?: string | undefined } | undefined;
 }
@@ -67,6 +71,8 @@ export interface LoadedModel {
   spec: LocalModelSpec;
   model: LlamaModel;
   context: LlamaContext;
+  /** The draft model's context (speculative: draft), a sequence for each of the model's. */
+  draft?: LlamaContext | undefined;
   sequences: LlamaContextSequence[];
   slots: SequenceSlots;
   driver: LockstepDriver;
@@ -324,39 +330,61 @@ export class ModelPool {
             throw new Error(`prompt_cache: ${(err as Error).message}`);
           })
         : undefined;
-      const model = await this.llama
-        .loadModel({ modelPath: path, gpuLayers: spec.gpuLayers, loadSignal: signal })
-        .catch(async (err: unknown) => {
-          await promptCache?.clear();
-          throw err;
-        });
+      // What is made so far, disposed in reverse when a later step fails.
+      const made: { dispose(): Promise<unknown> }[] = [];
+      const undo = async () => {
+        for (const m of made.reverse()) await m.dispose().catch(() => {});
+        await promptCache?.clear();
+      };
+      let model: LlamaModel;
       let context: LlamaContext;
+      let draft: LlamaContext | undefined;
       try {
-        context = await model.createContext({
+        model = await this.llama.loadModel({ modelPath: path, gpuLayers: spec.gpuLayers, loadSignal: signal });
+        made.push(model);
+        const contextOptions = {
           contextSize: spec.contextSize,
           sequences: spec.parallel,
           threads: spec.threads,
           flashAttention: spec.flashAttention ?? "auto",
           createSignal: signal,
           ...(spec.batchSize ? { batchSize: spec.batchSize } : {}),
-        });
+        } as const;
+        context = await model.createContext(contextOptions);
+        made.push(context);
+        if (spec.speculative?.method === "draft") {
+          // The draft runs beside the model on the same threads, a sequence of its own for each.
+          const draftModel = await this.llama.loadModel({
+            modelPath: spec.speculative.path,
+            gpuLayers: spec.gpuLayers,
+            loadSignal: signal,
+          });
+          made.push(draftModel);
+          draft = await draftModel.createContext(contextOptions);
+          made.push(draft);
+        }
+        if (signal.aborted) throw new Error("the server is shutting down");
       } catch (err) {
-        await model.dispose();
-        await promptCache?.clear();
+        await undo();
         throw err;
-      }
-      if (signal.aborted) {
-        await context.dispose();
-        await model.dispose();
-        await promptCache?.clear();
-        throw new Error("the server is shutting down");
       }
       const speculative = spec.speculative;
       const sequences = Array.from({ length: spec.parallel }, () =>
         context.getSequence(
-          speculative
+          speculative?.method === "prompt_lookup"
             ? { tokenPredictor: new InputLookupTokenPredictor({ predictionLength: { max: speculative.maxTokens } }) }
-            : undefined,
+            : speculative?.method === "draft" && draft
+              ? {
+                  tokenPredictor: new DraftSequenceTokenPredictor(draft.getSequence(), {
+                    // Each step waits for the draft (until max_tokens or a token below
+                    // min_confidence), as llama-server drafts: without it node-llama-cpp checks
+                    // whatever the draft has made so far, which on a busy CPU is nothing.
+                    minTokens: speculative.maxTokens,
+                    maxTokens: speculative.maxTokens,
+                    minConfidence: speculative.minConfidence,
+                  }),
+                }
+              : undefined,
         ),
       );
       const templateSource = spec.chatTemplate ?? stringMeta(model, "tokenizer.chat_template");
@@ -389,6 +417,7 @@ export class ModelPool {
         inFlight: 0,
         promptCache,
         computing: new Map(),
+        draft,
       };
       this.loaded.set(id, loaded);
       this.options.events?.loaded?.(id, (performance.now() - started) / 1000);
@@ -401,7 +430,13 @@ export class ModelPool {
     }
   }
 
+  /** Memory the model takes loaded with its context (and its draft model's, when it has one). */
   private async estimateBytes(spec: LocalModelSpec, path: string): Promise<number> {
+    const draft = spec.speculative?.method === "draft" ? await this.estimateFile(spec, spec.speculative.path) : 0;
+    return (await this.estimateFile(spec, path)) + draft;
+  }
+
+  private async estimateFile(spec: LocalModelSpec, path: string): Promise<number> {
     const insights = await GgufInsights.from(await readGgufFileInfo(path), this.llama);
     const gpuLayers =
       this.llama.gpu === false ? 0 : typeof spec.gpuLayers === "number" ? spec.gpuLayers : insights.totalLayers;
@@ -470,6 +505,11 @@ export class ModelPool {
     await m.promptCache?.clear();
     await m.context.dispose();
     await m.model.dispose();
+    if (m.draft) {
+      const draftModel = m.draft.model;
+      await m.draft.dispose();
+      await draftModel.dispose();
+    }
     this.options.events?.unloaded?.(id, reason);
   }
 

@@ -1,6 +1,6 @@
 // Configs that cannot work fail at start, naming file:line:field (#21 item 10): a model file
 // that is missing or not a GGUF, a context that cannot fit in memory, rerank on a model without a
-// classification head; a context_size past the
+// classification head, a draft model of another vocabulary; a context_size past the
 // trained context is lowered unless allow_context_overflow; SIGTERM during a load ends the process
 // without waiting for the load.
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -9,6 +9,7 @@ import { join } from "node:path";
 import pino from "pino";
 import { afterAll, afterEach, describe, expect, it } from "vitest";
 import { ConfigError } from "../../src/config/errors.ts";
+import { patchGgufMetadata } from "../../src/engine/gguf.ts";
 import { type MainProcess, startMain } from "../helpers/main-process.ts";
 import { startServer, type TestServer, TINY_MODEL } from "../helpers/server.ts";
 
@@ -72,6 +73,21 @@ describe("checked before listening", () => {
     const err = await startError(config(TINY_MODEL, ["operations: [chat, rerank]"]));
     expect([err.line, err.field]).toEqual([6, "models[0].operations"]);
     expect(err.message).toContain("m lists rerank, but its GGUF cannot rerank: it has no classification head");
+  });
+
+  it("refuses a draft model that does not share the model's vocabulary, naming the token", async () => {
+    const other = join(dir, "other-vocab.gguf");
+    await patchGgufMetadata(TINY_MODEL, other, (m) => {
+      const tokens = m.get("tokenizer.ggml.tokens");
+      if (tokens?.type !== "array" || tokens.itemType !== "string") throw new Error("no token list");
+      tokens.value = tokens.value.map((t, id) => (id === 300 ? "zebra" : t));
+    });
+    const err = await startError(config(TINY_MODEL, [`speculative: {method: draft, model: ${other}}`]));
+    expect([err.line, err.field]).toEqual([6, "models[0].speculative.model"]);
+    expect(err.message).toContain('token 300 is "zebra" in it');
+    expect(err.message).toContain("a draft must share its vocabulary");
+    const missing = await startError(config(TINY_MODEL, ["speculative: {method: draft, model: /nonexistent/d.gguf}"]));
+    expect(missing.message).toContain("file not found: /nonexistent/d.gguf");
   });
 
   it("refuses a model bigger than memory_budget", async () => {

@@ -66,18 +66,21 @@ describe("loadConfig: defaults and resolution", () => {
     writeFileSync(
       file,
       `models:
-  - { id: a, provider: llama, path: ../weights/a.gguf }
+  - { id: a, provider: llama, path: ../weights/a.gguf, speculative: {method: draft, model: ../weights/d.gguf} }
   - { id: b, provider: llama, path: /opt/b.gguf }
   - { id: c, provider: llama, path: "hf:user/repo/c.gguf" }
 `,
     );
     const config = loadConfig(file, NO_ENV);
     expect(config.file).toBe(file);
-    expect(config.models.filter(isLlamaModel).map((m) => m.path)).toEqual([
-      join(dir, "weights", "a.gguf"),
-      "/opt/b.gguf",
-      "hf:user/repo/c.gguf",
-    ]);
+    const models = config.models.filter(isLlamaModel);
+    expect(models.map((m) => m.path)).toEqual([join(dir, "weights", "a.gguf"), "/opt/b.gguf", "hf:user/repo/c.gguf"]);
+    expect(models[0]?.speculative).toEqual({
+      method: "draft",
+      model: join(dir, "weights", "d.gguf"),
+      max_tokens: 16,
+      min_confidence: 0.6,
+    });
   });
 
   it("keeps explicit values and normalises them", () => {
