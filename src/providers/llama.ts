@@ -1,11 +1,11 @@
-// Local GGUF models through node-llama-cpp: renders the prompt with the model's chat
-// template, sizes it against the context, and runs one Generation per choice on the
-// model's lock-step driver.
+// Local GGUF models through node-llama-cpp. Chat is here: renders the prompt with the model's
+// chat template (or its native tool-call format), sizes it against the context, and runs one
+// Generation per choice on the model's lock-step driver. Legacy completions are in
+// llama-completions.ts, embeddings and rerank in llama-vectors.ts.
 import { createHash } from "node:crypto";
 import { statSync } from "node:fs";
-import type { Llama, LlamaContextSequence, LlamaGrammar, LlamaModel, Token } from "node-llama-cpp";
+import type { Llama, LlamaGrammar, LlamaModel, Token } from "node-llama-cpp";
 import { LOCAL_DEFAULT_OPERATIONS } from "../config/schema.ts";
-import { embed, embeddingContext, evaluatedLength } from "../engine/embeddings.ts";
 import {
   type FinishReason as EngineFinish,
   Generation,
@@ -17,17 +17,19 @@ import { GrammarCache, grammarStops, type OutputConstraint } from "../engine/gra
 import { grammarSchema, SchemaRefusal } from "../engine/json-schema.ts";
 import type { LoadedModel, LocalModelSpec, ModelLease, ModelPool } from "../engine/pool.ts";
 import { promptBytes, tokenizePrompt } from "../engine/prompt-tokens.ts";
-import { cannotRank, pairLength, rank, rankingContext, rankingTokens } from "../engine/ranking.ts";
 import type { ReasoningSetting, ResolvedFormat, ToolFamily } from "../engine/tool-formats/families.ts";
 import { forcedCallGbnf, lazyCallGbnf, prefixRules, type ToolGrammarInput } from "../engine/tool-formats/grammar.ts";
 import { thinks } from "../engine/tool-formats/parser.ts";
 import { type ChatCompletionRequest, requestedMaxTokens, type Tool, tokenBudgetParam } from "../openai/chat.ts";
-import { type EmbeddingRequest, embeddingInputs } from "../openai/embeddings.ts";
+import type { EmbeddingRequest } from "../openai/embeddings.ts";
 import { contextLengthExceeded, invalidRequest, unsupportedValue } from "../openai/errors.ts";
-import { documentText, type RerankRequest, rankedResults } from "../openai/rerank.ts";
-import { type CompletionRequest, completionPrompts, LEGACY_DEFAULT_MAX_TOKENS } from "../openai/text-completions.ts";
+import type { RerankRequest } from "../openai/rerank.ts";
+import type { CompletionRequest } from "../openai/text-completions.ts";
 import { EventQueue } from "./event-queue.ts";
-import { checkTokenIds, choiceSampling, completionBudget, samplingFor, stopList } from "./llama-request.ts";
+import { localCompletion } from "./llama-completions.ts";
+import { leased, settle } from "./llama-lease.ts";
+import { choiceSampling, completionBudget, samplingFor, stopList } from "./llama-request.ts";
+import { localEmbeddings, localRerank } from "./llama-vectors.ts";
 import { type NativeGrammars, NativeReply } from "./native-tools.ts";
 import { toTemplateMessages } from "./prompt.ts";
 import type {
@@ -73,181 +75,16 @@ export class LlamaProvider implements ChatProvider {
     return description;
   }
 
-  async embeddings(modelId: string, req: EmbeddingRequest, ctx: ChatContext): Promise<EmbeddingResult> {
-    const lease = await this.pool.acquire(modelId, 1, ctx.signal);
-    try {
-      const { model, spec } = lease.loaded;
-      const context = await embeddingContext(lease.loaded);
-      const width = model.embeddingVectorSize;
-      if (req.dimensions != null && req.dimensions !== width) {
-        throw invalidRequest(
-          `dimensions: model ${spec.id} makes vectors of ${width} dimensions and cannot shorten them; leave dimensions out or send ${width}.`,
-          "dimensions",
-        );
-      }
-      const inputs = embeddingInputs(req.input).map((input, index) => {
-        if (typeof input === "string") return model.tokenize(input, false);
-        checkTokenIds(lease.loaded, input, `input[${index}]`, "input");
-        return input as Token[];
-      });
-      let promptTokens = 0;
-      inputs.forEach((tokens, index) => {
-        const length = evaluatedLength(context, tokens);
-        // Never a silent truncation: the client learns which input is too long, and by how much.
-        if (length >= lease.loaded.contextSize) {
-          throw invalidRequest(
-            `input[${index}] is ${length} tokens long; model ${spec.id} embeds at most ${lease.loaded.contextSize - 1} tokens per input.`,
-            "input",
-            "context_length_exceeded",
-          );
-        }
-        promptTokens += length;
-      });
-      const vectors = await embed(context, inputs, ctx.signal);
-      return { vectors, usage: { promptTokens, completionTokens: 0 } };
-    } finally {
-      lease.release();
-    }
+  embeddings(modelId: string, req: EmbeddingRequest, ctx: ChatContext): Promise<EmbeddingResult> {
+    return localEmbeddings(this.pool, modelId, req, ctx);
   }
 
-  async rerank(modelId: string, req: RerankRequest, ctx: ChatContext): Promise<RerankAnswer> {
-    const lease = await this.pool.acquire(modelId, 1, ctx.signal);
-    try {
-      const { model, spec } = lease.loaded;
-      const why = cannotRank(model);
-      if (why) throw invalidRequest(`Model ${spec.id} cannot rerank: ${why}.`, "model");
-      const context = await rankingContext(lease.loaded);
-      const query = rankingTokens(model, req.query);
-      const documents = req.documents.map((d) => rankingTokens(model, documentText(d)));
-      let promptTokens = 0;
-      documents.forEach((document, index) => {
-        const length = pairLength(context, query, document);
-        // Never a silent truncation: the client learns which document is too long, and by how much.
-        if (length >= context.contextSize) {
-          throw invalidRequest(
-            `documents[${index}] with the query is ${length} tokens long; model ${spec.id} reads at most ${context.contextSize - 1} tokens per document.`,
-            "documents",
-            "context_length_exceeded",
-          );
-        }
-        promptTokens += length;
-      });
-      const scores = await rank(context, query, documents, ctx.signal);
-      return { results: rankedResults(req, scores), usage: { promptTokens, completionTokens: 0 } };
-    } finally {
-      lease.release();
-    }
+  rerank(modelId: string, req: RerankRequest, ctx: ChatContext): Promise<RerankAnswer> {
+    return localRerank(this.pool, modelId, req, ctx);
   }
 
-  async complete(modelId: string, req: CompletionRequest, ctx: ChatContext): Promise<ChatStream> {
-    const spec = this.pool.spec(modelId);
-    if (!spec) throw new Error(`model ${modelId} is not a local model`);
-    const prompts = completionPrompts(req.prompt);
-    const n = req.n ?? 1;
-    const choices = prompts.length * n;
-    // More choices than sequences run in waves on the sequences leased.
-    const { lease, prepared } = await this.leased(
-      modelId,
-      Math.min(choices, spec.parallel),
-      ctx.signal,
-      (loaded) => ({
-        plans: prompts.map((prompt, i) => {
-          const tokens = this.rawPrompt(loaded, prompt, req.suffix, i);
-          const maxTokens =
-            (req.max_tokens ?? LEGACY_DEFAULT_MAX_TOKENS) === 0
-              ? 0
-              : completionBudget(loaded, tokens.length, req.max_tokens ?? LEGACY_DEFAULT_MAX_TOKENS, "max_tokens");
-          const echo = req.echo
-            ? typeof prompt === "string"
-              ? prompt
-              : loaded.model.detokenize(prompt as Token[])
-            : "";
-          return { prompt: tokens, echo, maxTokens };
-        }),
-        sampling: samplingFor(req, loaded),
-      }),
-      // One prompt: to the sequence that already holds it, if one does.
-      ({ plans }) => (plans.length === 1 ? plans[0]?.prompt : undefined),
-    );
-    const { plans, sampling } = prepared;
-    const stop = stopList(req.stop);
-
-    const queue = new EventQueue<ChatEvent>();
-    let promptTokens = 0;
-    let completionTokens = 0;
-    let cachedPromptTokens = 0;
-    for (const plan of plans) promptTokens += plan.prompt.length * n;
-    const runChoice = async (sequence: LlamaContextSequence, index: number) => {
-      const plan = plans[Math.floor(index / n)] as (typeof plans)[number];
-      if (plan.echo) queue.push({ type: "content", index, text: plan.echo });
-      if (plan.maxTokens === 0) {
-        queue.push({ type: "finish", index, reason: "length" });
-        return;
-      }
-      const generation = new Generation(
-        lease.loaded.model,
-        sequence,
-        {
-          prompt: plan.prompt,
-          maxTokens: plan.maxTokens,
-          stop,
-          sampling: choiceSampling(sampling, index % n),
-          grammar: undefined,
-          topLogprobs: req.logprobs ?? undefined,
-        },
-        {
-          text: (text, logprobs) => {
-            queue.push({ type: "content", index, text, logprobs });
-            return undefined;
-          },
-          end: ({ finishReason, completionTokens: count, cachedPromptTokens: cached }) => {
-            completionTokens += count;
-            cachedPromptTokens += cached;
-            if (finishReason !== "aborted") queue.push({ type: "finish", index, reason: finishReason });
-          },
-        },
-        ctx.signal,
-      );
-      await lease.loaded.driver.run(generation, lease.loaded.sequences.indexOf(sequence));
-    };
-    const runs = lease.sequences.map(async (sequence, slot) => {
-      for (let index = slot; index < choices; index += lease.sequences.length) {
-        if (ctx.signal.aborted) return;
-        await runChoice(sequence, index);
-      }
-    });
-    settle(runs, lease, queue);
-    return { events: queue, usage: () => ({ promptTokens, completionTokens, cachedPromptTokens }) };
-  }
-
-  /**
-   * A legacy prompt as the model reads it: the text tokenized with its special tokens (the
-   * client writes the whole prompt, template markers included, as llama-server takes it), or
-   * the client's own token ids; with `suffix`, framed with the model's fill-in-the-middle tokens.
-   */
-  private rawPrompt(loaded: LoadedModel, prompt: string | number[], suffix: string | undefined, i: number): Token[] {
-    const { model, spec } = loaded;
-    const tokenized = (text: string) => model.tokenize(text, true);
-    let tokens: Token[];
-    if (typeof prompt === "string") tokens = tokenized(prompt);
-    else {
-      checkTokenIds(loaded, prompt, `prompt[${i}]`, "prompt");
-      tokens = prompt as Token[];
-    }
-    if (suffix !== undefined) {
-      const { prefix, suffix: suffixToken, middle } = model.tokens.infill;
-      if (prefix === null || suffixToken === null || middle === null) {
-        throw invalidRequest(
-          `suffix: model ${spec.id} cannot fill in the middle (its GGUF has no FIM tokens); leave suffix out.`,
-          "suffix",
-        );
-      }
-      tokens = [prefix, ...tokens, suffixToken, ...tokenized(suffix), middle];
-    }
-    const bos = model.tokens.bos;
-    if (model.tokens.shouldPrependBosToken && bos !== null && tokens[0] !== bos) tokens = [bos, ...tokens];
-    if (tokens.length >= loaded.contextSize) throw contextLengthExceeded(loaded.contextSize, tokens.length);
-    return tokens;
+  complete(modelId: string, req: CompletionRequest, ctx: ChatContext): Promise<ChatStream> {
+    return localCompletion(this.pool, modelId, req, ctx);
   }
 
   async chat(modelId: string, req: ChatCompletionRequest, ctx: ChatContext): Promise<ChatStream> {
@@ -265,7 +102,8 @@ export class LlamaProvider implements ChatProvider {
     // Checked before waiting for a sequence: a schema no grammar can enforce is the client's to fix.
     const constraint = outputConstraint(req, tools);
 
-    const { lease, prepared } = await this.leased(
+    const { lease, prepared } = await leased(
+      this.pool,
       modelId,
       n,
       ctx.signal,
@@ -301,31 +139,6 @@ export class LlamaProvider implements ChatProvider {
     return { events: queue, usage };
   }
 
-  /**
-   * Waits for `count` of the model's sequences and builds what the request runs on the loaded
-   * model (released again if that fails); a request with one prompt then moves to the sequence
-   * best placed for it (ModelLease.preferPrefix).
-   */
-  private async leased<P>(
-    modelId: string,
-    count: number,
-    signal: AbortSignal,
-    build: (loaded: LoadedModel) => P | Promise<P>,
-    promptOf: (prepared: P) => readonly Token[] | undefined,
-  ): Promise<{ lease: ModelLease; prepared: P }> {
-    const lease = await this.pool.acquire(modelId, count, signal);
-    let prepared: P;
-    try {
-      prepared = await build(lease.loaded);
-    } catch (err) {
-      lease.release();
-      throw err;
-    }
-    const prompt = promptOf(prepared);
-    if (prompt) await lease.preferPrefix(prompt, signal);
-    return { lease, prepared };
-  }
-
   async toolFormat(modelId: string): Promise<ToolFormatInfo | undefined> {
     const format = await this.pool.format(modelId);
     if (!format) return undefined;
@@ -358,7 +171,8 @@ export class LlamaProvider implements ChatProvider {
     const schemas = toolsOn ? callable.map((t) => toolSchema(t, req.tools ?? [])) : [];
     const answer = outputConstraint({ ...req, tools: undefined }, undefined);
 
-    const { lease, prepared } = await this.leased(
+    const { lease, prepared } = await leased(
+      this.pool,
       modelId,
       n,
       ctx.signal,
@@ -686,19 +500,6 @@ function runChoices(
   });
   settle(runs, lease, queue);
   return () => ({ promptTokens: prepared.prompt.length, completionTokens, cachedPromptTokens });
-}
-
-function settle(runs: Promise<unknown>[], lease: ModelLease, queue: EventQueue<ChatEvent>): void {
-  Promise.all(runs).then(
-    () => {
-      lease.release();
-      queue.end();
-    },
-    (err: unknown) => {
-      lease.release();
-      queue.fail(err);
-    },
-  );
 }
 
 /** Identifies a model's weights, for cache keys: its sha256 pin, else its file's size and mtime. */
