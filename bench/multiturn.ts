@@ -35,13 +35,18 @@ const WORDS =
     " ",
   );
 
-/** About `n` words of plain text, different for every seed. */
+/**
+ * About `n` words of plain text, different for every seed. 32-bit integer arithmetic
+ * (Math.imul): in doubles, seed × 2654435761 × 1103515245 lost its low bits past 2^53, and with
+ * the run's seed (Date.now() % 100000, times 1000) every user's every turn came out the same text,
+ * so users shared whole conversations. Words from the high bits, which an LCG mixes best.
+ */
 function text(n: number, seed: number): string {
-  let x = seed * 2654435761;
+  let x = Math.imul(seed, 2654435761) >>> 0;
   const out: string[] = [];
   for (let i = 0; i < n; i++) {
-    x = (x * 1103515245 + 12345) >>> 0;
-    out.push(WORDS[x % WORDS.length] as string);
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    out.push(WORDS[(x >>> 16) % WORDS.length] as string);
   }
   return `${out.join(" ")}.`;
 }
