@@ -24,32 +24,12 @@ import { fileURLToPath } from "node:url";
 import { newAgent } from "./load.ts";
 import { ensureRealisticModel } from "./realistic-model.ts";
 import { flashAttentionFromEnv, type RunningServer, startLlamaServer, startRoundhouse } from "./servers.ts";
+import { freshText } from "./text.ts";
 
 const REPO_ROOT = fileURLToPath(new URL("..", import.meta.url));
 const TINY = join(REPO_ROOT, "models", "roundhouse-tiny-q8_0.gguf");
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const AGENT = newAgent();
-
-const WORDS =
-  "harbour lantern orchard meadow copper river station garden signal ferry market window valley thunder pepper castle violin saddle carpet ribbon".split(
-    " ",
-  );
-
-/**
- * About `n` words of plain text, different for every seed. 32-bit integer arithmetic
- * (Math.imul): in doubles, seed × 2654435761 × 1103515245 lost its low bits past 2^53, and with
- * the run's seed (Date.now() % 100000, times 1000) every user's every turn came out the same text,
- * so users shared whole conversations. Words from the high bits, which an LCG mixes best.
- */
-function text(n: number, seed: number): string {
-  let x = Math.imul(seed, 2654435761) >>> 0;
-  const out: string[] = [];
-  for (let i = 0; i < n; i++) {
-    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
-    out.push(WORDS[(x >>> 16) % WORDS.length] as string);
-  }
-  return `${out.join(" ")}.`;
-}
 
 interface Message {
   role: "system" | "user" | "assistant";
@@ -129,15 +109,15 @@ async function workload(
   seed: number,
 ): Promise<MultiturnResult> {
   const { users, turns, maxTokens } = w;
-  const system: Message = { role: "system", content: text(w.systemWords, seed) };
-  if (w.warm) await turn(server, [system, { role: "user", content: text(12, seed + 7) }], 1);
+  const system: Message = { role: "system", content: freshText(w.systemWords, seed) };
+  if (w.warm) await turn(server, [system, { role: "user", content: freshText(12, seed + 7) }], 1);
   const ttfts: number[][] = Array.from({ length: turns }, () => []);
   const started = performance.now();
   await Promise.all(
     Array.from({ length: users }, async (_, u) => {
       const messages: Message[] = [system];
       for (let t = 0; t < turns; t++) {
-        messages.push({ role: "user", content: text(12, seed * 1000 + u * 10 + t) });
+        messages.push({ role: "user", content: freshText(12, seed * 1000 + u * 10 + t) });
         const { ttftMs, reply } = await turn(server, messages, maxTokens);
         (ttfts[t] as number[]).push(ttftMs);
         messages.push({ role: "assistant", content: reply });

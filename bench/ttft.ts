@@ -23,24 +23,11 @@ import { newAgent, type RequestResult, streamChat } from "./load.ts";
 import { ensureRealisticModel } from "./realistic-model.ts";
 import { percentile } from "./report.ts";
 import { flashAttentionFromEnv, type RunningServer, startLlamaServer, startRoundhouse } from "./servers.ts";
+import { freshText, seededRandom } from "./text.ts";
 
 const TINY = fileURLToPath(new URL("../models/roundhouse-tiny-q8_0.gguf", import.meta.url));
 const log = (line: string) => process.stderr.write(`${line}\n`);
 const AGENT = newAgent();
-
-const WORDS =
-  "harbour lantern orchard meadow copper river station garden signal ferry market window valley thunder pepper castle violin saddle carpet ribbon".split(
-    " ",
-  );
-
-/** A deterministic source of numbers in [0, 1) (an LCG): both servers get the same schedule. */
-function random(seed: number): () => number {
-  let x = seed >>> 0;
-  return () => {
-    x = (Math.imul(x, 1664525) + 1013904223) >>> 0;
-    return x / 2 ** 32;
-  };
-}
 
 interface Arrival {
   /** Milliseconds after the round starts. */
@@ -51,12 +38,12 @@ interface Arrival {
 
 /** The round's requests: when each arrives, a prompt of 8–40 words of its own, a reply of 8–32 tokens. */
 export function schedule(requests: number, intervalMs: number, seed: number): Arrival[] {
-  const next = random(seed);
+  const next = seededRandom(seed);
   const out: Arrival[] = [];
   let at = 0;
   for (let i = 0; i < requests; i++) {
-    const words = Array.from({ length: 8 + Math.floor(next() * 33) }, () => WORDS[Math.floor(next() * WORDS.length)]);
-    out.push({ atMs: at, prompt: `${words.join(" ")}.`, maxTokens: 8 * (1 + Math.floor(next() * 4)) });
+    const prompt = freshText(8 + Math.floor(next() * 33), next);
+    out.push({ atMs: at, prompt, maxTokens: 8 * (1 + Math.floor(next() * 4)) });
     at += -Math.log(1 - next()) * intervalMs;
   }
   return out;
