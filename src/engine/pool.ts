@@ -22,7 +22,7 @@ import { ChatTemplate } from "./chat-template.ts";
 import { ModelLoadError } from "./errors.ts";
 import { type LoadedModelState, type PoolLimits, planEviction } from "./eviction.ts";
 import { readGguf } from "./gguf.ts";
-import { LockstepDriver } from "./lockstep.ts";
+import { LockstepDriver, type Stepper } from "./lockstep.ts";
 import { canCopyInto, restorePrefix } from "./prefix.ts";
 import { PromptCache } from "./prompt-cache.ts";
 import { pickSequences, SequenceSlots } from "./slots.ts";
@@ -109,6 +109,11 @@ export interface ModelLease {
    * first when it would be lost.
    */
   preferPrefix(prompt: readonly Token[], signal?: AbortSignal): Promise<void>;
+  /**
+   * Runs a generation on one of its sequences to its end, on the model's lock-step driver, in
+   * the order of that sequence's index (lockstep.ts says why the order matters).
+   */
+  run(sequence: LlamaContextSequence, generation: Stepper): Promise<void>;
   release(): void;
 }
 
@@ -257,6 +262,7 @@ export class ModelPool {
         }
         if (!released) loaded.computing.set(target, tokens);
       },
+      run: (sequence, generation) => loaded.driver.run(generation, loaded.sequences.indexOf(sequence)),
       release: () => {
         if (released) return;
         released = true;

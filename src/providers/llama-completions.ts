@@ -82,7 +82,7 @@ export async function localCompletion(
       },
       ctx.signal,
     );
-    await lease.loaded.driver.run(generation, lease.loaded.sequences.indexOf(sequence));
+    await lease.run(sequence, generation);
   };
   const runs = lease.sequences.map(async (sequence, slot) => {
     for (let index = slot; index < choices; index += lease.sequences.length) {

@@ -496,7 +496,7 @@ function runChoices(
       },
       ctx.signal,
     );
-    return lease.loaded.driver.run(generation, lease.loaded.sequences.indexOf(sequence));
+    return lease.run(sequence, generation);
   });
   settle(runs, lease, queue);
   return () => ({ promptTokens: prepared.prompt.length, completionTokens, cachedPromptTokens });
