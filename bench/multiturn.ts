@@ -16,6 +16,8 @@
 //   BENCH_FLASH_ATTENTION  auto | on | off, for both servers (default auto, both servers' default)
 //   BENCH_MT_WARM      1: one unmeasured request with the system prompt first, as on a server
 //                      that has served it before (default 0: cold, computed in the first turn)
+//   BENCH_MT_SEED      the texts' seed (default: the clock), to send two runs the same texts
+//   BENCH_NODE_ARGS    extra node flags for Roundhouse (e.g. --cpu-prof), as for npm run bench
 import { mkdtempSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
@@ -36,16 +38,17 @@ interface Message {
   content: string;
 }
 
-/** One streamed turn: milliseconds to the first content, and the reply's text. */
+/** One streamed turn: milliseconds to the first content, the reply's text and its tokens. */
 function turn(
   server: RunningServer,
   messages: Message[],
   maxTokens: number,
-): Promise<{ ttftMs: number; reply: string }> {
+): Promise<{ ttftMs: number; reply: string; tokens: number }> {
   const body = JSON.stringify({
     model: server.model,
     messages,
     stream: true,
+    stream_options: { include_usage: true },
     max_tokens: maxTokens,
     temperature: 0,
     seed: 7,
@@ -64,6 +67,7 @@ function turn(
       (res) => {
         let ttftMs = Number.NaN;
         let reply = "";
+        let tokens = 0;
         let rest = "";
         let raw = "";
         res.setEncoding("utf8");
@@ -76,7 +80,11 @@ function turn(
           rest = lines.pop() ?? "";
           for (const line of lines) {
             if (!line.startsWith("data: ") || line === "data: [DONE]") continue;
-            const parsed = JSON.parse(line.slice(6)) as { choices?: { delta?: { content?: string } }[] };
+            const parsed = JSON.parse(line.slice(6)) as {
+              choices?: { delta?: { content?: string } }[];
+              usage?: { completion_tokens?: number } | null;
+            };
+            tokens = parsed.usage?.completion_tokens ?? tokens;
             const delta = parsed.choices?.[0]?.delta?.content;
             if (!delta) continue;
             if (Number.isNaN(ttftMs)) ttftMs = performance.now() - started;
@@ -85,7 +93,7 @@ function turn(
         });
         res.on("end", () => {
           if (res.statusCode !== 200) reject(new Error(`${server.name}: HTTP ${res.statusCode}: ${raw}`));
-          else resolve({ ttftMs: Number.isNaN(ttftMs) ? performance.now() - started : ttftMs, reply });
+          else resolve({ ttftMs: Number.isNaN(ttftMs) ? performance.now() - started : ttftMs, reply, tokens });
         });
         res.on("error", reject);
       },
@@ -101,6 +109,8 @@ export interface MultiturnResult {
   turnP50: number[];
   overallP50: number;
   wallMs: number;
+  /** Completion tokens of all turns: replies end where the model stops, so the servers' may differ. */
+  completionTokens: number;
 }
 
 async function workload(
@@ -112,14 +122,16 @@ async function workload(
   const system: Message = { role: "system", content: freshText(w.systemWords, seed) };
   if (w.warm) await turn(server, [system, { role: "user", content: freshText(12, seed + 7) }], 1);
   const ttfts: number[][] = Array.from({ length: turns }, () => []);
+  let completionTokens = 0;
   const started = performance.now();
   await Promise.all(
     Array.from({ length: users }, async (_, u) => {
       const messages: Message[] = [system];
       for (let t = 0; t < turns; t++) {
         messages.push({ role: "user", content: freshText(12, seed * 1000 + u * 10 + t) });
-        const { ttftMs, reply } = await turn(server, messages, maxTokens);
+        const { ttftMs, reply, tokens } = await turn(server, messages, maxTokens);
         (ttfts[t] as number[]).push(ttftMs);
+        completionTokens += tokens;
         messages.push({ role: "assistant", content: reply });
       }
     }),
@@ -129,6 +141,7 @@ async function workload(
     turnP50: ttfts.map(p50),
     overallP50: p50(ttfts.flat()),
     wallMs: performance.now() - started,
+    completionTokens,
   };
 }
 
@@ -150,10 +163,14 @@ export async function runMultiturnBench(): Promise<MultiturnResult[]> {
   const warm = process.env.BENCH_MT_WARM === "1";
   const modelPath = model === "realistic" ? (await ensureRealisticModel(TINY, undefined, log)).path : TINY;
   const results: MultiturnResult[] = [];
-  const seed = Date.now() % 100_000;
+  const seed = Number(process.env.BENCH_MT_SEED ?? Date.now() % 100_000);
   // Each target gets its own fresh texts (another seed), so neither sees what the other was sent.
   const targets = [
-    ["roundhouse", (o: Parameters<typeof startRoundhouse>[0]) => startRoundhouse(o)],
+    [
+      "roundhouse",
+      (o: Parameters<typeof startRoundhouse>[0]) =>
+        startRoundhouse(o, (process.env.BENCH_NODE_ARGS ?? "").split(" ").filter(Boolean)),
+    ],
     ["llama-server", (o: Parameters<typeof startLlamaServer>[0]) => startLlamaServer(o)],
   ] as const;
   for (const [i, [name, start]] of targets.entries()) {
@@ -161,7 +178,7 @@ export async function runMultiturnBench(): Promise<MultiturnResult[]> {
     const server = await start({ modelPath, contextSize, parallel, threads, workDir, flashAttention });
     try {
       log(
-        `${name}: ${users} users × ${turns} turns on ${parallel} sequences, ${threads} threads, flash attention ${flashAttention}${warm ? ", system prompt seen before" : ""} …`,
+        `${name}: ${users} users × ${turns} turns on ${parallel} sequences, ${threads} threads, flash attention ${flashAttention}${warm ? ", system prompt seen before" : ""}, seed ${seed + i} …`,
       );
       results.push(await workload(server, { users, turns, maxTokens, systemWords, warm }, seed + i));
     } finally {
@@ -176,7 +193,7 @@ export function formatMultiturn(results: readonly MultiturnResult[]): string {
   const [ours, theirs] = results;
   const lines = results.map(
     (r) =>
-      `${r.target.padEnd(12)} TTFT p50 per turn ${r.turnP50.map((t) => `${(t / 1000).toFixed(2)} s`).join(" / ")}; overall ${(r.overallP50 / 1000).toFixed(2)} s; wall ${(r.wallMs / 1000).toFixed(1)} s`,
+      `${r.target.padEnd(12)} TTFT p50 per turn ${r.turnP50.map((t) => `${(t / 1000).toFixed(2)} s`).join(" / ")}; overall ${(r.overallP50 / 1000).toFixed(2)} s; wall ${(r.wallMs / 1000).toFixed(1)} s; ${r.completionTokens} completion tokens`,
   );
   if (ours && theirs) {
     const fastest = Math.min(...ours.turnP50);
