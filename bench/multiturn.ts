@@ -13,7 +13,8 @@
 //   BENCH_MT_THREADS   cores - 1 (at least 1)
 //   BENCH_MT_TOKENS    24        completion tokens per turn
 //   BENCH_MT_SYSTEM    300 words (30 on the tiny model, whose context is 512 tokens)
-//   BENCH_FLASH_ATTENTION  auto | on | off, for both servers (default auto, both servers' default)
+//   BENCH_FLASH_ATTENTION  auto | on | off, for both servers (default auto: each server's default,
+//                      which on the tiny model is off for Roundhouse and on for llama-server)
 //   BENCH_MT_WARM      1: one unmeasured request with the system prompt first, as on a server
 //                      that has served it before (default 0: cold, computed in the first turn)
 //   BENCH_MT_SEED      the texts' seed (default: the clock), to send two runs the same texts

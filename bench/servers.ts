@@ -230,9 +230,11 @@ export async function startRoundhouse(o: ServeOptions, nodeArgs: readonly string
 }
 
 /** llama-server configured like Roundhouse's engine: `parallel` slots of `contextSize`
- * tokens each (so -c is the total), the same threads, flash attention auto (llama-server's
- * default, and node-llama-cpp's since 3.x: both turn it on where the device supports it, as
- * this CPU build does), no web UI. */
+ * tokens each (so -c is the total), the same threads, no web UI. Flash attention auto is each
+ * server's default: llama-server turns it on where the device supports it, as this CPU build
+ * does; Roundhouse on the CPU only for heads 64 or more wide (src/engine/flash-attention.ts),
+ * so on the tiny model (16) auto compares defaults, and BENCH_FLASH_ATTENTION=off the two
+ * configured alike. */
 export async function startLlamaServer(
   o: ServeOptions,
   extraArgs: readonly string[] = [],

@@ -159,7 +159,7 @@ export const LlamaModel = z
       .union([z.literal("auto"), z.boolean()])
       .default("auto")
       .describe(
-        "Flash attention: auto (llama.cpp uses it where the device supports it, as llama-server's default), true or false.",
+        "Flash attention: auto (on a GPU, llama.cpp uses it where the device supports it, as llama-server's default; on the CPU the same, except off for models whose attention heads are narrower than 64, where the CPU kernel is slower), true or false.",
       ),
     gpu_layers: z
       .union([z.enum(["auto", "max"]), z.int().min(0)])

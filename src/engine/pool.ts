@@ -21,6 +21,7 @@ import type { Operation } from "../config/schema.ts";
 import { ChatTemplate } from "./chat-template.ts";
 import { ModelLoadError } from "./errors.ts";
 import { type LoadedModelState, type PoolLimits, planEviction } from "./eviction.ts";
+import { type AttentionShape, type FlashAttentionSetting, flashAttentionFor, headSize } from "./flash-attention.ts";
 import { readGguf } from "./gguf.ts";
 import { LockstepDriver, type Stepper } from "./lockstep.ts";
 import { canCopyInto, restorePrefix } from "./prefix.ts";
@@ -41,8 +42,8 @@ export interface LocalModelSpec {
   parallel: number;
   threads: number;
   batchSize?: number | undefined;
-  /** models.yaml `flash_attention`; default auto. */
-  flashAttention?: "auto" | boolean | undefined;
+  /** models.yaml `flash_attention`; default auto (flash-attention.ts says what auto does). */
+  flashAttention?: FlashAttentionSetting | undefined;
   gpuLayers: "auto" | "max" | number;
   sha256?: string | undefined;
   chatTemplate?: string | undefined;
@@ -348,15 +349,16 @@ export class ModelPool {
       try {
         model = await this.llama.loadModel({ modelPath: path, gpuLayers: spec.gpuLayers, loadSignal: signal });
         made.push(model);
-        const contextOptions = {
-          contextSize: spec.contextSize,
-          sequences: spec.parallel,
-          threads: spec.threads,
-          flashAttention: spec.flashAttention ?? "auto",
-          createSignal: signal,
-          ...(spec.batchSize ? { batchSize: spec.batchSize } : {}),
-        } as const;
-        context = await model.createContext(contextOptions);
+        const contextOptions = (of: LlamaModel) =>
+          ({
+            contextSize: spec.contextSize,
+            sequences: spec.parallel,
+            threads: spec.threads,
+            flashAttention: this.flashAttention(spec, of.fileInfo.architectureMetadata),
+            createSignal: signal,
+            ...(spec.batchSize ? { batchSize: spec.batchSize } : {}),
+          }) as const;
+        context = await model.createContext(contextOptions(model));
         made.push(context);
         if (spec.speculative?.method === "draft") {
           // The draft runs beside the model on the same threads, a sequence of its own for each.
@@ -366,7 +368,7 @@ export class ModelPool {
             loadSignal: signal,
           });
           made.push(draftModel);
-          draft = await draftModel.createContext(contextOptions);
+          draft = await draftModel.createContext(contextOptions(draftModel));
           made.push(draft);
         }
         if (signal.aborted) throw new Error("the server is shutting down");
@@ -442,8 +444,15 @@ export class ModelPool {
     return (await this.estimateFile(spec, path)) + draft;
   }
 
+  /** models.yaml's flash_attention for a model of this shape on this runtime (flash-attention.ts). */
+  private flashAttention(spec: LocalModelSpec, shape: AttentionShape | undefined): FlashAttentionSetting {
+    const onCpu = this.llama.gpu === false || spec.gpuLayers === 0;
+    return flashAttentionFor(spec.flashAttention ?? "auto", onCpu, headSize(shape));
+  }
+
   private async estimateFile(spec: LocalModelSpec, path: string): Promise<number> {
-    const insights = await GgufInsights.from(await readGgufFileInfo(path), this.llama);
+    const info = await readGgufFileInfo(path);
+    const insights = await GgufInsights.from(info, this.llama);
     const gpuLayers =
       this.llama.gpu === false ? 0 : typeof spec.gpuLayers === "number" ? spec.gpuLayers : insights.totalLayers;
     const model = await insights.estimateModelResourceRequirementsV2({ gpuLayers });
@@ -452,7 +461,7 @@ export class ModelPool {
       sequences: spec.parallel,
       modelGpuLayers: gpuLayers,
       batchSize: spec.batchSize,
-      flashAttention: spec.flashAttention ?? "auto",
+      flashAttention: this.flashAttention(spec, info.architectureMetadata),
     });
     return model.cpuRam + model.gpuVram + context.cpuRam + context.gpuVram;
   }

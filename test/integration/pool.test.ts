@@ -103,6 +103,20 @@ describe("model pool", () => {
     }
   });
 
+  it("creates the tiny model's context without flash attention under auto on the CPU, with it when asked", async () => {
+    // Its heads are 16 wide, where the CPU kernel is 2.5-4.6x slower on short prompt chunks (flash-attention.ts).
+    s = await startServer({
+      config: [
+        "models:",
+        model("auto", ["preload: true"]),
+        model("on", ["preload: true", "flash_attention: true"]),
+      ].join("\n"),
+    });
+    expect(s.services.pool.get("auto")?.context.flashAttention).toBe(false);
+    expect(s.services.pool.get("on")?.context.flashAttention).toBe(true);
+    expect((await chat(s, "auto")).status).toBe(200);
+  });
+
   it("refuses at start a model whose file does not match its sha256 pin, naming the field", async () => {
     const config = ["models:", model("pinned", [`sha256: "${"0".repeat(64)}"`])].join("\n");
     const err = await startServer({ config }).then(
