@@ -52,3 +52,16 @@ export function headSize(shape: AttentionShape | undefined): number | undefined 
   const embedding = shape?.embedding_length ?? 0;
   return heads > 0 && embedding > 0 ? embedding / heads : undefined;
 }
+
+/**
+ * flashAttentionFor for a context on this runtime: on the CPU when the runtime has no GPU or the
+ * model keeps all its layers off it (`gpu_layers: 0`).
+ */
+export function contextFlashAttention(
+  setting: FlashAttentionSetting | undefined,
+  gpu: string | false,
+  gpuLayers: "auto" | "max" | number,
+  shape: AttentionShape | undefined,
+): FlashAttentionSetting {
+  return flashAttentionFor(setting ?? "auto", gpu === false || gpuLayers === 0, headSize(shape));
+}

@@ -12,6 +12,7 @@ import { totalmem } from "node:os";
 import { type GgufFileInfo, GgufInsights, type Llama, readGgufFileInfo } from "node-llama-cpp";
 import { ConfigError, type ConfigProblem } from "../config/errors.ts";
 import { isHuggingFaceUri, type LlamaModelConfig } from "../config/load.ts";
+import { type ContextShape, estimateMemory } from "./memory-estimate.ts";
 
 export interface ModelCheckOptions {
   /** Bytes of RAM the models may use; the machine's total by default. */
@@ -76,10 +77,15 @@ export async function checkLocalModels(
         `${file}:${model.at.line("context_size") ?? "?"}: models[${model.at.index}].context_size: ${model.context_size} is more than the ${trained} tokens ${model.id} was trained on; using ${trained} (allow_context_overflow: true keeps it)`,
       );
     }
-    const need = await estimate(llama, insights, model, contextSize);
+    const need = await estimateMemory(llama, insights, shapeOf(model), contextSize);
     if (draftInfo) {
       // The draft model has a context of the same size beside it.
-      const drafted = await estimate(llama, await GgufInsights.from(draftInfo, llama), model, contextSize);
+      const drafted = await estimateMemory(
+        llama,
+        await GgufInsights.from(draftInfo, llama),
+        shapeOf(model),
+        contextSize,
+      );
       for (const key of ["model", "context", "total", "ram", "vram"] as const) need[key] += drafted[key];
     }
     const ram = options.ram ?? totalmem();
@@ -98,6 +104,15 @@ export async function checkLocalModels(
   }
   if (problems.length > 0) throw new ConfigError(file, problems);
   return checked;
+}
+
+function shapeOf(model: LlamaModelConfig): ContextShape {
+  return {
+    gpuLayers: model.gpu_layers,
+    parallel: model.parallel,
+    batchSize: model.batch_size,
+    flashAttention: model.flash_attention,
+  };
 }
 
 async function checkFile(model: LlamaModelConfig): Promise<{ field: string; message: string } | undefined> {
@@ -169,43 +184,6 @@ async function checkDraft(target: GgufFileInfo, path: string): Promise<GgufFileI
   }
   return why === undefined ? draft : `${path} cannot draft for this model: ${why}; a draft must share its vocabulary`;
 }
-
-async function estimate(llama: Llama, insights: GgufInsights, model: LlamaModelConfig, contextSize: number) {
-  const gpuLayers =
-    llama.gpu === false ? 0 : typeof model.gpu_layers === "number" ? model.gpu_layers : insights.totalLayers;
-  const weights = await insights.estimateModelResourceRequirementsV2({ gpuLayers });
-  const at = (size: number) =>
-    insights.estimateContextResourceRequirementsV2({
-      contextSize: size,
-      sequences: model.parallel,
-      modelGpuLayers: gpuLayers,
-      batchSize: model.batch_size,
-    });
-  // node-llama-cpp's estimate takes time that grows with the size (~0.4 s at a million tokens,
-  // minutes at 100 million); the memory grows linearly with it (the KV cache), so a large size
-  // is extrapolated from two small ones.
-  let context: { cpuRam: number; gpuVram: number };
-  if (contextSize <= ESTIMATE_DIRECTLY) context = await at(contextSize);
-  else {
-    const [a, b] = [await at(ESTIMATE_DIRECTLY / 2), await at(ESTIMATE_DIRECTLY)];
-    const scale = (contextSize - ESTIMATE_DIRECTLY / 2) / (ESTIMATE_DIRECTLY / 2);
-    context = {
-      cpuRam: a.cpuRam + (b.cpuRam - a.cpuRam) * scale,
-      gpuVram: a.gpuVram + (b.gpuVram - a.gpuVram) * scale,
-    };
-  }
-  const vramTotal = llama.gpu === false ? 0 : (await llama.getVramState()).total;
-  return {
-    model: weights.cpuRam + weights.gpuVram,
-    context: context.cpuRam + context.gpuVram,
-    total: weights.cpuRam + weights.gpuVram + context.cpuRam + context.gpuVram,
-    ram: weights.cpuRam + context.cpuRam,
-    vram: weights.gpuVram + context.gpuVram,
-    vramTotal,
-  };
-}
-
-const ESTIMATE_DIRECTLY = 65_536;
 
 export async function sha256Of(path: string): Promise<string> {
   const hash = createHash("sha256");

@@ -21,9 +21,10 @@ import type { Operation } from "../config/schema.ts";
 import { ChatTemplate } from "./chat-template.ts";
 import { ModelLoadError } from "./errors.ts";
 import { type LoadedModelState, type PoolLimits, planEviction } from "./eviction.ts";
-import { type AttentionShape, type FlashAttentionSetting, flashAttentionFor, headSize } from "./flash-attention.ts";
+import { type AttentionShape, contextFlashAttention, type FlashAttentionSetting } from "./flash-attention.ts";
 import { readGguf } from "./gguf.ts";
 import { LockstepDriver, type Stepper } from "./lockstep.ts";
+import { estimateMemory } from "./memory-estimate.ts";
 import { canCopyInto, restorePrefix } from "./prefix.ts";
 import { PromptCache } from "./prompt-cache.ts";
 import { pickSequences, SequenceSlots } from "./slots.ts";
@@ -446,24 +447,12 @@ export class ModelPool {
 
   /** models.yaml's flash_attention for a model of this shape on this runtime (flash-attention.ts). */
   private flashAttention(spec: LocalModelSpec, shape: AttentionShape | undefined): FlashAttentionSetting {
-    const onCpu = this.llama.gpu === false || spec.gpuLayers === 0;
-    return flashAttentionFor(spec.flashAttention ?? "auto", onCpu, headSize(shape));
+    return contextFlashAttention(spec.flashAttention, this.llama.gpu, spec.gpuLayers, shape);
   }
 
   private async estimateFile(spec: LocalModelSpec, path: string): Promise<number> {
-    const info = await readGgufFileInfo(path);
-    const insights = await GgufInsights.from(info, this.llama);
-    const gpuLayers =
-      this.llama.gpu === false ? 0 : typeof spec.gpuLayers === "number" ? spec.gpuLayers : insights.totalLayers;
-    const model = await insights.estimateModelResourceRequirementsV2({ gpuLayers });
-    const context = await insights.estimateContextResourceRequirementsV2({
-      contextSize: spec.contextSize,
-      sequences: spec.parallel,
-      modelGpuLayers: gpuLayers,
-      batchSize: spec.batchSize,
-      flashAttention: this.flashAttention(spec, info.architectureMetadata),
-    });
-    return model.cpuRam + model.gpuVram + context.cpuRam + context.gpuVram;
+    const insights = await GgufInsights.from(await readGgufFileInfo(path), this.llama);
+    return (await estimateMemory(this.llama, insights, spec, spec.contextSize)).total;
   }
 
   private async makeRoom(id: string, bytes: number): Promise<void> {

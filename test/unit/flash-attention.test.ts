@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { CPU_MIN_HEAD_SIZE, flashAttentionFor, headSize } from "../../src/engine/flash-attention.ts";
+import {
+  CPU_MIN_HEAD_SIZE,
+  contextFlashAttention,
+  flashAttentionFor,
+  headSize,
+} from "../../src/engine/flash-attention.ts";
 
 describe("flash attention setting", () => {
   it("turns auto off on the CPU for heads narrower than 64, and leaves it to llama.cpp from 64", () => {
@@ -19,6 +24,19 @@ describe("flash attention setting", () => {
     expect(flashAttentionFor(true, true, 16)).toBe(true);
     expect(flashAttentionFor(false, true, 128)).toBe(false);
     expect(flashAttentionFor(false, false, 128)).toBe(false);
+  });
+});
+
+describe("a context's flash attention on a runtime", () => {
+  const tiny = { embedding_length: 128, attention: { head_count: 8 } };
+  it("is the CPU's rule without a GPU or with every layer kept off it", () => {
+    expect(contextFlashAttention(undefined, false, "auto", tiny)).toBe(false);
+    expect(contextFlashAttention("auto", "cuda", 0, tiny)).toBe(false);
+  });
+
+  it("is llama.cpp's auto with layers on a GPU", () => {
+    expect(contextFlashAttention(undefined, "cuda", "auto", tiny)).toBe("auto");
+    expect(contextFlashAttention("auto", "vulkan", 12, tiny)).toBe("auto");
   });
 });
 
