@@ -11,10 +11,10 @@
 //   16         512 × 4           3.47 / 4.72  9.13 / 22.9   23.9 / 82.4   45.4 / 29.0
 //   32         512 × 4           3.62 / 4.51  7.38 / 20.7   15.8 / 72.4   36.0 / 25.9
 //   64         512 × 4           2.45 / 2.02  7.01 / 6.93   15.5 / 16.8   34.2 / 25.4
-//   64         115M (768 × 12)   17.7 / 15.7  40.9 / 42.9   95.8 / 103    199 / 163
+//   64         115M (768 × 12)   10.6 / 10.6  40.9 / 42.9   95.8 / 103    199 / 163
 //
-// So at 64 and above it is as fast on short chunks and faster per generated token and on long
-// prompts; below, the tiny model's multi-turn chat took 3× as long with it (TTFT p50 0.24 s
+// So at 64 and above it is about as fast on short chunks and per generated token (115M: equal at
+// 200 tokens held, 10–20 % faster at 50 and at 400) and faster on long prompts; below, the tiny model's multi-turn chat took 3× as long with it (TTFT p50 0.24 s
 // against 0.08 s). Real models' heads are 64–256 wide: for them `auto` is llama.cpp's, as llama-server's.
 
 export type FlashAttentionSetting = "auto" | boolean;
