@@ -41,7 +41,10 @@
 //   BENCH_REALISTIC_SHAPE      768,12,12,3072   n_embd,n_layer,n_head,n_ff (multiples of 32)
 //   BENCH_LLAMA_SERVER_ARGS    (none)           extra llama-server flags, space-separated
 //   BENCH_LLAMA_SERVER         (npm run tools)  another llama-server binary to compare against
-//   BENCH_FLASH_ATTENTION      auto             auto | on | off, for both servers
+//   BENCH_FLASH_ATTENTION      auto             auto | on | off, for both servers; auto is each one's
+//                                               default, which differs on the tiny model (heads of
+//                                               16: off for Roundhouse, on for llama-server), so
+//                                               off compares the two configured alike there
 //   BENCH_PROMPT_CACHE         (on)             off: Roundhouse without saved conversation states
 //   BENCH_NODE_ARGS            (none)           extra node flags for Roundhouse, e.g. to profile it:
 //                                               "--cpu-prof --cpu-prof-dir=/tmp/sy-prof"

@@ -14,7 +14,8 @@
 //   BENCH_TTFT_ROUNDS       2
 //   BENCH_TTFT_THREADS      1
 //   BENCH_PARALLEL          8                       sequences (slots) per server
-//   BENCH_FLASH_ATTENTION   auto | on | off         for both servers
+//   BENCH_FLASH_ATTENTION   auto | on | off         for both servers (auto: each one's default, off
+//                                                   for Roundhouse on the tiny model; off: alike)
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
