@@ -21,7 +21,7 @@ import type { Operation } from "../config/schema.ts";
 import { ChatTemplate } from "./chat-template.ts";
 import { ModelLoadError } from "./errors.ts";
 import { type LoadedModelState, type PoolLimits, planEviction } from "./eviction.ts";
-import { type AttentionShape, contextFlashAttention, type FlashAttentionSetting } from "./flash-attention.ts";
+import { contextFlashAttention, type FlashAttentionSetting } from "./flash-attention.ts";
 import { readGguf } from "./gguf.ts";
 import { LockstepDriver, type Stepper } from "./lockstep.ts";
 import { estimateMemory } from "./memory-estimate.ts";
@@ -348,28 +348,31 @@ export class ModelPool {
       let context: LlamaContext;
       let draft: LlamaContext | undefined;
       try {
-        model = await this.llama.loadModel({ modelPath: path, gpuLayers: spec.gpuLayers, loadSignal: signal });
+        // Flash attention is set on the model, so that all its contexts (chat, draft, embeddings,
+        // rerank) have it as flash-attention.ts decides for this model on this runtime.
+        const load = async (modelPath: string) =>
+          this.llama.loadModel({
+            modelPath,
+            gpuLayers: spec.gpuLayers,
+            defaultContextFlashAttention: await this.flashAttention(spec, modelPath),
+            loadSignal: signal,
+          });
+        model = await load(path);
         made.push(model);
-        const contextOptions = (of: LlamaModel) =>
-          ({
-            contextSize: spec.contextSize,
-            sequences: spec.parallel,
-            threads: spec.threads,
-            flashAttention: this.flashAttention(spec, of.fileInfo.architectureMetadata),
-            createSignal: signal,
-            ...(spec.batchSize ? { batchSize: spec.batchSize } : {}),
-          }) as const;
-        context = await model.createContext(contextOptions(model));
+        const contextOptions = {
+          contextSize: spec.contextSize,
+          sequences: spec.parallel,
+          threads: spec.threads,
+          createSignal: signal,
+          ...(spec.batchSize ? { batchSize: spec.batchSize } : {}),
+        } as const;
+        context = await model.createContext(contextOptions);
         made.push(context);
         if (spec.speculative?.method === "draft") {
           // The draft runs beside the model on the same threads, a sequence of its own for each.
-          const draftModel = await this.llama.loadModel({
-            modelPath: spec.speculative.path,
-            gpuLayers: spec.gpuLayers,
-            loadSignal: signal,
-          });
+          const draftModel = await load(spec.speculative.path);
           made.push(draftModel);
-          draft = await draftModel.createContext(contextOptions(draftModel));
+          draft = await draftModel.createContext(contextOptions);
           made.push(draft);
         }
         if (signal.aborted) throw new Error("the server is shutting down");
@@ -445,8 +448,9 @@ export class ModelPool {
     return (await this.estimateFile(spec, path)) + draft;
   }
 
-  /** models.yaml's flash_attention for a model of this shape on this runtime (flash-attention.ts). */
-  private flashAttention(spec: LocalModelSpec, shape: AttentionShape | undefined): FlashAttentionSetting {
+  /** models.yaml's flash_attention for the GGUF at `path` on this runtime (flash-attention.ts). */
+  private async flashAttention(spec: LocalModelSpec, path: string): Promise<FlashAttentionSetting> {
+    const shape = (await readGgufFileInfo(path)).architectureMetadata;
     return contextFlashAttention(spec.flashAttention, this.llama.gpu, spec.gpuLayers, shape);
   }
 

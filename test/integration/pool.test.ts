@@ -103,7 +103,7 @@ describe("model pool", () => {
     }
   });
 
-  it("creates the tiny model's context without flash attention under auto on the CPU, with it when asked", async () => {
+  it("creates the tiny model's contexts without flash attention under auto on the CPU, with it when asked", async () => {
     // Its heads are 16 wide, where the CPU kernel is 2.5-4.6x slower on short prompt chunks (flash-attention.ts).
     s = await startServer({
       config: [
@@ -114,6 +114,9 @@ describe("model pool", () => {
     });
     expect(s.services.pool.get("auto")?.context.flashAttention).toBe(false);
     expect(s.services.pool.get("on")?.context.flashAttention).toBe(true);
+    // Set on the model, so its embedding and rerank contexts (made later, from the model's default) follow.
+    expect(s.services.pool.get("auto")?.model.defaultContextFlashAttention).toBe(false);
+    expect(s.services.pool.get("on")?.model.defaultContextFlashAttention).toBe(true);
     expect((await chat(s, "auto")).status).toBe(200);
   });
 
