@@ -19,6 +19,8 @@
 //                      that has served it before (default 0: cold, computed in the first turn)
 //   BENCH_MT_SEED      the texts' seed (default: the clock), to send two runs the same texts
 //   BENCH_NODE_ARGS    extra node flags for Roundhouse (e.g. --cpu-prof), as for npm run bench
+//   BENCH_MT_ONLY      roundhouse | llama-server: run that target alone (an A/B of one server's
+//                      settings, e.g. with BENCH_MT_SEED and BENCH_FLASH_ATTENTION)
 import { mkdtempSync, rmSync } from "node:fs";
 import { request } from "node:http";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
@@ -175,6 +177,7 @@ export async function runMultiturnBench(): Promise<MultiturnResult[]> {
     ["llama-server", (o: Parameters<typeof startLlamaServer>[0]) => startLlamaServer(o)],
   ] as const;
   for (const [i, [name, start]] of targets.entries()) {
+    if (process.env.BENCH_MT_ONLY && name !== process.env.BENCH_MT_ONLY) continue;
     const workDir = mkdtempSync(join(tmpdir(), `roundhouse-mt-${name}-`));
     const server = await start({ modelPath, contextSize, parallel, threads, workDir, flashAttention });
     try {
