@@ -176,8 +176,12 @@ export async function runMultiturnBench(): Promise<MultiturnResult[]> {
     ],
     ["llama-server", (o: Parameters<typeof startLlamaServer>[0]) => startLlamaServer(o)],
   ] as const;
+  const only = process.env.BENCH_MT_ONLY;
+  if (only && !targets.some(([name]) => name === only)) {
+    throw new Error(`BENCH_MT_ONLY: expected roundhouse or llama-server, not ${only}`);
+  }
   for (const [i, [name, start]] of targets.entries()) {
-    if (process.env.BENCH_MT_ONLY && name !== process.env.BENCH_MT_ONLY) continue;
+    if (only && name !== only) continue;
     const workDir = mkdtempSync(join(tmpdir(), `roundhouse-mt-${name}-`));
     const server = await start({ modelPath, contextSize, parallel, threads, workDir, flashAttention });
     try {
