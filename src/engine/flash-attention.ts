@@ -14,12 +14,18 @@
 //   64         115M (768 × 12)   10.6 / 10.6  40.9 / 42.9   95.8 / 103    199 / 163
 //
 // So at 64 and above it is about as fast on short chunks and per generated token (115M: equal at
-// 200 tokens held, 10–20 % faster at 50 and at 400) and faster on long prompts; below, the tiny model's multi-turn chat took 3× as long with it (TTFT p50 0.24 s
-// against 0.08 s). Real models' heads are 64–256 wide: for them `auto` is llama.cpp's, as llama-server's.
+// 200 tokens held, 10–20 % faster at 50 and at 400) and faster on long prompts; below, it is
+// slower at every chunk under 64 tokens, and the tiny model's multi-turn chat took 3× as long with
+// it (TTFT p50 0.24 s against 0.08 s). Deeper into a conversation the one-row path costs more at
+// any head size: 1,100 tokens held, +16 / +48 tokens are 1.16× / 1.37× slower with it on the 115M
+// shape (1.26–1.88× on 512 × 4 shapes with heads of 64 and 128), while on the 115M shape a
+// generated token is 13 % faster there, and 64+ token chunks are 17–26 % faster on all three. The 115M multi-turn bench still runs better with it
+// (overall TTFT 3.66–4.06 s against 4.20–4.38 s), so from 64 up `auto` stays llama.cpp's, as
+// llama-server's: real models' heads are 64–256 wide.
 
 export type FlashAttentionSetting = "auto" | boolean;
 
-/** Head size from which the CPU kernel is not slower than attention without it (table above). */
+/** Below this head size the CPU kernel is slower at every prompt chunk under 64 tokens (table above). */
 export const CPU_MIN_HEAD_SIZE = 64;
 
 /** What of a GGUF's architecture metadata gives its head size (node-llama-cpp's architectureMetadata). */
