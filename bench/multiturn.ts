@@ -167,6 +167,7 @@ export async function runMultiturnBench(): Promise<MultiturnResult[]> {
   const modelPath = model === "realistic" ? (await ensureRealisticModel(TINY, undefined, log)).path : TINY;
   const results: MultiturnResult[] = [];
   const seed = Number(process.env.BENCH_MT_SEED ?? Date.now() % 100_000);
+  if (!Number.isInteger(seed)) throw new Error(`BENCH_MT_SEED: expected an integer, not ${process.env.BENCH_MT_SEED}`);
   // Each target gets its own fresh texts (another seed), so neither sees what the other was sent.
   const targets = [
     [
