@@ -9,7 +9,8 @@
 // multiturn` the multi-user, multi-turn chat workload against llama-server (bench/multiturn.ts);
 // `npm run bench -- speculative` prompt lookup against the same server without it
 // (bench/speculative.ts); `npm run bench -- ttft` the first token under staggered arrivals and
-// short replies (bench/ttft.ts).
+// short replies (bench/ttft.ts); `npm run bench -- flash-attention` what flash attention costs
+// per prompt chunk on this machine (bench/flash-attention.ts).
 //
 // For each model and thread count both servers are started as their own processes
 // (Roundhouse: `node --import tsx src/main.ts` with a generated models.yaml; llama-server
@@ -67,6 +68,7 @@ import { busyCores } from "./cpu.ts";
 import { runEmbeddingsBench } from "./embeddings.ts";
 import { formatFinetuneRows, runFinetuneBench } from "./finetune.ts";
 import { formatFinetuneAnswer, runFinetuneAnswerBench } from "./finetune-answer.ts";
+import { formatFlashAttention, runFlashAttentionBench } from "./flash-attention.ts";
 import { type Endpoint, type LevelRun, newAgent, type RequestSpec, runLevel } from "./load.ts";
 import { formatMultiturn, runMultiturnBench } from "./multiturn.ts";
 import { formatStall, runStallBench } from "./prefill-stall.ts";
@@ -312,6 +314,10 @@ async function main(): Promise<void> {
   }
   if (process.argv.slice(2).includes("speculative")) {
     process.stdout.write(`\n${formatSpeculative(await runSpeculativeBench())}\n`);
+    return;
+  }
+  if (process.argv.slice(2).includes("flash-attention")) {
+    process.stdout.write(`\n${formatFlashAttention(await runFlashAttentionBench())}\n`);
     return;
   }
   if (process.argv.slice(2).includes("ttft")) {
