@@ -15,7 +15,15 @@
 //                                      about 4 minutes on 2 cores
 //   BENCH_FA_THREADS  1
 import { fileURLToPath } from "node:url";
-import { getLlama, type LlamaContextSequence, LlamaLogLevel, type LlamaModel, type Token } from "node-llama-cpp";
+import {
+  getLlama,
+  type LlamaContextSequence,
+  LlamaLogLevel,
+  type LlamaModel,
+  readGgufFileInfo,
+  type Token,
+} from "node-llama-cpp";
+import { headSize } from "../src/engine/flash-attention.ts";
 import { ensureRealisticModel } from "./realistic-model.ts";
 
 const TINY = fileURLToPath(new URL("../models/roundhouse-tiny-q8_0.gguf", import.meta.url));
@@ -44,11 +52,14 @@ function ints(name: string, fallback: string): number[] {
 }
 
 async function modelFor(shape: string): Promise<{ path: string; headSize: number }> {
-  if (shape === "tiny") return { path: TINY, headSize: 16 };
-  const [nEmbd, nLayer, nHead] = shape.split("x").map(Number);
-  if (!nEmbd || !nLayer || !nHead) throw new Error(`BENCH_FA_SHAPES: "${shape}" is not n_embd x n_layer x n_head`);
-  const model = await ensureRealisticModel(TINY, { nEmbd, nLayer, nHead, nFf: nEmbd * 4 }, log);
-  return { path: model.path, headSize: nEmbd / nHead };
+  let path = TINY;
+  if (shape !== "tiny") {
+    const [nEmbd, nLayer, nHead] = shape.split("x").map(Number);
+    if (!nEmbd || !nLayer || !nHead) throw new Error(`BENCH_FA_SHAPES: "${shape}" is not n_embd x n_layer x n_head`);
+    path = (await ensureRealisticModel(TINY, { nEmbd, nLayer, nHead, nFf: nEmbd * 4 }, log)).path;
+  }
+  // As the server reads it (the rule in src/engine/flash-attention.ts).
+  return { path, headSize: headSize((await readGgufFileInfo(path)).architectureMetadata) ?? Number.NaN };
 }
 
 /** Milliseconds for `sequence`, holding `prefix`, to compute `chunk` and sample after it. */
