@@ -5,6 +5,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import {
   DraftSequenceTokenPredictor,
+  type GgufFileInfo,
   GgufInsights,
   InputLookupTokenPredictor,
   type Llama,
@@ -326,7 +327,11 @@ export class ModelPool {
         ? await resolveModelFile(spec.path, { directory: this.options.modelsDir, cli: false })
         : spec.path;
       if (spec.sha256) await verifySha256(path, spec.sha256);
-      const bytes = await this.estimateBytes(spec, path);
+      // Each GGUF's header is read once here, for the memory estimate and the flash attention setting.
+      const info = await readGgufFileInfo(path);
+      const draftPath = spec.speculative?.method === "draft" ? spec.speculative.path : undefined;
+      const draftInfo = draftPath === undefined ? undefined : await readGgufFileInfo(draftPath);
+      const bytes = (await this.estimate(spec, info)) + (draftInfo ? await this.estimate(spec, draftInfo) : 0);
       await this.makeRoom(id, bytes);
       const signal = this.stopping.signal;
       // Opened first: a folder it cannot use fails the load before anything is allocated.
@@ -350,14 +355,19 @@ export class ModelPool {
       try {
         // Flash attention is set on the model, so that all its contexts (chat, draft, embeddings,
         // rerank) have it as flash-attention.ts decides for this model on this runtime.
-        const load = async (modelPath: string) =>
+        const load = (modelPath: string, file: GgufFileInfo) =>
           this.llama.loadModel({
             modelPath,
             gpuLayers: spec.gpuLayers,
-            defaultContextFlashAttention: await this.flashAttention(spec, modelPath),
+            defaultContextFlashAttention: contextFlashAttention(
+              spec.flashAttention,
+              this.llama.gpu,
+              spec.gpuLayers,
+              file.architectureMetadata,
+            ),
             loadSignal: signal,
           });
-        model = await load(path);
+        model = await load(path, info);
         made.push(model);
         const contextOptions = {
           contextSize: spec.contextSize,
@@ -368,9 +378,9 @@ export class ModelPool {
         } as const;
         context = await model.createContext(contextOptions);
         made.push(context);
-        if (spec.speculative?.method === "draft") {
+        if (draftPath !== undefined && draftInfo) {
           // The draft runs beside the model on the same threads, a sequence of its own for each.
-          const draftModel = await load(spec.speculative.path);
+          const draftModel = await load(draftPath, draftInfo);
           made.push(draftModel);
           draft = await draftModel.createContext(contextOptions);
           made.push(draft);
@@ -442,20 +452,9 @@ export class ModelPool {
     }
   }
 
-  /** Memory the model takes loaded with its context (and its draft model's, when it has one). */
-  private async estimateBytes(spec: LocalModelSpec, path: string): Promise<number> {
-    const draft = spec.speculative?.method === "draft" ? await this.estimateFile(spec, spec.speculative.path) : 0;
-    return (await this.estimateFile(spec, path)) + draft;
-  }
-
-  /** models.yaml's flash_attention for the GGUF at `path` on this runtime (flash-attention.ts). */
-  private async flashAttention(spec: LocalModelSpec, path: string): Promise<FlashAttentionSetting> {
-    const shape = (await readGgufFileInfo(path)).architectureMetadata;
-    return contextFlashAttention(spec.flashAttention, this.llama.gpu, spec.gpuLayers, shape);
-  }
-
-  private async estimateFile(spec: LocalModelSpec, path: string): Promise<number> {
-    const insights = await GgufInsights.from(await readGgufFileInfo(path), this.llama);
+  /** Memory a GGUF takes loaded with a context of the spec's size (memory-estimate.ts). */
+  private async estimate(spec: LocalModelSpec, info: GgufFileInfo): Promise<number> {
+    const insights = await GgufInsights.from(info, this.llama);
     return (await estimateMemory(this.llama, insights, spec, spec.contextSize)).total;
   }
 
